@@ -1,0 +1,3 @@
+"""pytest configuration: fixtures are split by concern into plugin modules."""
+
+pytest_plugins = ["fixtures_data", "fixtures_servers"]

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs, idempotently: Debian's Orthanc (+ DICOMweb plugin),
+# nginx and mricron-data (real MR anatomy), then a virtual environment with the Python packages.
+# Called by `make test`; safe to run again (it skips what is already there).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+log() { printf '[setup] %s\n' "$*"; }
+
+debian_packages=(orthanc orthanc-dicomweb nginx mricron-data iproute2)
+missing=()
+for p in "${debian_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    log "installing Debian packages: ${missing[*]}"
+    # Keep the packages' own daemons from starting on all interfaces (tests start their own, on loopback).
+    created_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && created_policy=1
+    fi
+    trap '[ "$created_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # --no-install-recommends: orthanc-gdcm crashes Orthanc 1.10 on JPEG-LS/J2K transcoding.
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    rm -f /usr/sbin/policy-rc.d; created_policy=0
+    # The packages may still have started their daemons (no policy support): stop them.
+    for svc in orthanc nginx; do
+      pkill -x "$svc" 2>/dev/null || true
+    done
+    pkill -x Orthanc 2>/dev/null || true
+  else
+    log "missing Debian packages: ${missing[*]} (run as root, or install them, to run the server tests)"
+    [ "${CI:-}" = "true" ] && { log "CI=true: refusing to continue without them"; exit 1; }
+  fi
+fi
+
+venv="$here/.venv"
+stamp="$venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -e "$stamp" ]; then
+  log "creating the virtual environment in $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --upgrade pip
+  "$venv/bin/python" -m pip install -q -e ".[test]"
+  rm -f "$venv"/.installed-*
+  touch "$stamp"
+fi
+log "ready"
