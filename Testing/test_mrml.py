@@ -1,0 +1,99 @@
+"""Real MRML through the slicer-core wheel: what the scene layer will rely on, checked for real.
+
+These pin the facts of slicer-notes.md that later issues build on: geometry goes on the node,
+LPS->RAS, `arrayFromVolume` is a view of the node's buffer, and `arrayFromVolumeModified`
+fires the ModifiedEvent that makes slice views redraw.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+
+from support import missing
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+@pytest.fixture()
+def scene():
+    try:
+        import slicer
+    except ImportError:
+        missing("slicer-core (PyPI wheel, real MRML)")
+    if not hasattr(slicer, "vtkMRMLScene"):
+        missing("slicer-core with MRML classes")
+    slicer.mrmlScene = slicer.vtkMRMLScene()
+    yield slicer.mrmlScene
+    slicer.mrmlScene.Clear(True)
+
+
+def _matrix(vtk_matrix) -> np.ndarray:
+    return np.array([[vtk_matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def test_generated_ct_series_as_a_volume_node_has_dicom_geometry(scene, sample_small):
+    import slicer
+    import vtk
+
+    series = sample_small.series("ct_thin")
+    truth = sample_small.load_truth("ct_thin")
+    ijk_to_ras = LPS_TO_RAS @ np.array(series.ijk_to_lps)
+    matrix = vtk.vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            matrix.SetElement(r, c, ijk_to_ras[r, c])
+    node = slicer.util.addVolumeFromArray(truth, ijkToRAS=matrix, name=series.description)
+
+    assert node.GetClassName() == "vtkMRMLScalarVolumeNode"
+    assert node.GetImageData().GetDimensions() == (series.columns, series.rows, series.num_slices)
+    node_matrix = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(node_matrix)
+    np.testing.assert_allclose(_matrix(node_matrix), ijk_to_ras, atol=1e-9)
+    # Image data carries no geometry: origin 0, spacing 1 (geometry lives on the node).
+    assert node.GetImageData().GetOrigin() == (0.0, 0.0, 0.0)
+    assert node.GetImageData().GetSpacing() == (1.0, 1.0, 1.0)
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(node), truth)
+
+    # Voxel (0, 0, k) of the node sits at ImagePositionPatient of the k-th file along the normal, in RAS.
+    first = min(
+        (pydicom.dcmread(str(path), stop_before_pixels=True) for path in sample_small.files("ct_thin")),
+        key=lambda ds: float(np.dot(np.array(ds.ImagePositionPatient, float), np.array(series.ijk_to_lps)[:3, 2])),
+    )
+    origin_ras = LPS_TO_RAS[:3, :3] @ np.array(first.ImagePositionPatient, float)
+    np.testing.assert_allclose(node.GetOrigin(), origin_ras, atol=1e-4)
+
+
+def test_in_place_refinement_is_a_view_and_fires_modified(scene):
+    import slicer
+
+    volume = np.zeros((8, 16, 12), np.int16)
+    node = slicer.util.addVolumeFromArray(volume, name="refined")
+    events = []
+    node.AddObserver("ModifiedEvent", lambda caller, event: events.append(event))
+
+    view = slicer.util.arrayFromVolume(node)
+    buffer_before = node.GetImageData().GetPointData().GetScalars()
+    view[3] = 700
+    # The write went into the node's own VTK buffer: no copy.
+    assert node.GetImageData().GetScalarComponentAsDouble(5, 7, 3, 0) == 700
+    assert node.GetImageData().GetScalarComponentAsDouble(5, 7, 2, 0) == 0
+    assert not events, "writing through the view alone does not notify observers"
+    slicer.util.arrayFromVolumeModified(node)
+    assert events.count("ModifiedEvent") >= 1
+    assert node.GetImageData().GetPointData().GetScalars() is buffer_before
+
+
+def test_subject_hierarchy_places_a_series_under_patient_and_study(scene):
+    import slicer
+
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    assert sh is not None
+    node = slicer.util.addVolumeFromArray(np.zeros((2, 3, 4), np.int16), name="series")
+    item = sh.GetItemByDataNode(node)
+    assert item != sh.GetInvalidItemID()
+    patient = sh.CreateSubjectItem(sh.GetSceneItemID(), "Doe^Jane")
+    study = sh.CreateStudyItem(patient, "CT chest")
+    sh.SetItemParent(item, study)
+    assert sh.GetItemParent(sh.GetItemParent(item)) == patient
+    assert sh.GetItemName(patient) == "Doe^Jane"
