@@ -1,0 +1,49 @@
+"""Server and authentication options shared by the sub-commands."""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Dict, List
+
+from ..dicomweb.auth import make_auth
+from ..dicomweb.server import DicomwebServer
+
+PASSWORD_ENV = "DICOMWEB_PASSWORD"
+TOKEN_ENV = "DICOMWEB_TOKEN"
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("server")
+    group.add_argument("--url", required=True, help="DICOMweb base URL, e.g. http://localhost:8042/dicom-web")
+    group.add_argument("--user", help="HTTP Basic user name")
+    group.add_argument("--password", help=f"HTTP Basic password (or set {PASSWORD_ENV}, which keeps it out of ps)")
+    group.add_argument("--token", help=f"OAuth bearer token (or set {TOKEN_ENV})")
+    group.add_argument("--header", action="append", default=[], metavar='"K: V"', help="extra request header")
+    group.add_argument("--ca-bundle", help="CA bundle file for TLS verification")
+    group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (not recommended)")
+    group.add_argument("--timeout", type=float, default=30.0, help="read timeout in seconds (default 30)")
+
+
+def parse_headers(values: List[str]) -> Dict[str, str]:
+    headers = {}
+    for value in values:
+        name, sep, content = value.partition(":")
+        if not sep or not name.strip():
+            raise ValueError(f"--header {value!r} must look like 'Name: value'")
+        headers[name.strip()] = content.strip()
+    return headers
+
+
+def server_from_args(args: argparse.Namespace) -> DicomwebServer:
+    if args.insecure and args.ca_bundle:
+        raise ValueError("--insecure and --ca-bundle contradict each other")
+    password = args.password if args.password is not None else os.environ.get(PASSWORD_ENV)
+    token = args.token or (None if args.user else os.environ.get(TOKEN_ENV))
+    auth = make_auth(user=args.user, password=password, token=token)
+    verify = False if args.insecure else (args.ca_bundle or True)
+    if args.ca_bundle and not os.path.isfile(args.ca_bundle):
+        raise ValueError(f"--ca-bundle {args.ca_bundle!r} is not a file")
+    if args.timeout <= 0:
+        raise ValueError("--timeout must be positive")
+    return DicomwebServer(args.url, auth=auth, headers=parse_headers(args.header), verify=verify,
+                          timeout=(min(10.0, args.timeout), args.timeout))

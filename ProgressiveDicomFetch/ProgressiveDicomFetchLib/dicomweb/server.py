@@ -1,0 +1,220 @@
+"""One DICOMweb server: base URL, authentication, TLS, timeouts, retries, and error mapping.
+
+Every request of the library goes through `DicomwebServer.get`, so timeouts, retries with
+backoff, `Retry-After`, the one-time token refresh on 401 and credential-free error messages
+hold everywhere. Query strings are built here, not by requests' `params`: DICOM wildcards (`*`,
+`?`) are sent unencoded because Orthanc 1.10 does not percent-decode QIDO values.
+"""
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from urllib.parse import quote, unquote, urlsplit
+
+import requests
+from requests.auth import AuthBase
+
+from ..server_check import redact_url, validate_base_url
+from .auth import BasicAuth, TokenProvider
+from .errors import AuthenticationFailed, BadResponse, DicomwebError, NotFound, ServerUnreachable
+
+logger = logging.getLogger(__name__)
+
+DICOM_JSON = "application/dicom+json, application/json"
+# Characters sent as they are in query values: unreserved ones plus what DICOM matching needs.
+QUERY_SAFE = "-._~*?,:"
+Params = Union[Mapping[str, Any], Sequence[Tuple[str, Any]]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries for idempotent requests: exponential backoff with jitter, `Retry-After` honoured."""
+
+    attempts: int = 4
+    backoff_s: float = 0.5
+    max_wait_s: float = 30.0
+    jitter: float = 0.25
+    statuses: Tuple[int, ...] = (429, 500, 502, 503, 504)
+
+    def wait(self, attempt: int, response: Optional[requests.Response] = None) -> float:
+        """Seconds to wait before try number `attempt + 1`."""
+        if response is not None:
+            advised = retry_after_seconds(response.headers.get("Retry-After"))
+            if advised is not None:
+                return min(advised, self.max_wait_s)
+        base = self.backoff_s * (2 ** (attempt - 1))
+        return min(base * (1 + random.uniform(-self.jitter, self.jitter)), self.max_wait_s)
+
+
+def retry_after_seconds(value: Optional[str]) -> Optional[float]:
+    """`Retry-After` as seconds (it may be a number or an HTTP date); None when absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def encode_query(params: Params) -> str:
+    """A query string with DICOM matching characters left as they are (see module docstring)."""
+    items = params.items() if isinstance(params, Mapping) else params
+    parts = []
+    for key, value in items:
+        if value is None:
+            continue
+        parts.append(f"{quote(str(key), safe=QUERY_SAFE)}={quote(str(value), safe=QUERY_SAFE)}")
+    return "&".join(parts)
+
+
+class DicomwebServer:
+    """A DICOMweb service root, e.g. `http://localhost:8042/dicom-web`.
+
+    `verify` is True (system CAs), a CA bundle path, or False (explicit opt-out, logged).
+    `timeout` is (connect, read) seconds and applies to every request.
+    Credentials given in the URL (`https://user:password@host/...`) become HTTP Basic auth and
+    are removed from the URL, so no message or log can show them.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        auth: Optional[AuthBase] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        verify: Union[bool, str] = True,
+        timeout: Tuple[float, float] = (5.0, 30.0),
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        url = validate_base_url(url)
+        parts = urlsplit(url)
+        if parts.username is not None:
+            if auth is None:
+                auth = BasicAuth(unquote(parts.username), unquote(parts.password or ""))
+            url = redact_url(url)
+        self.url = url
+        self.auth = auth
+        self.headers: Dict[str, str] = dict(headers or {})
+        self.verify = verify
+        self.timeout = timeout
+        self.retry = retry
+        self._sleep = sleep
+        self._local = threading.local()
+        if verify is False:
+            logger.warning("TLS certificate verification is OFF for %s", self.url)
+
+    def __repr__(self) -> str:
+        header_names = ", ".join(sorted(self.headers))
+        return f"DicomwebServer({self.url!r}, auth={self.auth!r}, headers=[{header_names}])"
+
+    # -- requests -------------------------------------------------------------------------------
+    def session(self) -> requests.Session:
+        """This thread's keep-alive session (requests sessions are not shared across threads)."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.auth = self.auth
+            session.headers.update(self.headers)
+            session.verify = self.verify
+            self._local.session = session
+        return session
+
+    def close(self) -> None:
+        session = getattr(self._local, "session", None)
+        if session is not None:
+            session.close()
+            self._local.session = None
+
+    def url_for(self, path: str, params: Optional[Params] = None) -> str:
+        query = encode_query(params) if params else ""
+        return f"{self.url}/{path.lstrip('/')}" + (f"?{query}" if query else "")
+
+    def get(self, path: str, params: Optional[Params] = None, accept: str = DICOM_JSON,
+            headers: Optional[Mapping[str, str]] = None, stream: bool = False) -> requests.Response:
+        """GET with retries; returns a 2xx response or raises a `DicomwebError` subclass."""
+        url = self.url_for(path, params)
+        request_headers = {"Accept": accept}
+        request_headers.update(headers or {})
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self._send(url, request_headers, stream)
+            except requests.exceptions.SSLError as error:
+                raise ServerUnreachable(f"GET {url}: TLS verification failed ({type(error).__name__})", url) from None
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
+                if attempt >= self.retry.attempts:
+                    raise ServerUnreachable(_unreachable_message(url, error, self.timeout), url) from None
+                wait = self.retry.wait(attempt)
+                logger.info("GET %s: %s, retrying in %.1f s", url, type(error).__name__, wait)
+                self._sleep(wait)
+                continue
+            status = response.status_code
+            if status == 401 and isinstance(self.auth, TokenProvider) and not refreshed:
+                refreshed = True
+                response.close()
+                logger.info("GET %s: 401, asking the token provider for a new token", url)
+                self.auth.refresh()
+                continue
+            if status in self.retry.statuses and attempt < self.retry.attempts:
+                wait = self.retry.wait(attempt, response)
+                logger.info("GET %s: HTTP %d, retrying in %.1f s", url, status, wait)
+                response.close()
+                self._sleep(wait)
+                continue
+            return _checked(response, url)
+
+    def get_json(self, path: str, params: Optional[Params] = None) -> List[Dict[str, Any]]:
+        """A DICOM JSON array (an object is wrapped: some servers send one dataset bare)."""
+        response = self.get(path, params)
+        url = self.url_for(path, params)
+        if response.status_code == 204 or not response.content:
+            return []
+        try:
+            body = response.json()
+        except ValueError:
+            kind = response.headers.get("Content-Type", "no Content-Type")
+            raise BadResponse(f"GET {url}: the answer is not JSON ({kind})", url, response.status_code) from None
+        if isinstance(body, dict):
+            body = [body]
+        if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
+            raise BadResponse(f"GET {url}: expected a JSON array of DICOM datasets", url, response.status_code)
+        return body
+
+    def _send(self, url: str, headers: Dict[str, str], stream: bool) -> requests.Response:
+        return self.session().get(url, headers=headers, timeout=self.timeout, stream=stream)
+
+
+def _checked(response: requests.Response, url: str) -> requests.Response:
+    status = response.status_code
+    if status < 400:
+        return response
+    reason = f"HTTP {status} {response.reason or ''}".strip()
+    response.close()
+    if status in (401, 403):
+        raise AuthenticationFailed(f"GET {url}: authentication failed ({reason})", url, status)
+    if status == 404:
+        raise NotFound(f"GET {url}: not found ({reason})", url, status)
+    raise BadResponse(f"GET {url}: {reason}", url, status)
+
+
+def _unreachable_message(url: str, error: Exception, timeout: Tuple[float, float]) -> str:
+    if isinstance(error, requests.exceptions.Timeout):
+        return f"GET {url}: no answer within the timeout (connect {timeout[0]:g} s, read {timeout[1]:g} s)"
+    host = urlsplit(url).netloc
+    return f"GET {url}: cannot connect to {host} (is the server running and the URL right?)"
+
+
+__all__ = ["DicomwebServer", "RetryPolicy", "encode_query", "retry_after_seconds", "DicomwebError"]

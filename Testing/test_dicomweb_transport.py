@@ -1,0 +1,123 @@
+"""Retries, Retry-After, token refresh, timeouts and filter validation, over real HTTP.
+
+The scripted server (scripted_server.py) produces what Orthanc never does: 429/503 bursts with
+Retry-After, and bearer tokens that expire.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ProgressiveDicomFetchLib.dicomweb import (
+    AuthenticationFailed, BadResponse, BearerToken, DicomwebServer, HeaderAuth, RetryPolicy, TokenProvider,
+    make_auth, parse_filters, search_studies,
+)
+from ProgressiveDicomFetchLib.dicomweb.server import encode_query, retry_after_seconds
+from scripted_server import ScriptedServer, json_answer
+
+STUDY = {"0020000D": {"vr": "UI", "Value": ["1.2.3"]}, "00100010": {"vr": "PN", "Value": [{"Alphabetic": "DOE^J"}]}}
+
+
+def test_retry_after_is_honoured_on_503_and_429():
+    def respond(n, path, headers):
+        if n == 1:
+            return 503, {"Retry-After": "1"}, b""
+        if n == 2:
+            return 429, {"Retry-After": "0"}, b""
+        return json_answer([STUDY] if "offset=0" in path else [])
+
+    with ScriptedServer(respond) as scripted:
+        server = DicomwebServer(scripted.url, retry=RetryPolicy(attempts=4, backoff_s=0.01))
+        result = search_studies(server)
+        assert [r.study_uid for r in result] == ["1.2.3"]
+        gaps = [b.at - a.at for a, b in zip(scripted.requests, scripted.requests[1:])]
+        assert gaps[0] >= 0.95, "the 503's Retry-After: 1 was not honoured"
+        assert gaps[1] < 0.5
+
+
+def test_retries_give_up_with_the_status():
+    with ScriptedServer(lambda n, p, h: (502, {}, b"bad gateway")) as scripted:
+        server = DicomwebServer(scripted.url, retry=RetryPolicy(attempts=3, backoff_s=0.01))
+        with pytest.raises(BadResponse, match="502") as error:
+            search_studies(server)
+        assert error.value.status == 502
+        assert len(scripted.requests) == 3
+
+
+def test_token_provider_is_asked_again_once_on_401():
+    issued = []
+
+    def provider():
+        issued.append(f"token-{len(issued) + 1}")
+        return issued[-1]
+
+    def respond(n, path, headers):
+        if headers.get("Authorization") != "Bearer token-2":
+            return 401, {}, b""
+        return json_answer([STUDY] if "offset=0" in path else [])
+
+    with ScriptedServer(respond) as scripted:
+        auth = TokenProvider(provider)
+        result = search_studies(DicomwebServer(scripted.url, auth=auth))
+        assert len(result) == 1 and issued == ["token-1", "token-2"]
+        assert "token-" not in repr(auth)
+
+    with ScriptedServer(lambda n, p, h: (401, {}, b"")) as scripted:
+        issued.clear()
+        with pytest.raises(AuthenticationFailed):
+            search_studies(DicomwebServer(scripted.url, auth=TokenProvider(provider)))
+        assert len(scripted.requests) == 2  # asked again once, not forever
+
+
+def test_bearer_token_and_custom_headers_are_sent_and_hidden():
+    with ScriptedServer(lambda n, p, h: json_answer([])) as scripted:
+        search_studies(DicomwebServer(scripted.url, auth=BearerToken("s3cret")))
+        search_studies(DicomwebServer(scripted.url, auth=HeaderAuth({"X-Api-Key": "k3y"})))
+        assert scripted.requests[0].headers["Authorization"] == "Bearer s3cret"
+        assert scripted.requests[-1].headers["X-Api-Key"] == "k3y"
+    assert "s3cret" not in repr(BearerToken("s3cret")) and "k3y" not in repr(HeaderAuth({"X-Api-Key": "k3y"}))
+    with pytest.raises(ValueError, match="one kind"):
+        make_auth(user="u", password="p", token="t")
+
+
+def test_a_stalled_server_times_out():
+    def respond(n, path, headers):
+        time.sleep(1.5)
+        return json_answer([])
+
+    with ScriptedServer(respond) as scripted:
+        server = DicomwebServer(scripted.url, timeout=(1.0, 0.3), retry=RetryPolicy(attempts=1))
+        started = time.monotonic()
+        with pytest.raises(Exception, match="no answer within the timeout"):
+            search_studies(server)
+        assert time.monotonic() - started < 1.2
+
+
+def test_wildcards_unencoded_and_unmatchable_characters_as_single_wildcards():
+    filters = parse_filters({"PatientName": "DOE^J* M?RY", "StudyDescription": "CT & MR/Ü"})
+    query = encode_query([(f.tag, f.wire_value) for f in filters])
+    assert "00100010=DOE?J*?M?RY" in query
+    assert "00081030=CT???MR??" in query  # unsendable characters become `?`, checked exactly later
+
+
+@pytest.mark.parametrize("filters, words", [
+    ({"PatientNme": "X"}, "unknown DICOM attribute 'PatientNme'"),
+    ({"StudyDate": "2024-01-01"}, "StudyDate"),
+    ({"StudyDate": "20241301"}, "not a valid date"),
+    ({"StudyDate": "20241231-20240101"}, "starts after it ends"),
+    ({"StudyTime": "25h"}, "StudyTime"),
+    ({"StudyInstanceUID": "1.2.abc"}, "not a UID"),
+    ({"SeriesNumber": "two"}, "not an integer"),
+    ({"limit": "3"}, "not a filter"),
+    (["PatientName"], "KEY=VALUE"),
+])
+def test_bad_filters_are_rejected_with_a_reason(filters, words):
+    with pytest.raises(ValueError, match=words):
+        parse_filters(filters)
+
+
+def test_retry_after_http_date():
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds("soon") is None
