@@ -1,14 +1,17 @@
 # One command for a newcomer: `make test` installs what the suite needs (Debian packages when
 # run as root, a .venv with the Python packages) and runs the whole suite.
 PYTHON := .venv/bin/python
+COMPAT_PYTHON := .venv-slicer58/bin/python
 
 .PHONY: test setup clean
 
 test: setup
 	$(PYTHON) -m pytest -ra
+	@echo "== again on Slicer 5.8's stack (pydicom 2.4, numpy 1.26, dicomweb-client 0.59): tests marked compat"
+	$(COMPAT_PYTHON) -m pytest -ra -m compat
 
 setup:
 	bash Testing/setup.sh
 
 clean:
-	rm -rf .venv .cache .pytest_cache
+	rm -rf .venv .venv-slicer58 .cache .pytest_cache

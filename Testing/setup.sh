@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs, idempotently: Debian's Orthanc (+ DICOMweb plugin),
-# nginx and mricron-data (real MR anatomy), then a virtual environment with the Python packages.
+# nginx and mricron-data (real MR anatomy), then a virtual environment with the Python packages,
+# and a second one with Slicer 5.8's versions (pydicom 2.4, numpy 1.26, dicomweb-client 0.59).
 # Called by `make test`; safe to run again (it skips what is already there).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,5 +47,16 @@ if [ ! -e "$stamp" ]; then
   "$venv/bin/python" -m pip install -q -e ".[test]"
   rm -f "$venv"/.installed-*
   touch "$stamp"
+fi
+compat="$here/.venv-slicer58"
+compat_stamp="$compat/.installed-$(cat pyproject.toml Testing/requirements-slicer58.txt | sha256sum | cut -c1-16)"
+if [ ! -e "$compat_stamp" ]; then
+  log "creating the Slicer 5.8 compatibility environment in $compat"
+  python3 -m venv "$compat"
+  "$compat/bin/python" -m pip install -q --upgrade pip
+  "$compat/bin/python" -m pip install -q -r Testing/requirements-slicer58.txt
+  "$compat/bin/python" -m pip install -q --no-deps -e .
+  rm -f "$compat"/.installed-*
+  touch "$compat_stamp"
 fi
 log "ready"

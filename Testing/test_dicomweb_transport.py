@@ -16,6 +16,8 @@ from ProgressiveDicomFetchLib.dicomweb import (
 from ProgressiveDicomFetchLib.dicomweb.server import encode_query, retry_after_seconds
 from scripted_server import ScriptedServer, json_answer
 
+pytestmark = pytest.mark.compat  # also run on Slicer 5.8's stack (Makefile)
+
 STUDY = {"0020000D": {"vr": "UI", "Value": ["1.2.3"]}, "00100010": {"vr": "PN", "Value": [{"Alphabetic": "DOE^J"}]}}
 
 

@@ -5,6 +5,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.compat  # also run on Slicer 5.8's stack (Makefile)
+
 
 def run_query(*args, env=None):
     return subprocess.run([sys.executable, "-m", "ProgressiveDicomFetchLib", "query", *args],

@@ -14,6 +14,8 @@ from ProgressiveDicomFetchLib.dicomweb import (
     search_instances, search_series, search_studies, series_metadata, sort_records,
 )
 
+pytestmark = pytest.mark.compat  # also run on Slicer 5.8's stack (Makefile)
+
 FAST_RETRY = RetryPolicy(attempts=2, backoff_s=0.05)
 
 

@@ -7,6 +7,8 @@ import pytest
 
 from ProgressiveDicomFetchLib.server_check import check_server, redact_url, validate_base_url
 
+pytestmark = pytest.mark.compat  # also run on Slicer 5.8's stack (Makefile)
+
 
 def test_orthanc_answers_with_its_studies(orthanc, sample_small):
     result = check_server(orthanc.dicomweb_url)
