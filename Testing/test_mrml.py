@@ -84,16 +84,26 @@ def test_in_place_refinement_is_a_view_and_fires_modified(scene):
     assert node.GetImageData().GetPointData().GetScalars() is buffer_before
 
 
-def test_subject_hierarchy_places_a_series_under_patient_and_study(scene):
+def test_subject_hierarchy_places_a_dicom_series_under_patient_and_study(scene):
+    """As DICOMPlugin.py does it. slicer-core has no plugin that adds data nodes by itself (real
+    Slicer does), so the scene layer must create the series item; patient/study come out unnamed."""
     import slicer
 
     sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
-    assert sh is not None
     node = slicer.util.addVolumeFromArray(np.zeros((2, 3, 4), np.int16), name="series")
     item = sh.GetItemByDataNode(node)
-    assert item != sh.GetInvalidItemID()
-    patient = sh.CreateSubjectItem(sh.GetSceneItemID(), "Doe^Jane")
-    study = sh.CreateStudyItem(patient, "CT chest")
-    sh.SetItemParent(item, study)
-    assert sh.GetItemParent(sh.GetItemParent(item)) == patient
-    assert sh.GetItemName(patient) == "Doe^Jane"
+    if item == sh.GetInvalidItemID():
+        item = sh.CreateItem(sh.GetSceneItemID(), node)
+    assert sh.GetItemDataNode(item) is node
+    sh.SetItemUID(item, slicer.vtkMRMLSubjectHierarchyConstants.GetDICOMUIDName(), "1.2.3.3")
+    returned = slicer.vtkSlicerSubjectHierarchyModuleLogic.InsertDicomSeriesInHierarchy(sh, "PID-1", "1.2.3", "1.2.3.3")
+    assert returned == item
+    study = sh.GetItemParent(item)
+    patient = sh.GetItemParent(study)
+    assert sh.GetItemName(study) == "NewStudy" and sh.GetItemName(patient) == "NewPatient"  # to be renamed
+    assert sh.GetItemUID(study, slicer.vtkMRMLSubjectHierarchyConstants.GetDICOMUIDName()) == "1.2.3"
+    # A second series of the same study reuses the patient and study items.
+    other = sh.CreateItem(sh.GetSceneItemID(), slicer.util.addVolumeFromArray(np.zeros((2, 3, 4), np.int16)))
+    sh.SetItemUID(other, slicer.vtkMRMLSubjectHierarchyConstants.GetDICOMUIDName(), "1.2.3.4")
+    slicer.vtkSlicerSubjectHierarchyModuleLogic.InsertDicomSeriesInHierarchy(sh, "PID-1", "1.2.3", "1.2.3.4")
+    assert sh.GetItemParent(other) == study

@@ -26,7 +26,7 @@ GUI_MODULES = {"slicer", "qt", "ctk", "vtk", "vtkmodules", "mrml", "PythonQt", "
 
 def _cmake_list(name: str) -> list[str]:
     text = (MODULE_DIR / "CMakeLists.txt").read_text()
-    match = re.search(r"set\(\s*%s\s+(.*?)\)" % re.escape(name), text, re.S)
+    match = re.search(rf"set\(\s*{re.escape(name)}\s+(.*?)\)", text, re.S)
     assert match, f"{name} not found in ProgressiveDicomFetch/CMakeLists.txt"
     entries = [line.split("#")[0].strip() for line in match.group(1).splitlines()]
     return [e.replace("${MODULE_NAME}", MODULE_NAME) for e in entries if e]
@@ -89,6 +89,15 @@ def test_python_39_syntax_with_vermin():
         capture_output=True, text=True,
     )
     assert result.returncode == 0, f"code newer than Python 3.9:\n{result.stdout}{result.stderr}"
+
+
+def test_ruff_finds_no_bugs():
+    """Unused imports and names, undefined names, likely bugs (rules in pyproject.toml)."""
+    ruff = Path(sys.executable).with_name("ruff")
+    assert ruff.exists(), "ruff is a test dependency (pyproject [test])"
+    result = subprocess.run([str(ruff), "check", "--no-cache", str(MODULE_DIR), str(REPO / "Testing")],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def _uses_union_annotation(tree: ast.AST) -> list[int]:

@@ -14,6 +14,7 @@ from typing import Callable, List
 
 import numpy as np
 
+from ..transfer_syntax import HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL
 from .manifest import SeriesInfo, StudyInfo
 from .writer import SeriesWriter, save_dataset, uid
 
@@ -25,8 +26,6 @@ RLE = "1.2.840.10008.1.2.5"
 JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
 JPEG_LS_LOSSLESS = "1.2.840.10008.1.2.4.80"
 J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
-HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
-HTJ2K_LOSSLESS_RPCL = "1.2.840.10008.1.2.4.202"
 RPCL = 2  # progression order code in the COD marker
 
 

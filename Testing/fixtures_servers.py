@@ -1,0 +1,113 @@
+"""pytest plugin: real DICOMweb servers (Orthanc variants, nginx over a static tree), one per session.
+
+Each fixture starts its server on first use, loopback only, with the `sample_small` data loaded,
+and stops it by PID at the end of the session. Servers get SIGTERM in their own teardown and are
+waited for by `_server_reaper` last, so Orthanc's 2-5 s shutdowns overlap instead of adding up.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator, List, Union
+
+import pytest
+
+from servers.loopback import ShimBuildError, build_shim
+from servers.nginx import NginxStaticServer, nginx_available
+from servers.orthanc import OrthancServer, orthanc_available
+from support import CACHE_DIR, missing
+
+from ProgressiveDicomFetchLib.sampledata.static_tree import write_static_tree
+
+logger = logging.getLogger(__name__)
+
+SHIM_CACHE = CACHE_DIR / "bin"
+TEST_USER = ("pdf-test", "s3cret-pass")
+
+Server = Union[OrthancServer, NginxStaticServer]
+
+
+def require_orthanc() -> None:
+    """Skip (fail under CI) when Debian's Orthanc, its DICOMweb plugin or gcc (for the shim) is absent."""
+    if not orthanc_available():
+        missing("Orthanc (Debian packages orthanc + orthanc-dicomweb)")
+    try:
+        build_shim(SHIM_CACHE)
+    except ShimBuildError as error:
+        missing(f"gcc for the loopback shim ({error})")
+
+
+def require_nginx() -> None:
+    if not nginx_available():
+        missing("nginx (Debian package nginx)")
+
+
+@pytest.fixture(scope="session")
+def _server_reaper() -> Iterator[List[Server]]:
+    """Collects servers; at session end waits for each by PID and removes its temp dir."""
+    servers: List[Server] = []
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def _start_orthanc(reaper: List[Server], sample_small, **options) -> Iterator[OrthancServer]:
+    require_orthanc()
+    server = OrthancServer(shim_cache=SHIM_CACHE, **options)
+    reaper.append(server)
+    server.start()
+    start = time.monotonic()
+    server.upload(sample_small.all_files())
+    logger.info("Orthanc %s: started in %.2f s, %d files uploaded in %.2f s", server.url,
+                server.startup_seconds, server.uploaded, time.monotonic() - start)
+    yield server
+    server.begin_stop()
+
+
+@pytest.fixture(scope="session")
+def orthanc(_server_reaper, sample_small) -> Iterator[OrthancServer]:
+    """Plain Orthanc + DICOMweb (no auth, no gzip) holding `sample_small`."""
+    yield from _start_orthanc(_server_reaper, sample_small)
+
+
+@pytest.fixture(scope="session")
+def orthanc_auth(_server_reaper, sample_small) -> Iterator[OrthancServer]:
+    """Orthanc with HTTP Basic enabled for one user (`server.auth`), holding `sample_small`."""
+    yield from _start_orthanc(_server_reaper, sample_small, credentials=TEST_USER)
+
+
+@pytest.fixture(scope="session")
+def orthanc_gzip(_server_reaper, sample_small) -> Iterator[OrthancServer]:
+    """Orthanc with HttpCompressionEnabled (Debian's default), holding `sample_small`."""
+    yield from _start_orthanc(_server_reaper, sample_small, http_compression=True)
+
+
+def _start_static(reaper: List[Server], sample_small, multipart: bool) -> Iterator[NginxStaticServer]:
+    require_nginx()
+    tree_dir = Path(tempfile.mkdtemp(prefix="pdf-static-tree-"))
+    try:
+        start = time.monotonic()
+        write_static_tree(sample_small.all_files(), tree_dir, multipart_frames=multipart)
+        logger.info("static tree (multipart=%s) written in %.2f s", multipart, time.monotonic() - start)
+        server = NginxStaticServer(tree_dir)
+        reaper.append(server)
+        server.start()
+        yield server
+        server.stop()
+    finally:
+        shutil.rmtree(tree_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def static_server(_server_reaper, sample_small) -> Iterator[NginxStaticServer]:
+    """nginx over a static DICOMweb tree of `sample_small` (plain frame files); `.tree` is its record."""
+    yield from _start_static(_server_reaper, sample_small, multipart=False)
+
+
+@pytest.fixture(scope="session")
+def static_server_multipart(_server_reaper, sample_small) -> Iterator[NginxStaticServer]:
+    """Like static_server, but each frame file is a single-part multipart body (npm static-wado style)."""
+    yield from _start_static(_server_reaper, sample_small, multipart=True)
