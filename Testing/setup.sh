@@ -38,25 +38,26 @@ if ((${#missing[@]})); then
   fi
 fi
 
-venv="$here/.venv"
-stamp="$venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
-if [ ! -e "$stamp" ]; then
-  log "creating the virtual environment in $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --upgrade pip
-  "$venv/bin/python" -m pip install -q -e ".[test]"
-  rm -f "$venv"/.installed-*
+# ensure_venv DIR INSTALL KEY_FILES...: build DIR with the function INSTALL unless it was already
+# built from the same KEY_FILES (a stamp named by their hash).
+ensure_venv() {
+  local dir="$1" install="$2"; shift 2
+  local stamp
+  stamp="$dir/.installed-$(cat "$@" | sha256sum | cut -c1-16)"
+  [ -e "$stamp" ] && return 0
+  log "creating the virtual environment $dir"
+  python3 -m venv "$dir"
+  "$dir/bin/python" -m pip install -q --upgrade pip
+  "$install" "$dir/bin/python"
+  rm -f "$dir"/.installed-*
   touch "$stamp"
-fi
-compat="$here/.venv-slicer58"
-compat_stamp="$compat/.installed-$(cat pyproject.toml Testing/requirements-slicer58.txt | sha256sum | cut -c1-16)"
-if [ ! -e "$compat_stamp" ]; then
-  log "creating the Slicer 5.8 compatibility environment in $compat"
-  python3 -m venv "$compat"
-  "$compat/bin/python" -m pip install -q --upgrade pip
-  "$compat/bin/python" -m pip install -q -r Testing/requirements-slicer58.txt
-  "$compat/bin/python" -m pip install -q --no-deps -e .
-  rm -f "$compat"/.installed-*
-  touch "$compat_stamp"
-fi
+}
+install_test_env() { "$1" -m pip install -q -e ".[test]"; }
+install_slicer58_env() {
+  "$1" -m pip install -q -r Testing/requirements-slicer58.txt
+  "$1" -m pip install -q --no-deps -e .
+}
+
+ensure_venv "$here/.venv" install_test_env pyproject.toml
+ensure_venv "$here/.venv-slicer58" install_slicer58_env pyproject.toml Testing/requirements-slicer58.txt
 log "ready"

@@ -7,19 +7,18 @@ their own prefix location so the Content-Type follows the stored transfer syntax
 from __future__ import annotations
 
 import logging
-import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import requests
 
 from ProgressiveDicomFetchLib.sampledata.static_tree import StaticTree
 
-from .ports import ListeningSocket, assert_loopback_only, free_port
-from .process import ServerStartError, die_with_parent, stop_process, terminate, wait_until
+from .managed import ManagedProcess, ManagedServer
+from .ports import free_port
+from .process import ServerStartError
 
 logger = logging.getLogger(__name__)
 
@@ -96,37 +95,18 @@ def frame_locations(tree: StaticTree) -> str:
 
 
 @dataclass
-class NginxStaticServer:
+class NginxStaticServer(ManagedServer):
     """One nginx process (foreground, single process) over a tree written by write_static_tree."""
 
     tree_root: Path
     startup_timeout: float = 15.0
     port: int = 0
     tree: Optional[StaticTree] = field(default=None, init=False)
-    work_dir: Path = field(default=Path(), init=False)
-    process: Optional[subprocess.Popen] = field(default=None, init=False, repr=False)
-    startup_seconds: float = field(default=0.0, init=False)
-    stop_seconds: float = field(default=0.0, init=False)
-    sockets: List[ListeningSocket] = field(default_factory=list, init=False)
-    _signalled: bool = field(default=False, init=False, repr=False)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def dicomweb_url(self) -> str:
-        return f"{self.url}/dicom-web"
+    managed: Optional[ManagedProcess] = field(default=None, init=False, repr=False)
 
     @property
     def auth(self) -> None:
         return None
-
-    @property
-    def pid(self) -> int:
-        if self.process is None:
-            raise RuntimeError("nginx is not running")
-        return self.process.pid
 
     @property
     def log_file(self) -> Path:
@@ -149,7 +129,7 @@ class NginxStaticServer:
         if not nginx_available():
             raise FileNotFoundError(f"{NGINX_BIN} is missing")
         self.tree = StaticTree.load(Path(self.tree_root).resolve())
-        self.work_dir = Path(tempfile.mkdtemp(prefix="pdf-nginx-"))
+        self.managed = ManagedProcess("nginx", "pdf-nginx-")
         (self.work_dir / "tmp").mkdir()
         self.port = self.port or free_port()
         config = self.work_dir / "nginx.conf"
@@ -157,34 +137,8 @@ class NginxStaticServer:
         command = [str(NGINX_BIN), "-p", f"{self.work_dir}/", "-e", str(self.log_file), "-c", str(config)]
         check = subprocess.run(command + ["-t", "-q"], capture_output=True, text=True)
         if check.returncode != 0:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
+            self.managed.stop()
             raise ServerStartError(f"nginx rejected its config: {check.stderr.strip()}")
-        with open(self.work_dir / "stderr.log", "ab") as log:
-            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                            cwd=self.work_dir, preexec_fn=die_with_parent)
-        try:
-            self.startup_seconds = wait_until(self._answers, self.process, self.startup_timeout,
-                                              f"nginx (pid {self.process.pid})", self.log_file)
-            self.sockets = assert_loopback_only(self.process.pid, self.port)
-        except BaseException:
-            self.stop()
-            raise
-        logger.info("nginx pid %d on %s ready in %.2f s", self.process.pid, self.url, self.startup_seconds)
+        self.managed.launch(command, self.port, self._answers, self.startup_timeout,
+                            output=self.work_dir / "stderr.log", log_file=self.log_file)
         return self
-
-    def stop(self, remove: bool = True) -> None:
-        """SIGTERM by PID and wait; then remove nginx's temp dir (the tree belongs to the caller)."""
-        self.stop_seconds = stop_process(self.process, "nginx", already_signalled=self._signalled)
-        if remove and self.work_dir != Path() and self.work_dir.exists():
-            shutil.rmtree(self.work_dir, ignore_errors=True)
-
-    def begin_stop(self) -> None:
-        """SIGTERM now, wait later in stop(): several servers then shut down in parallel."""
-        terminate(self.process)
-        self._signalled = self.process is not None
-
-    def __enter__(self) -> "NginxStaticServer":
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()

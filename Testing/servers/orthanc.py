@@ -3,10 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import subprocess
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,8 +12,8 @@ from typing import Iterable, List, Optional, Tuple
 import requests
 
 from .loopback import DEFAULT_CACHE, build_shim
-from .ports import ListeningSocket, assert_loopback_only, free_port
-from .process import die_with_parent, stop_process, terminate, wait_until
+from .managed import ManagedProcess, ManagedServer
+from .ports import free_port
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +30,7 @@ def orthanc_available() -> bool:
 
 
 @dataclass
-class OrthancServer:
+class OrthancServer(ManagedServer):
     """One Orthanc process. Use as a context manager, or start()/stop()."""
 
     credentials: Optional[Tuple[str, str]] = None  # enables HTTP Basic with this one user
@@ -43,31 +39,12 @@ class OrthancServer:
     startup_timeout: float = 30.0
     port: int = 0
     shim_cache: Path = DEFAULT_CACHE  # where the compiled loopback shim is kept
-    work_dir: Path = field(default=Path(), init=False)
-    process: Optional[subprocess.Popen] = field(default=None, init=False, repr=False)
-    startup_seconds: float = field(default=0.0, init=False)
-    stop_seconds: float = field(default=0.0, init=False)
-    sockets: List[ListeningSocket] = field(default_factory=list, init=False)
     uploaded: int = field(default=0, init=False)
-    _signalled: bool = field(default=False, init=False, repr=False)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def dicomweb_url(self) -> str:
-        return f"{self.url}/dicom-web"
+    managed: Optional[ManagedProcess] = field(default=None, init=False, repr=False)
 
     @property
     def auth(self) -> Optional[Tuple[str, str]]:
         return self.credentials
-
-    @property
-    def pid(self) -> int:
-        if self.process is None:
-            raise RuntimeError("Orthanc is not running")
-        return self.process.pid
 
     @property
     def log_file(self) -> Path:
@@ -106,42 +83,15 @@ class OrthancServer:
         if not orthanc_available():
             raise FileNotFoundError(f"{ORTHANC_BIN} or {DICOMWEB_PLUGIN} is missing")
         shim = build_shim(self.shim_cache)
-        self.work_dir = Path(tempfile.mkdtemp(prefix="pdf-orthanc-"))
+        self.managed = ManagedProcess("Orthanc", "pdf-orthanc-")
         self.port = self.port or free_port()
         config_file = self.work_dir / "orthanc.json"
         config_file.write_text(json.dumps(self._config(), indent=2))
-        env = dict(os.environ, LD_PRELOAD=str(shim))
-        with open(self.log_file, "ab") as log:  # Orthanc logs to stderr by default
-            self.process = subprocess.Popen(
-                [str(ORTHANC_BIN), str(config_file)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=self.work_dir,
-                preexec_fn=die_with_parent)
-        try:
-            self.startup_seconds = wait_until(self._answers_system, self.process, self.startup_timeout,
-                                              f"Orthanc (pid {self.process.pid})", self.log_file)
-            self.sockets = assert_loopback_only(self.process.pid, self.port)
-        except BaseException:
-            self.stop()
-            raise
-        logger.info("Orthanc pid %d on %s ready in %.2f s", self.process.pid, self.url, self.startup_seconds)
+        # Orthanc logs to stderr by default.
+        self.managed.launch([str(ORTHANC_BIN), str(config_file)], self.port, self._answers_system,
+                            self.startup_timeout, output=self.log_file, log_file=self.log_file,
+                            env={"LD_PRELOAD": str(shim)})
         return self
-
-    def stop(self, remove: bool = True) -> None:
-        """SIGTERM by PID and wait (Orthanc takes seconds to exit); then remove the temp dir."""
-        self.stop_seconds = stop_process(self.process, "Orthanc", already_signalled=self._signalled)
-        if remove and self.work_dir != Path() and self.work_dir.exists():
-            shutil.rmtree(self.work_dir, ignore_errors=True)
-
-    def begin_stop(self) -> None:
-        """SIGTERM now, wait later in stop(): several servers then shut down in parallel."""
-        terminate(self.process)
-        self._signalled = self.process is not None
-
-    def __enter__(self) -> "OrthancServer":
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def _post(self, session: requests.Session, path: Path) -> None:
         reply = session.post(f"{self.url}/instances", data=path.read_bytes(),

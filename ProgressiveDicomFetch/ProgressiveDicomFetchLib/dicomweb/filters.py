@@ -76,6 +76,13 @@ def make_filter(key: str, value: str) -> Filter:
     return Filter(keyword, tag, vr, value)
 
 
+def check_single_uid(keyword: str, uid: str) -> None:
+    """ValueError naming the attribute unless `uid` is exactly one UID (it goes into a URL path)."""
+    make_filter(keyword, uid)
+    if "," in uid or "\\" in uid:
+        raise ValueError(f"{keyword} must be one UID here, not a list")
+
+
 def parse_filters(filters: Union[None, Mapping[str, str], Iterable[str]]) -> List[Filter]:
     """Filters from a mapping or from `KEY=VALUE` strings (the command line form)."""
     if not filters:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Generic, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, TypeVar, Union
 
 from .errors import NotFound
-from .filters import Filter, attribute, make_filter, parse_filters
+from .filters import Filter, attribute, check_single_uid, parse_filters
 from .matching import matches
 from .records import InstanceRecord, SeriesRecord, StudyRecord
 from .server import DicomwebServer
@@ -77,7 +77,7 @@ def search_series(server: DicomwebServer, study_uid: Optional[str] = None, filte
     parsed = parse_filters(filters)
     if study_uid is None:
         return _search(server, "series", SeriesRecord, "0020000E", parsed, limit, includefield, page_size)
-    _check_uid("StudyInstanceUID", study_uid)
+    check_single_uid("StudyInstanceUID", study_uid)
     result = _search(server, f"studies/{study_uid}/series", SeriesRecord, "0020000E", parsed, limit,
                      includefield, page_size)
     if not result.records:
@@ -90,10 +90,10 @@ def search_instances(server: DicomwebServer, study_uid: str, series_uid: Optiona
                      includefield: Sequence[str] = INSTANCE_FIELDS, page_size: int = DEFAULT_PAGE_SIZE
                      ) -> SearchResult[InstanceRecord]:
     """Instances of a study, or of one of its series."""
-    _check_uid("StudyInstanceUID", study_uid)
+    check_single_uid("StudyInstanceUID", study_uid)
     path = f"studies/{study_uid}/instances"
     if series_uid is not None:
-        _check_uid("SeriesInstanceUID", series_uid)
+        check_single_uid("SeriesInstanceUID", series_uid)
         path = f"studies/{study_uid}/series/{series_uid}/instances"
     result = _search(server, path, InstanceRecord, "00080018", parse_filters(filters), limit, includefield, page_size)
     if not result.records:
@@ -160,12 +160,6 @@ def _verified(page: List[Dict[str, Any]], filters: List[Filter], result: SearchR
 def _uid(ds: Dict[str, Any], tag: str) -> str:
     value = ds.get(tag, {}).get("Value", [""])
     return str(value[0]) if value else ""
-
-
-def _check_uid(keyword: str, uid: str) -> None:
-    make_filter(keyword, uid)  # raises ValueError naming the attribute for anything but a UID
-    if "," in uid or "\\" in uid:
-        raise ValueError(f"{keyword} must be one UID here, not a list")
 
 
 def _require_study(server: DicomwebServer, study_uid: str) -> None:
