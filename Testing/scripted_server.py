@@ -7,6 +7,7 @@ over real sockets, so the client's retry and token-refresh code runs for real. E
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ class ScriptedServer:
 
     respond: Callable[[int, str, Dict[str, str]], Answer]
     requests: List[Recorded] = field(default_factory=list)
+    tls: Optional[ssl.SSLContext] = None  # serve HTTPS with this context
 
     def __enter__(self) -> "ScriptedServer":
         owner = self
@@ -55,13 +57,16 @@ class ScriptedServer:
                 pass
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if self.tls is not None:
+            self._httpd.socket = self.tls.wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
         return self
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/dicom-web"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._httpd.server_address[1]}/dicom-web"
 
     def __exit__(self, *exc) -> None:
         self._httpd.shutdown()

@@ -8,7 +8,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 log() { printf '[setup] %s\n' "$*"; }
 
-debian_packages=(orthanc orthanc-dicomweb nginx mricron-data iproute2)
+debian_packages=(orthanc orthanc-dicomweb nginx mricron-data iproute2 openssl)
 missing=()
 for p in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

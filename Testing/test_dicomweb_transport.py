@@ -5,13 +5,17 @@ Retry-After, and bearer tokens that expire.
 """
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
 import time
 
 import pytest
+import urllib3
 
 from ProgressiveDicomFetchLib.dicomweb import (
-    AuthenticationFailed, BadResponse, BearerToken, DicomwebServer, HeaderAuth, RetryPolicy, TokenProvider,
-    make_auth, parse_filters, search_studies,
+    AuthenticationFailed, BadResponse, BearerToken, DicomwebServer, HeaderAuth, RetryPolicy, ServerUnreachable,
+    TokenProvider, make_auth, parse_filters, search_studies,
 )
 from ProgressiveDicomFetchLib.dicomweb.server import encode_query, retry_after_seconds
 from scripted_server import ScriptedServer, json_answer
@@ -81,6 +85,56 @@ def test_bearer_token_and_custom_headers_are_sent_and_hidden():
     assert "s3cret" not in repr(BearerToken("s3cret")) and "k3y" not in repr(HeaderAuth({"X-Api-Key": "k3y"}))
     with pytest.raises(ValueError, match="one kind"):
         make_auth(user="u", password="p", token="t")
+
+
+def test_a_server_that_caps_its_pages_is_read_to_the_end():
+    """Servers may return fewer results than `limit` asks (a cap) and expect the client to go on."""
+    studies = [dict(STUDY, **{"0020000D": {"vr": "UI", "Value": [f"1.2.{n}"]}}) for n in range(7)]
+
+    def respond(n, path, headers):
+        offset = int(path.split("offset=")[1].split("&")[0])
+        return json_answer(studies[offset:offset + 3])  # cap: 3 whatever the limit
+
+    with ScriptedServer(respond) as scripted:
+        result = search_studies(DicomwebServer(scripted.url), page_size=100)
+        assert [r.study_uid for r in result] == [f"1.2.{n}" for n in range(7)]
+        assert result.pages == 4 and not result.ignored  # 3 + 3 + 1, then an empty page
+        limited = search_studies(DicomwebServer(scripted.url), limit=5)
+        assert len(limited) == 5 and limited.truncated
+
+
+def test_a_server_repeating_one_page_forever_terminates():
+    with ScriptedServer(lambda n, p, h: json_answer([STUDY])) as scripted:
+        result = search_studies(DicomwebServer(scripted.url), page_size=1)
+        assert len(result) == 1 and "offset" in result.ignored and len(scripted.requests) == 2
+
+
+@pytest.fixture(scope="module")
+def tls_certificate(tmp_path_factory):
+    if shutil.which("openssl") is None:
+        from support import missing
+
+        missing("openssl (Debian package openssl)")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    return cert, context
+
+
+def test_tls_is_verified_by_default_with_ca_bundle_and_explicit_opt_out(tls_certificate, caplog):
+    cert, context = tls_certificate
+    with ScriptedServer(lambda n, p, h: json_answer([]), tls=context) as scripted:
+        assert scripted.url.startswith("https://")
+        with pytest.raises(ServerUnreachable, match="TLS verification failed"):
+            search_studies(DicomwebServer(scripted.url, retry=RetryPolicy(attempts=1)))
+        assert len(search_studies(DicomwebServer(scripted.url, verify=str(cert)))) == 0
+        with pytest.warns(urllib3.exceptions.InsecureRequestWarning):
+            assert len(search_studies(DicomwebServer(scripted.url, verify=False))) == 0
+        assert "TLS certificate verification is OFF" in caplog.text
 
 
 def test_a_stalled_server_times_out():

@@ -194,7 +194,8 @@ class DicomwebServer:
         return body
 
     def _send(self, url: str, headers: Dict[str, str], stream: bool) -> requests.Response:
-        return self.session().get(url, headers=headers, timeout=self.timeout, stream=stream)
+        # `verify` per request: on the session alone, REQUESTS_CA_BUNDLE from the environment would win.
+        return self.session().get(url, headers=headers, timeout=self.timeout, stream=stream, verify=self.verify)
 
 
 def _checked(response: requests.Response, url: str) -> requests.Response:
