@@ -1,0 +1,148 @@
+"""Series metadata -> the volumes it holds, each with its exact geometry, before any pixel arrives.
+
+The volume layout follows Slicer's DICOMScalarVolumePlugin: slices sorted along row x column
+cosines (never by InstanceNumber), i along the rows' direction by the column spacing, j along
+the columns' direction by the row spacing, LPS -> RAS by negating x and y; IJK is right-handed.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, List, Optional, Sequence, Tuple
+
+import numpy as np
+from pydicom import Dataset
+
+from .frames import FrameGeometry, GeometryError, frames_of
+from .grid import ijk_to_lps, normal_of, slice_grid
+from .stacks import Stack, group_frames
+
+logger = logging.getLogger(__name__)
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+NON_IMAGE_MODALITIES = {"SR", "SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "PR", "KO", "REG", "DOC", "RWV"}
+
+
+@dataclass
+class VolumeGeometry:
+    """One volume of a series: shape, IJK->LPS/RAS, and which frame fills each slice k."""
+
+    series_uid: str
+    label: str
+    slices: List[Optional[FrameGeometry]]  # index k; None where no frame exists (filled later)
+    ijk_to_lps: np.ndarray
+    ijk_to_lps_exact: np.ndarray  # differs from ijk_to_lps only for gantry tilt (sheared)
+    spacing: Tuple[float, float, float]  # (i, j, k) in mm
+    dataset: Dataset = field(repr=False)  # a representative instance (pixel description, windows)
+    missing: List[int] = field(default_factory=list)
+    tilt_deg: float = 0.0
+    messages: List[str] = field(default_factory=list)
+
+    @property
+    def shape(self) -> Tuple[int, int, int]:
+        first = next(f for f in self.slices if f is not None)
+        return len(self.slices), first.rows, first.columns
+
+    @property
+    def ijk_to_ras(self) -> np.ndarray:
+        return LPS_TO_RAS @ self.ijk_to_lps
+
+    @property
+    def frames(self) -> List[FrameGeometry]:
+        return [f for f in self.slices if f is not None]
+
+    @property
+    def instance_uids(self) -> List[str]:
+        """SOPInstanceUIDs in slice order (as the DICOM plugins set `DICOM.instanceUIDs`)."""
+        seen: List[str] = []
+        for frame in self.frames:
+            if not seen or seen[-1] != frame.sop_instance_uid:
+                seen.append(frame.sop_instance_uid)
+        return seen
+
+    def rescales(self) -> List[Tuple[float, float]]:
+        return sorted({(f.slope, f.intercept) for f in self.frames})
+
+
+@dataclass
+class SeriesGeometry:
+    series_uid: str
+    volumes: List[VolumeGeometry]
+    set_aside: List[Tuple[str, str]] = field(default_factory=list)  # (SOPInstanceUID, reason)
+    messages: List[str] = field(default_factory=list)
+
+
+def series_geometry(instances: Sequence[Any], series_uid: str = "") -> SeriesGeometry:
+    """Instances are pydicom Datasets or records with a `.dataset` (e.g. `InstanceMetadata`)."""
+    datasets = [getattr(item, "dataset", item) for item in instances]
+    if not datasets:
+        raise GeometryError(f"series {series_uid}: no instances")
+    series_uid = series_uid or str(datasets[0].get("SeriesInstanceUID", ""))
+    images, skipped = _image_datasets(datasets)
+    if not images:
+        modality = datasets[0].get("Modality", "?")
+        raise GeometryError(f"series {series_uid} holds no images (Modality {modality}): nothing to load as a volume")
+    frames: List[FrameGeometry] = []
+    by_sop = {}
+    for ds in images:
+        sop = str(ds.get("SOPInstanceUID", ""))
+        frames += frames_of(ds, sop)
+        by_sop[sop] = ds
+    stacks, set_aside = group_frames(frames)
+    set_aside = skipped + set_aside
+    result = SeriesGeometry(series_uid, [], set_aside)
+    for sop, reason in set_aside:
+        result.messages.append(f"set aside {sop}: {reason}")
+    for stack in stacks:
+        try:
+            result.volumes.append(_volume(series_uid, stack, by_sop))
+        except GeometryError as error:
+            result.messages.append(f"stack {stack.label or 'main'} cannot be loaded: {error}")
+    if not result.volumes:
+        raise GeometryError(f"series {series_uid}: " + "; ".join(result.messages))
+    for message in result.messages + [m for v in result.volumes for m in v.messages]:
+        logger.info("series %s: %s", series_uid, message)
+    return result
+
+
+def _image_datasets(datasets: List[Dataset]) -> Tuple[List[Dataset], List[Tuple[str, str]]]:
+    images, skipped = [], []
+    for ds in datasets:
+        sop = str(ds.get("SOPInstanceUID", ""))
+        if str(ds.get("Modality", "")).upper() in NON_IMAGE_MODALITIES or "Rows" not in ds:
+            skipped.append((sop, f"not an image (Modality {ds.get('Modality', '?')})"))
+        else:
+            images.append(ds)
+    return images, skipped
+
+
+def _volume(series_uid: str, stack: Stack, by_sop: dict) -> VolumeGeometry:
+    first = stack.frames[0]
+    normal = normal_of(first.orientation)
+    positions = np.array([f.position for f in stack.frames], float)
+    dataset = by_sop[first.sop_instance_uid]
+    grid = slice_grid(positions, normal, _single_slice_spacing(dataset))
+    slices: List[Optional[FrameGeometry]] = [None] * grid.size
+    for index, frame in zip(grid.indices, stack.frames):
+        slices[index] = frame
+    origin = positions[0]
+    matrix = ijk_to_lps(origin, first.orientation, first.pixel_spacing, normal * grid.spacing)
+    exact = ijk_to_lps(origin, first.orientation, first.pixel_spacing, grid.step)
+    messages = list(grid.messages)
+    if len({(f.slope, f.intercept) for f in stack.frames}) > 1:
+        messages.append("rescale slope/intercept differ between frames: each frame is rescaled with its own")
+    return VolumeGeometry(series_uid=series_uid, label=stack.label, slices=slices, ijk_to_lps=matrix,
+                          ijk_to_lps_exact=exact, dataset=dataset,
+                          spacing=(first.pixel_spacing[1], first.pixel_spacing[0], grid.spacing),
+                          missing=grid.missing, tilt_deg=grid.tilt_deg, messages=messages)
+
+
+def _single_slice_spacing(ds: Dataset) -> float:
+    for keyword in ("SpacingBetweenSlices", "SliceThickness"):
+        try:
+            value = float(ds.get(keyword) or 0)
+        except (TypeError, ValueError):
+            value = 0.0
+        if value > 0:
+            return value
+    return 1.0
