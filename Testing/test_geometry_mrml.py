@@ -6,23 +6,11 @@ import pydicom
 import pytest
 
 from ProgressiveDicomFetchLib.geometry import series_geometry
-from support import missing
-
-
-@pytest.fixture()
-def slicer_scene():
-    try:
-        import slicer
-    except ImportError:
-        missing("slicer-core (PyPI wheel, real MRML)")
-    slicer.mrmlScene = slicer.vtkMRMLScene()
-    yield slicer
-    slicer.mrmlScene.Clear(True)
 
 
 @pytest.mark.parametrize("key", ["ct_thin", "ct_sagittal", "edge_oblique", "edge_nonsquare", "enhanced_ct", "mr_t1"])
-def test_volume_node_takes_our_geometry_unchanged_and_right_handed(slicer_scene, sample_small, key):
-    slicer = slicer_scene
+def test_volume_node_takes_our_geometry_unchanged_and_right_handed(slicer_module, sample_small, key):
+    slicer = slicer_module
     import vtk
 
     datasets = [pydicom.dcmread(str(p), stop_before_pixels=True) for p in sample_small.files(key)]

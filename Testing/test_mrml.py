@@ -8,31 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 import pydicom
-import pytest
 
-from support import missing
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-
-
-@pytest.fixture()
-def scene():
-    try:
-        import slicer
-    except ImportError:
-        missing("slicer-core (PyPI wheel, real MRML)")
-    if not hasattr(slicer, "vtkMRMLScene"):
-        missing("slicer-core with MRML classes")
-    slicer.mrmlScene = slicer.vtkMRMLScene()
-    yield slicer.mrmlScene
-    slicer.mrmlScene.Clear(True)
 
 
 def _matrix(vtk_matrix) -> np.ndarray:
     return np.array([[vtk_matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
 
 
-def test_generated_ct_series_as_a_volume_node_has_dicom_geometry(scene, sample_small):
+def test_generated_ct_series_as_a_volume_node_has_dicom_geometry(slicer_module, sample_small):
     import slicer
     import vtk
 
@@ -64,7 +49,7 @@ def test_generated_ct_series_as_a_volume_node_has_dicom_geometry(scene, sample_s
     np.testing.assert_allclose(node.GetOrigin(), origin_ras, atol=1e-4)
 
 
-def test_in_place_refinement_is_a_view_and_fires_modified(scene):
+def test_in_place_refinement_is_a_view_and_fires_modified(slicer_module):
     import slicer
 
     volume = np.zeros((8, 16, 12), np.int16)
@@ -84,12 +69,12 @@ def test_in_place_refinement_is_a_view_and_fires_modified(scene):
     assert node.GetImageData().GetPointData().GetScalars() is buffer_before
 
 
-def test_subject_hierarchy_places_a_dicom_series_under_patient_and_study(scene):
+def test_subject_hierarchy_places_a_dicom_series_under_patient_and_study(slicer_module):
     """As DICOMPlugin.py does it. slicer-core has no plugin that adds data nodes by itself (real
     Slicer does), so the scene layer must create the series item; patient/study come out unnamed."""
     import slicer
 
-    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer_module.mrmlScene)
     node = slicer.util.addVolumeFromArray(np.zeros((2, 3, 4), np.int16), name="series")
     item = sh.GetItemByDataNode(node)
     if item == sh.GetInvalidItemID():
