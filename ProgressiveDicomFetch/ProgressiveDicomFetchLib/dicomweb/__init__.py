@@ -15,3 +15,9 @@ __all__ = [
     "SeriesRecord", "ServerUnreachable", "StudyRecord", "TokenProvider", "make_auth", "make_filter",
     "parse_filters", "search_instances", "search_series", "search_studies", "series_metadata", "sort_records",
 ]
+
+from .frames import (  # noqa: E402  (appended: WADO-RS frames)
+    FrameData, FrameRoute, FrameRoutes, fetch_frames, frame_accept, negotiate, parse_multipart,
+)
+
+__all__ += ["FrameData", "FrameRoute", "FrameRoutes", "fetch_frames", "frame_accept", "negotiate", "parse_multipart"]

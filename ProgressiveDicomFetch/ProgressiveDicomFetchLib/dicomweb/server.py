@@ -141,8 +141,11 @@ class DicomwebServer:
         return f"{self.url}/{path.lstrip('/')}" + (f"?{query}" if query else "")
 
     def get(self, path: str, params: Optional[Params] = None, accept: str = DICOM_JSON,
-            headers: Optional[Mapping[str, str]] = None, stream: bool = False) -> requests.Response:
-        """GET with retries; returns a 2xx response or raises a `DicomwebError` subclass."""
+            headers: Optional[Mapping[str, str]] = None, stream: bool = False,
+            retry: Optional[RetryPolicy] = None) -> requests.Response:
+        """GET with retries (`retry` overrides the server's policy for this call); returns a 2xx
+        response or raises a `DicomwebError` subclass."""
+        retry = retry or self.retry
         url = self.url_for(path, params)
         request_headers = {"Accept": accept}
         request_headers.update(headers or {})
@@ -155,9 +158,9 @@ class DicomwebServer:
             except requests.exceptions.SSLError as error:
                 raise ServerUnreachable(f"GET {url}: TLS verification failed ({type(error).__name__})", url) from None
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
-                if attempt >= self.retry.attempts:
+                if attempt >= retry.attempts:
                     raise ServerUnreachable(_unreachable_message(url, error, self.timeout), url) from None
-                wait = self.retry.wait(attempt)
+                wait = retry.wait(attempt)
                 logger.info("GET %s: %s, retrying in %.1f s", url, type(error).__name__, wait)
                 self._sleep(wait)
                 continue
@@ -168,8 +171,8 @@ class DicomwebServer:
                 logger.info("GET %s: 401, asking the token provider for a new token", url)
                 self.auth.refresh()
                 continue
-            if status in self.retry.statuses and attempt < self.retry.attempts:
-                wait = self.retry.wait(attempt, response)
+            if status in retry.statuses and attempt < retry.attempts:
+                wait = retry.wait(attempt, response)
                 logger.info("GET %s: HTTP %d, retrying in %.1f s", url, status, wait)
                 response.close()
                 self._sleep(wait)

@@ -29,28 +29,13 @@ from pydicom.dataelem import DataElement
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
-from ..transfer_syntax import is_encapsulated
+from ..transfer_syntax import is_encapsulated, media_type
 
 logger = logging.getLogger(__name__)
 
 RECORD_NAME = "static_tree.json"
 # The static-wado generator's fixed boundary: its frame files carry it on their first line only.
 MULTIPART_BOUNDARY = "BOUNDARY_FIXED_32934857949532587"
-NATIVE_CONTENT_TYPE = "application/octet-stream"
-CONTENT_TYPES = {
-    "1.2.840.10008.1.2.4.50": "image/jpeg",
-    "1.2.840.10008.1.2.4.51": "image/jpeg",
-    "1.2.840.10008.1.2.4.57": "image/jpeg",
-    "1.2.840.10008.1.2.4.70": "image/jpeg",
-    "1.2.840.10008.1.2.4.80": "image/jls",
-    "1.2.840.10008.1.2.4.81": "image/jls",
-    "1.2.840.10008.1.2.4.90": "image/jp2",
-    "1.2.840.10008.1.2.4.91": "image/jp2",
-    "1.2.840.10008.1.2.4.201": "image/jphc",
-    "1.2.840.10008.1.2.4.202": "image/jphc",
-    "1.2.840.10008.1.2.4.203": "image/jphc",
-    "1.2.840.10008.1.2.5": "image/dicom-rle",
-}
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 STUDY_KEYWORDS = ("SpecificCharacterSet", "StudyDate", "StudyTime", "AccessionNumber",
                   "ReferringPhysicianName", "StudyDescription", "PatientName", "PatientID",
@@ -116,7 +101,7 @@ class StaticTree:
 
 
 def content_type_for(transfer_syntax: str) -> str:
-    return CONTENT_TYPES.get(str(transfer_syntax), NATIVE_CONTENT_TYPE)
+    return media_type(transfer_syntax)
 
 
 def _write_json(path: Path, value: Any) -> None:

@@ -1,0 +1,82 @@
+"""One frame's bytes -> a (rows, columns) array of STORED values, or a DecodeError. Never garbage.
+
+The result has `pixels.stored_dtype`: signed values are sign-extended from BitsStored, unused
+high bits of unsigned values are masked (they may hold overlays). Decoders disagree about
+signedness (a JPEG 2000 codestream may be unsigned for signed data, JPEG-LS stores signed data
+as unsigned), so every result is re-read from its bit pattern, which is what DICOM defines.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+import numpy as np
+
+from .. import transfer_syntax as ts
+from .codecs import decode_compressed
+from .description import PixelDescription
+from .errors import DecodeError
+from .identify import FrameKind, identify
+
+logger = logging.getLogger(__name__)
+
+END_OF_IMAGE = b"\xff\xd9"  # JPEG EOI and J2K EOC share the code
+MARKER_FAMILIES = (ts.JPEG, ts.JPEG_LL, ts.JPEG_LS, ts.J2K, ts.HTJ2K_FAMILY)
+
+
+def decode_frame(data: bytes, transfer_syntax_uid: Optional[str], pixels: PixelDescription,
+                 content_type: Optional[str] = None) -> np.ndarray:
+    """Decode one frame whatever its label says; see identify.py for how the bytes are recognised."""
+    kind = identify(data, transfer_syntax_uid, pixels, content_type)
+    if kind.family == ts.NATIVE_LE:
+        return native_to_stored(data, pixels, "<", kind)
+    if kind.family == ts.NATIVE_BE:
+        return native_to_stored(data, pixels, ">", kind)
+    if kind.family in MARKER_FAMILIES:
+        check_end_marker(data, kind)
+    decoded = decode_compressed(kind.family, bytes(data), pixels, kind.describe())
+    return to_stored(decoded, pixels, kind)
+
+
+def check_end_marker(data: bytes, kind: FrameKind) -> None:
+    """A complete JPEG/J2K stream ends with FF D9 (maybe followed by a NUL pad): catches truncation,
+    which some decoders would otherwise turn into a partly grey image without complaint."""
+    tail = bytes(data[-32:]).rstrip(b"\0")
+    if END_OF_IMAGE not in tail[-8:]:
+        raise DecodeError(kind.describe(), f"the {len(data)}-byte stream is truncated (no end-of-image marker)")
+
+
+def native_to_stored(data: bytes, pixels: PixelDescription, byteorder: str, kind: FrameKind) -> np.ndarray:
+    size = pixels.native_frame_bytes
+    if len(data) not in (size, size + 1):
+        raise DecodeError(kind.describe(), f"a raw frame needs {size} bytes, got {len(data)}")
+    raw = np.frombuffer(data, dtype=f"{byteorder}u{pixels.bits_allocated // 8}", count=pixels.pixels_per_frame)
+    return to_stored(raw.reshape(pixels.rows, pixels.columns), pixels, kind)
+
+
+def to_stored(decoded: Any, pixels: PixelDescription, kind: FrameKind) -> np.ndarray:
+    """Shape-check, then re-read the bit pattern as BitsStored-wide values of the stored dtype."""
+    array = np.asarray(decoded)
+    shape = (pixels.rows, pixels.columns)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim == 1 and array.size == pixels.rows * pixels.columns:
+        array = array.reshape(shape)
+    if array.shape != shape:
+        raise DecodeError(kind.describe(), f"decoded an image of shape {array.shape}, the metadata says "
+                                           f"{pixels.rows} rows x {pixels.columns} columns")
+    if array.dtype.kind not in "ui":
+        raise DecodeError(kind.describe(), f"decoded {array.dtype} values, expected integers")
+    unsigned = np.dtype(f"u{pixels.bits_allocated // 8}")
+    if array.dtype.itemsize == unsigned.itemsize:
+        raw = array.view(unsigned) if array.dtype.isnative else array.astype(unsigned)
+    else:
+        raw = array.astype(unsigned)  # wraps negatives to their two's-complement pattern
+    shift = pixels.bits_allocated - pixels.bits_stored
+    if pixels.signed:  # arithmetic right shift of the left-aligned pattern sign-extends it
+        out = (raw << unsigned.type(shift)).view(pixels.stored_dtype) >> shift if shift else raw.view(pixels.stored_dtype)
+    else:
+        out = raw & unsigned.type((1 << pixels.bits_stored) - 1) if shift else raw
+    if not out.flags.owndata or not out.flags.writeable:  # never hand out a view of a response or buffer
+        out = out.copy()
+    return out

@@ -1,0 +1,85 @@
+"""Stored values -> modality values (Rescale Slope/Intercept), in the narrowest exact dtype.
+
+The volume's dtype is chosen once per series, from what the stored values *can* be, not from
+what the first frames happen to hold, so later frames never overflow it. Like Slicer's scalar
+volumes (and the sample generator's ground truth):
+- integral slope and intercept whose every rescaled value fits int16 -> int16 (CT in HU);
+- integral, but not fitting int16 (e.g. unsigned 16-bit) -> int32, still exact;
+- a fractional slope or intercept -> float32.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+
+INT16 = np.iinfo(np.int16)
+INT32 = np.iinfo(np.int32)
+
+
+def _integral(value: float) -> bool:
+    return float(value).is_integer()
+
+
+def rescaled_range(slope: float, intercept: float, stored_range: Tuple[int, int]) -> Tuple[float, float]:
+    """Smallest and largest modality value of stored values in `stored_range` (inclusive)."""
+    ends = (stored_range[0] * slope + intercept, stored_range[1] * slope + intercept)
+    return min(ends), max(ends)
+
+
+def modality_dtype(slope: float, intercept: float, stored_range: Tuple[int, int]) -> np.dtype:
+    """int16, int32 or float32 (module docstring); `stored_range` is e.g. PixelDescription.stored_range."""
+    if _integral(slope) and _integral(intercept):
+        low, high = rescaled_range(slope, intercept, stored_range)
+        if INT16.min <= low and high <= INT16.max:
+            return np.dtype(np.int16)
+        if INT32.min <= low and high <= INT32.max:
+            return np.dtype(np.int32)
+    return np.dtype(np.float32)
+
+
+def stored_to_modality(stored: np.ndarray, slope: float, intercept: float, out_dtype: np.dtype,
+                       out: Optional[np.ndarray] = None) -> np.ndarray:
+    """slope * stored + intercept as `out_dtype` (into `out` when given, e.g. a slice of the volume).
+
+    Integer output is exact (integer arithmetic, range checked: ValueError instead of wrapping);
+    float output is computed in float64 and rounded once to float32.
+    """
+    out_dtype = np.dtype(out_dtype)
+    if out is not None and (out.shape != stored.shape or out.dtype != out_dtype):
+        raise ValueError(f"out is {out.dtype}{out.shape}, expected {out_dtype}{stored.shape}")
+    if out_dtype.kind in "iu":
+        if not (_integral(slope) and _integral(intercept)):
+            raise ValueError(f"slope {slope} / intercept {intercept} are not integral: use float32, not {out_dtype}")
+        values = stored.astype(np.int64)
+        if slope != 1:
+            values *= int(slope)
+        if intercept != 0:
+            values += int(intercept)
+        limits = np.iinfo(out_dtype)
+        if values.size and (values.min() < limits.min or values.max() > limits.max):
+            raise ValueError(f"rescaled values {values.min()}..{values.max()} do not fit {out_dtype}")
+    elif out_dtype.kind == "f":
+        values = stored.astype(np.float64)
+        if slope != 1:
+            values *= slope
+        if intercept != 0:
+            values += intercept
+    else:
+        raise ValueError(f"unsupported modality dtype {out_dtype}")
+    if out is None:
+        return values.astype(out_dtype)
+    out[...] = values
+    return out
+
+
+def padding_mask(stored: np.ndarray, padding_value: Optional[int],
+                 padding_range_limit: Optional[int] = None) -> Optional[np.ndarray]:
+    """True where a stored value is padding (PixelPaddingValue, or the range up to
+    PixelPaddingRangeLimit, either order, inclusive; PS3.3 C.7.5.1.1.2); None without padding."""
+    if padding_value is None:
+        return None
+    if padding_range_limit is None:
+        return stored == padding_value
+    low, high = sorted((int(padding_value), int(padding_range_limit)))
+    return (stored >= low) & (stored <= high)
