@@ -210,12 +210,14 @@ def _probe_policy(server: DicomwebServer) -> RetryPolicy:
 # -- fetching ----------------------------------------------------------------------------------
 def frames_path(study_uid: str, series_uid: str, sop_instance_uid: str, bulk_data_uri: Optional[str] = None,
                 server: Optional[DicomwebServer] = None) -> str:
-    """Path of an instance's frames below the service root; a metadata BulkDataURI (relative to
-    the series, as static trees write it, or absolute on the same server) takes precedence."""
+    """Path of an instance's frames below the service root. A metadata BulkDataURI is used when it
+    names a frames resource (static trees: `instances/<sop>/frames`, relative to the series, or
+    absolute on the same server); others, like Orthanc's `.../bulk/7fe00010`, are whole-element
+    bulk data, not frames, so the standard frames URL is used."""
     series_path = f"studies/{study_uid}/series/{series_uid}"
-    if not bulk_data_uri:
+    uri = (bulk_data_uri or "").rstrip("/")
+    if uri.rsplit("/", 1)[-1] != "frames":
         return f"{series_path}/instances/{sop_instance_uid}/frames"
-    uri = bulk_data_uri.rstrip("/")
     if "://" in uri:
         if server is None or not uri.startswith(server.url + "/"):
             raise ValueError(f"BulkDataURI {uri} is not on this server")

@@ -13,6 +13,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 from pydicom import Dataset
 
+from ..pixels import PixelDescription, modality_dtype
 from .frames import FrameGeometry, GeometryError, frames_of
 from .grid import ijk_to_lps, normal_of, slice_grid
 from .stacks import Stack, group_frames
@@ -33,7 +34,10 @@ class VolumeGeometry:
     ijk_to_lps: np.ndarray
     ijk_to_lps_exact: np.ndarray  # differs from ijk_to_lps only for gantry tilt (sheared)
     spacing: Tuple[float, float, float]  # (i, j, k) in mm
-    dataset: Dataset = field(repr=False)  # a representative instance (pixel description, windows)
+    pixels: PixelDescription
+    dtype: np.dtype  # modality values: int16 if they all fit, int32 if integral, else float32
+    padding_value: Optional[float]  # PixelPaddingValue in modality units (kept as is, like Slicer)
+    dataset: Dataset = field(repr=False)  # a representative instance (windows, names)
     missing: List[int] = field(default_factory=list)
     tilt_deg: float = 0.0
     messages: List[str] = field(default_factory=list)
@@ -96,7 +100,7 @@ def series_geometry(instances: Sequence[Any], series_uid: str = "") -> SeriesGeo
     for stack in stacks:
         try:
             result.volumes.append(_volume(series_uid, stack, by_sop))
-        except GeometryError as error:
+        except ValueError as error:  # GeometryError, UnsupportedPixels, bad pixel attributes
             result.messages.append(f"stack {stack.label or 'main'} cannot be loaded: {error}")
     if not result.volumes:
         raise GeometryError(f"series {series_uid}: " + "; ".join(result.messages))
@@ -129,12 +133,27 @@ def _volume(series_uid: str, stack: Stack, by_sop: dict) -> VolumeGeometry:
     matrix = ijk_to_lps(origin, first.orientation, first.pixel_spacing, normal * grid.spacing)
     exact = ijk_to_lps(origin, first.orientation, first.pixel_spacing, grid.step)
     messages = list(grid.messages)
-    if len({(f.slope, f.intercept) for f in stack.frames}) > 1:
+    rescales = {(f.slope, f.intercept) for f in stack.frames}
+    if len(rescales) > 1:
         messages.append("rescale slope/intercept differ between frames: each frame is rescaled with its own")
+    pixels = PixelDescription.from_dataset(dataset)
+    dtype = _common_dtype([modality_dtype(slope, intercept, pixels.stored_range) for slope, intercept in rescales])
+    padding = dataset.get("PixelPaddingValue")
+    padding_value = None if padding in (None, "") else float(padding) * first.slope + first.intercept
     return VolumeGeometry(series_uid=series_uid, label=stack.label, slices=slices, ijk_to_lps=matrix,
-                          ijk_to_lps_exact=exact, dataset=dataset,
-                          spacing=(first.pixel_spacing[1], first.pixel_spacing[0], grid.spacing),
+                          ijk_to_lps_exact=exact, spacing=(first.pixel_spacing[1], first.pixel_spacing[0], grid.spacing),
+                          pixels=pixels, dtype=dtype, padding_value=padding_value, dataset=dataset,
                           missing=grid.missing, tilt_deg=grid.tilt_deg, messages=messages)
+
+
+def _common_dtype(dtypes: List[np.dtype]) -> np.dtype:
+    """One dtype that holds every frame's values exactly (float32 as soon as one frame needs it)."""
+    kinds = {np.dtype(d) for d in dtypes}
+    if kinds <= {np.dtype(np.int16)}:
+        return np.dtype(np.int16)
+    if kinds <= {np.dtype(np.int16), np.dtype(np.int32)}:
+        return np.dtype(np.int32)
+    return np.dtype(np.float32)
 
 
 def _single_slice_spacing(ds: Dataset) -> float:

@@ -1,0 +1,85 @@
+"""One volume being loaded: its geometry, its progressive buffer, and how a fetched frame lands in it.
+
+`VolumeLoad.write` is the unit of work a worker does (decode -> rescale -> write slice k); the
+engine schedules many of them concurrently. `load_series` does it all in one thread, in a given
+order, for scripts and tests.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .dicomweb.frames import FrameData, FrameRoutes, fetch_frames
+from .dicomweb.metadata import InstanceMetadata, series_metadata
+from .dicomweb.records import text
+from .dicomweb.server import DicomwebServer
+from .geometry import VolumeGeometry, series_geometry
+from .pixels import decode_frame, stored_to_modality
+from .volume import ProgressiveVolume, Quality
+
+logger = logging.getLogger(__name__)
+
+PIXEL_DATA = "7FE00010"
+
+
+@dataclass(frozen=True)
+class SliceTask:
+    """Fetch frame `frame_number` of instance `sop_instance_uid` into slice `k`."""
+
+    k: int
+    sop_instance_uid: str
+    frame_number: int
+
+
+class VolumeLoad:
+    """A volume's geometry plus its buffer (allocated once, or a given one such as a node's array)."""
+
+    def __init__(self, geometry: VolumeGeometry, study_uid: str, instances: Sequence[InstanceMetadata] = (),
+                 fill: str = "linear", buffer: Optional[np.ndarray] = None) -> None:
+        self.geometry = geometry
+        self.study_uid = study_uid
+        self.volume = ProgressiveVolume(geometry.shape, geometry.dtype, fill=fill, buffer=buffer)
+        # Static servers point frames at BulkDataURIs; a known stored syntax saves a negotiation.
+        self._bulk: Dict[str, Optional[str]] = {i.sop_instance_uid: i.bulk_data.get(PIXEL_DATA) for i in instances}
+        self._stored: Dict[str, Optional[str]] = {
+            i.sop_instance_uid: i.transfer_syntax_uid or text(i.attributes, "00083002") or None for i in instances}
+
+    def tasks(self) -> List[SliceTask]:
+        """One task per slice that has a frame (missing slices are filled, never fetched)."""
+        return [SliceTask(k, f.sop_instance_uid, f.frame_number) for k, f in enumerate(self.geometry.slices)
+                if f is not None]
+
+    def write(self, k: int, frame: FrameData, quality: Quality = Quality.FULL) -> bool:
+        """Decode, rescale with this frame's own slope/intercept, and write slice k (False: not better)."""
+        geometry = self.geometry.slices[k]
+        if geometry is None:
+            raise ValueError(f"slice {k} of {self.geometry.series_uid} has no frame (it is a gap)")
+        stored = decode_frame(frame.data, frame.transfer_syntax_uid, self.geometry.pixels, frame.content_type)
+        values = stored_to_modality(stored, geometry.slope, geometry.intercept, self.volume.dtype)
+        return self.volume.write_slice(k, values, quality)
+
+    def fetch(self, server: DicomwebServer, task: SliceTask, routes: Optional[FrameRoutes] = None) -> FrameData:
+        return fetch_frames(server, self.study_uid, self.geometry.series_uid, task.sop_instance_uid,
+                            [task.frame_number], stored_syntax=self._stored.get(task.sop_instance_uid),
+                            bulk_data_uri=self._bulk.get(task.sop_instance_uid), routes=routes)[0]
+
+    def fetch_and_write(self, server: DicomwebServer, task: SliceTask, routes: Optional[FrameRoutes] = None) -> bool:
+        return self.write(task.k, self.fetch(server, task, routes))
+
+
+def load_series(server: DicomwebServer, study_uid: str, series_uid: str,
+                order: Optional[Callable[[List[SliceTask]], List[SliceTask]]] = None,
+                fill: str = "linear", routes: Optional[FrameRoutes] = None) -> List[VolumeLoad]:
+    """Every volume of a series, loaded in one thread; `order` chooses the slice order (default k)."""
+    instances = series_metadata(server, study_uid, series_uid)
+    geometry = series_geometry(instances, series_uid)
+    loads = [VolumeLoad(volume, study_uid, instances, fill=fill) for volume in geometry.volumes]
+    for load in loads:
+        tasks = load.tasks()
+        for task in (order(tasks) if order else tasks):
+            load.fetch_and_write(server, task, routes)
+        logger.info("series %s %s: %d slices loaded", series_uid, load.geometry.label, len(tasks))
+    return loads
