@@ -1,0 +1,221 @@
+"""Which slice the next free connection fetches: the scheduling policies of design.md.
+
+Pure bookkeeping under one lock, no threads or I/O, so every decision is unit-tested exactly.
+- breadth-first: the series whose next slice is in the lowest stage goes first, ties to the one
+  with fewest requests in flight: every series gets its coarse preview before any refines.
+- depth-first: series one after another, in the order they were added.
+- focus boost: the focused series takes free connections (up to `focus_share` of them, default
+  all) until nothing of it is queued; the others share the rest by the base policy. Within the
+  focused series the viewed slice comes first, then the nearest slices, coarse to fine.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from .stage_plan import StagePlan
+
+BREADTH_FIRST = "breadth-first"
+DEPTH_FIRST = "depth-first"
+STRATEGIES = (BREADTH_FIRST, DEPTH_FIRST)
+
+Key = Tuple[int, int]  # (volume index, slice k)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One slice handed to a worker; give it back with `done()` or `retry()`."""
+
+    series: str
+    volume: int
+    k: int
+    stage: int
+
+
+@dataclass
+class _Series:
+    order_index: int
+    stage_of: Dict[Key, int]  # every slice to fetch and its stage (fixed once added)
+    queued: Dict[Key, int]  # not handed out yet
+    outstanding: List[int]  # per stage: queued + in flight
+    middle: Dict[int, float]  # per volume: unfocused series fetch from the middle outwards
+    in_flight: int = 0
+    finished_stages: int = 0  # stages 0..finished_stages-1 are complete
+    viewed: Optional[Key] = None  # focused: the slice in view (a present one)
+    order: List[Key] = field(default_factory=list)
+    stale: bool = True
+
+    def rank(self, key: Key):
+        """Viewed slice first, then coarse to fine, the viewed volume first, nearest the center first."""
+        volume, k = key
+        in_view = self.viewed is not None and volume == self.viewed[0]
+        center = self.viewed[1] if in_view else self.middle[volume]
+        return (key != self.viewed, self.queued[key], not in_view, abs(k - center), k)
+
+    def next_key(self) -> Optional[Key]:
+        if self.stale:
+            self.order = sorted(self.queued, key=self.rank, reverse=True)  # pop() takes from the end
+            self.stale = False
+        while self.order:
+            key = self.order.pop()
+            if key in self.queued:
+                return key
+        return None
+
+
+class Scheduler:
+    """Thread-safe; `next()` never blocks (the engine waits on its own condition)."""
+
+    def __init__(self, connections: int, strategy: str = BREADTH_FIRST, focus_share: float = 1.0,
+                 plan: StagePlan = StagePlan()) -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+        if not 0 < focus_share <= 1:
+            raise ValueError(f"focus share must be in (0, 1], not {focus_share}")
+        if connections < 1:
+            raise ValueError(f"connections must be at least 1, not {connections}")
+        self.connections = connections
+        self.strategy = strategy
+        self.focus_share = focus_share
+        self.plan = plan
+        self._series: Dict[str, _Series] = {}
+        self._focus: Optional[str] = None
+        self._viewed: Optional[Tuple[int, float]] = None  # (volume, slice) in view in the focused series
+        self._lock = threading.Lock()
+
+    # -- setup ------------------------------------------------------------------------------
+    def add(self, series: str, volumes: Sequence[Tuple[int, Sequence[int]]]) -> None:
+        """A series with its volumes: (slice count K, present slice indices) each, in volume order."""
+        with self._lock:
+            if series in self._series:
+                raise ValueError(f"series {series} is already scheduled")
+            viewed = self._viewed if self._focus == series else None
+            stage_of: Dict[Key, int] = {}
+            for volume, (_, present) in enumerate(volumes):
+                hint = viewed[1] if viewed is not None and viewed[0] == volume else None
+                stage_of.update({(volume, k): stage for k, stage in self.plan.assign(present, hint).items()})
+            outstanding = [0] * len(self.plan.stage_ids())
+            for stage in stage_of.values():
+                outstanding[stage] += 1
+            entry = _Series(order_index=len(self._series), stage_of=stage_of, queued=dict(stage_of),
+                            outstanding=outstanding, middle={v: (size - 1) / 2.0 for v, (size, _) in enumerate(volumes)})
+            self._series[series] = entry
+            self._point_view(entry, viewed)
+            self._advance_stages(entry)
+
+    # -- decisions --------------------------------------------------------------------------
+    def next(self) -> Optional[Assignment]:
+        """The slice the next free connection should fetch, or None when nothing is queued."""
+        with self._lock:
+            chosen = self._choose()
+            if chosen is None:
+                return None
+            entry = self._series[chosen]
+            key = entry.next_key()
+            if key is None:  # cannot happen: _choose only picks series with queued slices
+                return None
+            stage = entry.queued.pop(key)
+            entry.in_flight += 1
+            return Assignment(chosen, key[0], key[1], stage)
+
+    def _choose(self) -> Optional[str]:
+        waiting = {name: s for name, s in self._series.items() if s.queued}
+        if not waiting:
+            return None
+        focus = self._focus if self._focus in waiting else None
+        if focus is not None:
+            limit = max(1, math.floor(self.focus_share * self.connections + 1e-9))
+            if waiting[focus].in_flight < limit or len(waiting) == 1:
+                return focus
+            waiting = {name: s for name, s in waiting.items() if name != focus}
+        if self.strategy == DEPTH_FIRST:
+            return min(waiting, key=lambda name: waiting[name].order_index)
+        return min(waiting, key=lambda name: (min(waiting[name].queued.values()), waiting[name].in_flight,
+                                              waiting[name].order_index))
+
+    # -- outcomes ---------------------------------------------------------------------------
+    def done(self, assignment: Assignment) -> List[int]:
+        """Record a finished slice; returns the stage indices this completed, in order."""
+        with self._lock:
+            entry = self._series.get(assignment.series)
+            if entry is None:
+                return []
+            entry.in_flight -= 1
+            entry.outstanding[assignment.stage] -= 1
+            return self._advance_stages(entry)
+
+    def retry(self, assignment: Assignment) -> None:
+        """Put a failed slice back, first in line for its series."""
+        with self._lock:
+            entry = self._series.get(assignment.series)
+            if entry is None:
+                return
+            entry.in_flight -= 1
+            key = (assignment.volume, assignment.k)
+            entry.queued[key] = assignment.stage
+            entry.order.append(key)
+
+    def drop(self, series: str) -> int:
+        """Cancel a series: its queued slices are dropped (those in flight finish); returns how many."""
+        with self._lock:
+            entry = self._series.get(series)
+            if entry is None:
+                return 0
+            dropped = len(entry.queued)
+            for stage in entry.queued.values():
+                entry.outstanding[stage] -= 1
+            entry.queued.clear()
+            return dropped
+
+    def set_focus(self, series: Optional[str], viewed_slice: Optional[float] = None, volume: int = 0) -> None:
+        """Boost `series` (None: no focus); the next free connection follows it."""
+        with self._lock:
+            if self._focus in self._series:
+                self._point_view(self._series[self._focus], None)
+            self._focus = series
+            self._viewed = None if viewed_slice is None else (volume, float(viewed_slice))
+            if series in self._series:
+                self._point_view(self._series[series], self._viewed)
+
+    @staticmethod
+    def _point_view(entry: _Series, viewed: Optional[Tuple[int, float]]) -> None:
+        """Aim the series' order at the viewed slice (the nearest present one), or back at the middle."""
+        entry.viewed = None
+        if viewed is not None:
+            present = [k for (v, k) in entry.stage_of if v == viewed[0]]
+            if present:
+                entry.viewed = (viewed[0], min(present, key=lambda k: (abs(k - viewed[1]), k)))
+        entry.stale = True
+
+    def _advance_stages(self, entry: _Series) -> List[int]:
+        finished = []
+        while entry.finished_stages < len(entry.outstanding) and entry.outstanding[entry.finished_stages] == 0:
+            finished.append(entry.finished_stages)
+            entry.finished_stages += 1
+        return finished
+
+    # -- queries ----------------------------------------------------------------------------
+    @property
+    def focus(self) -> Optional[str]:
+        return self._focus
+
+    def idle(self) -> bool:
+        """Nothing queued and nothing in flight."""
+        with self._lock:
+            return all(not s.queued and not s.in_flight for s in self._series.values())
+
+    def in_flight(self, series: str) -> int:
+        with self._lock:
+            return self._series[series].in_flight
+
+    def queued(self, series: str) -> int:
+        with self._lock:
+            return len(self._series[series].queued)
+
+    def current_stage(self, series: str) -> Optional[int]:
+        """The first stage not yet complete (None when all are)."""
+        with self._lock:
+            entry = self._series[series]
+            return entry.finished_stages if entry.finished_stages < len(entry.outstanding) else None

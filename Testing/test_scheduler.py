@@ -1,0 +1,158 @@
+"""Scheduling decisions, unit-tested deterministically: no threads, no network, a simulated pool."""
+from __future__ import annotations
+
+from collections import deque
+
+import pytest
+
+from ProgressiveDicomFetchLib.engine.scheduler import DEPTH_FIRST, Scheduler
+from ProgressiveDicomFetchLib.engine.stage_plan import StagePlan
+
+pytestmark = pytest.mark.compat  # also run on Slicer 5.8's stack (Makefile)
+
+
+def run(scheduler, connections, steps=None, on_step=None):
+    """Hand out work to `connections` slots, finishing the oldest first; returns the assignments in order."""
+    in_flight, handed = deque(), []
+    step = 0
+    while True:
+        while len(in_flight) < connections:
+            assignment = scheduler.next()
+            if assignment is None:
+                break
+            in_flight.append(assignment)
+            handed.append(assignment)
+        if not in_flight or (steps is not None and step >= steps):
+            return handed
+        scheduler.done(in_flight.popleft())
+        step += 1
+        if on_step:
+            on_step(step)
+
+
+def three_series(strategy="breadth-first", connections=4, sizes=(40, 24, 16), **options):
+    scheduler = Scheduler(connections, strategy, **options)
+    for name, size in zip("ABC", sizes):
+        scheduler.add(name, [(size, range(size))])
+    return scheduler
+
+
+def test_stage_plan_default():
+    plan = StagePlan()
+    assert plan.stage_ids() == ["anchors", "every-8", "every-4", "every-2", "rest"]
+    stages = plan.assign(range(17))
+    assert sorted(k for k, s in stages.items() if s == 0) == [0, 8, 16]
+    assert sorted(k for k, s in stages.items() if s == 2) == [4, 12]
+    assert sorted(k for k, s in stages.items() if s == 4) == [1, 3, 5, 7, 9, 11, 13, 15]
+    assert sorted(k for k, s in StagePlan().assign(range(17), viewed=5).items() if s == 0) == [0, 5, 8, 16]
+    assert StagePlan.parse("8,4").stage_ids() == ["every-8", "every-4", "rest"]
+    with pytest.raises(ValueError):
+        StagePlan.parse("anchors,2,4")
+
+
+def test_breadth_first_gives_every_series_its_coarse_stages_before_any_refines():
+    scheduler = three_series()
+    handed = run(scheduler, 4)
+    assert len(handed) == 40 + 24 + 16
+    for index, assignment in enumerate(handed):
+        queued_lower = [a for a in handed[index + 1:] if a.stage < assignment.stage]
+        assert not queued_lower, f"{assignment} handed out before lower-stage work {queued_lower[:2]}"
+    first_anchor = {name: min(i for i, a in enumerate(handed) if a.series == name) for name in "ABC"}
+    last = {name: max(i for i, a in enumerate(handed) if a.series == name) for name in "ABC"}
+    assert max(first_anchor.values()) < min(last.values()), "a series completed before every series had a preview"
+
+
+def test_breadth_first_shares_connections_evenly():
+    scheduler = three_series(connections=3, sizes=(64, 64, 64))
+    run(scheduler, 3, steps=30)
+    counts = [scheduler.in_flight(name) for name in "ABC"]
+    assert counts == [1, 1, 1]
+
+
+def test_depth_first_finishes_series_in_the_order_given():
+    handed = run(three_series(DEPTH_FIRST), 4)
+    series_order = [a.series for a in handed]
+    assert series_order == sorted(series_order)  # all of A, then all of B, then all of C
+
+
+def test_focus_takes_every_free_connection_until_its_series_is_queued_out():
+    scheduler = three_series()
+    run(scheduler, 4, steps=10)  # mid-way: every series still has work queued
+    scheduler.set_focus("B")
+    following = []
+    while scheduler.queued("B"):
+        assignment = scheduler.next()
+        following.append(assignment)
+        scheduler.done(assignment)
+    assert len(following) > 10 and all(a.series == "B" for a in following)
+    assert scheduler.next().series != "B"  # then the others get the connections back
+
+
+def test_focus_share_leaves_the_rest_to_the_others():
+    scheduler = three_series(connections=4, focus_share=0.5, sizes=(64, 64, 64))
+    scheduler.set_focus("C")
+    held = [scheduler.next() for _ in range(4)]
+    assert sorted(a.series for a in held) == ["A", "B", "C", "C"]
+
+
+def test_focused_series_starts_at_the_viewed_slice_then_coarse_to_fine_nearest_first():
+    scheduler = Scheduler(1)
+    scheduler.add("A", [(64, range(64))])
+    first = scheduler.next()
+    scheduler.done(first)
+    scheduler.set_focus("A", viewed_slice=41.3)
+    order = [scheduler.next() for _ in range(6)]
+    assert order[0].k == 41
+    remaining_anchors = [a for a in order[1:] if a.stage == 0]
+    assert [a.stage for a in order[1:]] == sorted(a.stage for a in order[1:])  # coarse to fine
+    every8 = [a.k for a in order[1:] if a.stage == 1]
+    assert every8 == sorted(every8, key=lambda k: (abs(k - 41), k)) and remaining_anchors
+
+
+def test_focus_set_before_the_series_arrives_makes_the_viewed_slice_an_anchor():
+    scheduler = Scheduler(2)
+    scheduler.set_focus("A", viewed_slice=30)
+    scheduler.add("A", [(100, range(100))])
+    assert scheduler.next().k == 30
+
+
+def test_stage_completion_is_reported_once_in_order():
+    scheduler = Scheduler(2)
+    scheduler.add("A", [(9, range(9))])  # some stages may be empty: they complete at once, in order
+    finished = []
+    while True:
+        assignment = scheduler.next()
+        if assignment is None:
+            break
+        finished += scheduler.done(assignment)
+    assert finished == list(range(len(StagePlan().stage_ids())))
+    assert scheduler.current_stage("A") is None and scheduler.idle()
+
+
+def test_cancel_drops_queued_work_and_retry_puts_a_slice_first():
+    scheduler = three_series()
+    a = scheduler.next()
+    assert scheduler.drop("B") == 24
+    assert all(x.series != "B" for x in run(scheduler, 4))
+    scheduler = Scheduler(1)
+    scheduler.add("A", [(20, range(20))])
+    failed = scheduler.next()
+    scheduler.retry(failed)
+    again = scheduler.next()
+    assert (again.k, again.stage) == (failed.k, failed.stage) and a.series == "A"
+
+
+def test_gaps_are_never_scheduled_and_volumes_share_a_series():
+    scheduler = Scheduler(2)
+    scheduler.add("A", [(10, [0, 1, 2, 4, 5]), (6, range(6))])
+    handed = run(scheduler, 2)
+    assert sorted((a.volume, a.k) for a in handed) == [(0, 0), (0, 1), (0, 2), (0, 4), (0, 5)] + [(1, k) for k in range(6)]
+
+
+def test_bad_settings_are_rejected():
+    with pytest.raises(ValueError, match="strategy"):
+        Scheduler(2, "random")
+    with pytest.raises(ValueError, match="focus share"):
+        Scheduler(2, focus_share=0)
+    with pytest.raises(ValueError, match="connections"):
+        Scheduler(0)
