@@ -156,3 +156,18 @@ def test_bad_settings_are_rejected():
         Scheduler(2, focus_share=0)
     with pytest.raises(ValueError, match="connections"):
         Scheduler(0)
+
+
+def test_depth_first_waits_for_an_earlier_series_still_getting_its_metadata():
+    scheduler = Scheduler(2, DEPTH_FIRST)
+    scheduler.expect("A")
+    scheduler.expect("B")
+    scheduler.add("B", [(8, range(8))])
+    assert scheduler.next() is None and not scheduler.idle()
+    scheduler.add("A", [(8, range(8))])
+    assert [a.series for a in run(scheduler, 2)] == ["A"] * 8 + ["B"] * 8
+    breadth = Scheduler(2)
+    breadth.expect("A")
+    breadth.add("B", [(8, range(8))])
+    assert breadth.next().series == "B"  # breadth-first never idles a connection for metadata
+    assert breadth.drop("A") == 0

@@ -42,6 +42,7 @@ class _Series:
     outstanding: List[int]  # per stage: queued + in flight
     middle: Dict[int, float]  # per volume: unfocused series fetch from the middle outwards
     in_flight: int = 0
+    pending: bool = False  # announced, slices not known yet (metadata on its way)
     finished_stages: int = 0  # stages 0..finished_stages-1 are complete
     viewed: Optional[Key] = None  # focused: the slice in view (a present one)
     order: List[Key] = field(default_factory=list)
@@ -86,10 +87,19 @@ class Scheduler:
         self._lock = threading.Lock()
 
     # -- setup ------------------------------------------------------------------------------
+    def expect(self, series: str) -> None:
+        """Announce a series before its slices are known: depth-first keeps its place in line."""
+        with self._lock:
+            if series in self._series:
+                raise ValueError(f"series {series} is already scheduled")
+            self._series[series] = _Series(order_index=len(self._series), stage_of={}, queued={}, outstanding=[],
+                                           middle={}, pending=True)
+
     def add(self, series: str, volumes: Sequence[Tuple[int, Sequence[int]]]) -> None:
         """A series with its volumes: (slice count K, present slice indices) each, in volume order."""
         with self._lock:
-            if series in self._series:
+            announced = self._series.get(series)
+            if announced is not None and not announced.pending:
                 raise ValueError(f"series {series} is already scheduled")
             viewed = self._viewed if self._focus == series else None
             stage_of: Dict[Key, int] = {}
@@ -99,8 +109,9 @@ class Scheduler:
             outstanding = [0] * len(self.plan.stage_ids())
             for stage in stage_of.values():
                 outstanding[stage] += 1
-            entry = _Series(order_index=len(self._series), stage_of=stage_of, queued=dict(stage_of),
-                            outstanding=outstanding, middle={v: (size - 1) / 2.0 for v, (size, _) in enumerate(volumes)})
+            order = announced.order_index if announced is not None else len(self._series)
+            entry = _Series(order_index=order, stage_of=stage_of, queued=dict(stage_of), outstanding=outstanding,
+                            middle={v: (size - 1) / 2.0 for v, (size, _) in enumerate(volumes)})
             self._series[series] = entry
             self._point_view(entry, viewed)
             self._advance_stages(entry)
@@ -124,6 +135,10 @@ class Scheduler:
         waiting = {name: s for name, s in self._series.items() if s.queued}
         if not waiting:
             return None
+        if self.strategy == DEPTH_FIRST and self._focus not in waiting:
+            first = min((s for s in self._series.values() if s.queued or s.pending), key=lambda s: s.order_index)
+            if first.pending:
+                return None  # the next series in line is still getting its metadata
         focus = self._focus if self._focus in waiting else None
         if focus is not None:
             limit = max(1, math.floor(self.focus_share * self.connections + 1e-9))
@@ -167,6 +182,7 @@ class Scheduler:
             for stage in entry.queued.values():
                 entry.outstanding[stage] -= 1
             entry.queued.clear()
+            entry.pending = False
             return dropped
 
     def set_focus(self, series: Optional[str], viewed_slice: Optional[float] = None, volume: int = 0) -> None:
@@ -204,7 +220,7 @@ class Scheduler:
     def idle(self) -> bool:
         """Nothing queued and nothing in flight."""
         with self._lock:
-            return all(not s.queued and not s.in_flight for s in self._series.values())
+            return all(not s.queued and not s.in_flight and not s.pending for s in self._series.values())
 
     def in_flight(self, series: str) -> int:
         with self._lock:

@@ -1,0 +1,43 @@
+"""What the engine knows about one requested series (kept by the engine, read by progress())."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from ..loading import VolumeLoad
+from ..volume import Quality
+from .events import COMPLETE_STATE, COVERED_STATE, WAITING, SeriesProgress
+
+
+@dataclass
+class SeriesState:
+    study_uid: str
+    series_uid: str
+    label: str = ""
+    loads: List[VolumeLoad] = field(default_factory=list)
+    state: str = WAITING
+    bytes: int = 0
+    failures: int = 0  # consecutive failed slices
+    error: Optional[str] = None
+    first_slice: bool = False
+    covered: bool = False
+    complete: bool = False
+    stage: Optional[str] = None
+
+    def check_covered(self) -> bool:
+        """True the first time every volume of the series has no missing slice."""
+        if self.covered or not self.loads or not all(load.volume.covered for load in self.loads):
+            return False
+        self.covered = True
+        if self.state not in (COMPLETE_STATE,):
+            self.state = COVERED_STATE
+        return True
+
+    def progress(self) -> SeriesProgress:
+        counts = {q.name: 0 for q in Quality}
+        for load in self.loads:
+            for quality, count in load.volume.counts().items():
+                counts[Quality(quality).name] += count
+        total = sum(load.volume.num_slices for load in self.loads)
+        return SeriesProgress(series_uid=self.series_uid, label=self.label, total_slices=total, counts=counts,
+                              stage=self.stage, bytes=self.bytes, state=self.state, error=self.error)

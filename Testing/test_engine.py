@@ -1,0 +1,153 @@
+"""The engine against the real Orthanc: the order each policy promises, bit-exact final volumes,
+focus switches, cancel and close (no thread left behind), and failures that stay contained."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
+from ProgressiveDicomFetchLib.engine import DEPTH_FIRST, ProgressiveFetchEngine
+
+STUDY_SERIES = ("ct_thin", "ct_sagittal", "ct_thick")  # a three-series study (80, 48 and 40 slices)
+
+
+def run_engine(orthanc, sample_small, strategy="breadth-first", connections=4, on_update=None, keys=STUDY_SERIES):
+    engine = ProgressiveFetchEngine(DicomwebServer(orthanc.dicomweb_url), connections=connections, strategy=strategy)
+    events = []
+
+    def collect(update):
+        events.extend(update.events)
+        if on_update is not None:
+            on_update(engine, update, events)
+
+    try:
+        for key in keys:
+            info = sample_small.series(key)
+            engine.add_series(info.study_uid, info.series_uid)
+        assert engine.run_until_finished(collect, timeout=120)
+    finally:
+        assert engine.close()
+    return engine, events
+
+
+def times(events, kind):
+    return {e.series_uid: e.t for e in events if e.event == kind}
+
+
+def assert_bit_exact(engine, sample_small, keys=STUDY_SERIES):
+    for key in keys:
+        info = sample_small.series(key)
+        (load,) = engine.loads(info.series_uid)
+        np.testing.assert_array_equal(load.volume.array, sample_small.load_truth(key), err_msg=key)
+
+
+def no_worker_threads():
+    return not [t for t in threading.enumerate() if t.name.startswith("pdf-worker")]
+
+
+def test_breadth_first_covers_every_series_before_any_completes(orthanc, sample_small):
+    engine, events = run_engine(orthanc, sample_small)
+    covered, complete = times(events, "covered"), times(events, "complete")
+    uids = {sample_small.series(k).series_uid for k in STUDY_SERIES}
+    assert set(covered) == set(complete) == uids
+    assert max(covered.values()) <= min(complete.values())
+    stages = [e.stage for e in events if e.event == "stage" and e.series_uid == sample_small.series("ct_thin").series_uid]
+    assert stages == ["anchors", "every-8", "every-4", "every-2", "rest"]
+    assert_bit_exact(engine, sample_small)
+    assert no_worker_threads()
+    progress = {p.series_uid: p for p in engine.progress()}
+    assert all(p.state == "complete" and p.full_fraction == 1.0 and p.bytes > 0 for p in progress.values())
+
+
+def test_depth_first_completes_series_in_the_order_given(orthanc, sample_small):
+    engine, events = run_engine(orthanc, sample_small, strategy=DEPTH_FIRST)
+    complete = times(events, "complete")
+    first = times(events, "first_slice")
+    order = [sample_small.series(k).series_uid for k in STUDY_SERIES]
+    assert [complete[u] for u in order] == sorted(complete[u] for u in order)
+    assert [first[u] for u in order] == sorted(first[u] for u in order)
+    assert_bit_exact(engine, sample_small)
+
+
+def test_focus_switch_makes_the_focused_series_complete_first(orthanc, sample_small):
+    target = sample_small.series("ct_thick").series_uid  # the last requested, smallest
+
+    def switch(engine, update, events):
+        if not any(e.event == "focus" for e in events) and any(e.event == "first_slice" for e in events):
+            engine.set_focus(target, slice_index=12)
+
+    engine, events = run_engine(orthanc, sample_small, on_update=switch)
+    focus_at = next(e.t for e in events if e.event == "focus")
+    complete = times(events, "complete")
+    assert complete[target] == min(complete.values())
+    assert all(t > focus_at for t in complete.values())
+    assert_bit_exact(engine, sample_small)
+
+
+def test_cancel_keeps_what_was_loaded_and_the_others_finish(orthanc, sample_small):
+    cancelled = sample_small.series("ct_thin").series_uid
+
+    def cancel(engine, update, events):
+        if any(e.event == "first_slice" and e.series_uid == cancelled for e in events) and \
+                not any(e.event == "cancelled" for e in events):
+            engine.cancel(cancelled)
+
+    engine, events = run_engine(orthanc, sample_small, on_update=cancel)
+    state = {p.series_uid: p for p in engine.progress()}
+    assert state[cancelled].state == "cancelled" and state[cancelled].counts["FULL"] >= 1
+    assert state[cancelled].counts["FULL"] < state[cancelled].total_slices
+    assert cancelled not in times(events, "complete")
+    assert all(p.state == "complete" for uid, p in state.items() if uid != cancelled)
+    assert no_worker_threads()
+
+
+def test_close_mid_load_stops_every_worker_within_a_second(orthanc, sample_small):
+    engine = ProgressiveFetchEngine(DicomwebServer(orthanc.dicomweb_url), connections=4)
+    for key in STUDY_SERIES:
+        info = sample_small.series(key)
+        engine.add_series(info.study_uid, info.series_uid)
+    while not any(u.events for u in [engine.process_events()]):
+        pass
+    import time
+
+    started = time.monotonic()
+    assert engine.close(timeout=1.0)
+    assert time.monotonic() - started < 1.0 and no_worker_threads()
+    with pytest.raises(RuntimeError, match="closed"):
+        engine.add_series("1.2.3", "1.2.3.4")
+
+
+def test_a_failing_series_is_reported_and_the_others_continue(orthanc, sample_small):
+    good = sample_small.series("ct_thick")
+    engine = ProgressiveFetchEngine(DicomwebServer(orthanc.dicomweb_url), connections=2)
+    try:
+        engine.add_series(good.study_uid, "1.2.3.4.5.6.7")  # no such series
+        engine.add_series(good.study_uid, good.series_uid)
+        events = []
+        assert engine.run_until_finished(lambda u: events.extend(u.events), timeout=60)
+    finally:
+        engine.close()
+    errors = [e for e in events if e.event == "error"]
+    assert [e.series_uid for e in errors] == ["1.2.3.4.5.6.7"] and "1.2.3.4.5.6.7" in errors[0].message
+    assert good.series_uid in times(events, "complete")
+    failed = next(p for p in engine.progress() if p.series_uid == "1.2.3.4.5.6.7")
+    assert failed.state == "failed" and failed.error
+
+
+def test_pause_holds_all_work_until_resume(orthanc, sample_small):
+    info = sample_small.series("ct_thick")
+    engine = ProgressiveFetchEngine(DicomwebServer(orthanc.dicomweb_url), connections=2)
+    try:
+        engine.pause()
+        engine.add_series(info.study_uid, info.series_uid)
+        import time
+
+        time.sleep(0.5)
+        assert not engine.process_events() and not engine.finished()
+        engine.resume()
+        assert engine.run_until_finished(timeout=60)
+    finally:
+        engine.close()
+    np.testing.assert_array_equal(engine.loads(info.series_uid)[0].volume.array, sample_small.load_truth("ct_thick"))
