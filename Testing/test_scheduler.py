@@ -171,3 +171,12 @@ def test_depth_first_waits_for_an_earlier_series_still_getting_its_metadata():
     breadth.add("B", [(8, range(8))])
     assert breadth.next().series == "B"  # breadth-first never idles a connection for metadata
     assert breadth.drop("A") == 0
+
+
+def test_unfocused_order_is_middle_anchor_first_then_bisection():
+    scheduler = Scheduler(1)
+    scheduler.add("A", [(65, range(65))])
+    handed = run(scheduler, 1)
+    assert [a.k for a in handed[:3]] == [32, 0, 64]
+    every8 = [a.k for a in handed if a.stage == 1]  # 8, 16, 24, 40, 48, 56 in bisection order
+    assert every8[0] == 8 and every8[1] in (40, 48) and sorted(every8) == [8, 16, 24, 40, 48, 56]

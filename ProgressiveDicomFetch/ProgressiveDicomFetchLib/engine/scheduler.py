@@ -40,7 +40,7 @@ class _Series:
     stage_of: Dict[Key, int]  # every slice to fetch and its stage (fixed once added)
     queued: Dict[Key, int]  # not handed out yet
     outstanding: List[int]  # per stage: queued + in flight
-    middle: Dict[int, float]  # per volume: unfocused series fetch from the middle outwards
+    spread: Dict[Key, int]  # unfocused order within a stage: bisection, so every write halves a gap
     in_flight: int = 0
     pending: bool = False  # announced, slices not known yet (metadata on its way)
     finished_stages: int = 0  # stages 0..finished_stages-1 are complete
@@ -49,11 +49,12 @@ class _Series:
     stale: bool = True
 
     def rank(self, key: Key):
-        """Viewed slice first, then coarse to fine, the viewed volume first, nearest the center first."""
+        """Viewed slice first, then coarse to fine; in the viewed volume nearest the viewed slice
+        first, elsewhere in bisection order (refines evenly and keeps each refill small)."""
         volume, k = key
         in_view = self.viewed is not None and volume == self.viewed[0]
-        center = self.viewed[1] if in_view else self.middle[volume]
-        return (key != self.viewed, self.queued[key], not in_view, abs(k - center), k)
+        order = abs(k - self.viewed[1]) if in_view else self.spread[key]
+        return (key != self.viewed, self.queued[key], not in_view, volume, order, k)
 
     def next_key(self) -> Optional[Key]:
         if self.stale:
@@ -64,6 +65,25 @@ class _Series:
             if key in self.queued:
                 return key
         return None
+
+
+def _spread_ranks(stage_of: Dict[Key, int], anchors: bool) -> Dict[Key, int]:
+    """Order within each (volume, stage): anchors middle first then the ends; other stages in
+    bisection order 0, n/2, n/4, 3n/4, ... (bit-reversed positions)."""
+    groups: Dict[Tuple[int, int], List[Key]] = {}
+    for key, stage in stage_of.items():
+        groups.setdefault((key[0], stage), []).append(key)
+    ranks: Dict[Key, int] = {}
+    for (_, stage), keys in groups.items():
+        keys.sort()
+        if anchors and stage == 0:
+            middle = keys[len(keys) // 2][1]
+            ranks.update({key: rank for rank, key in enumerate(sorted(keys, key=lambda k: (k[1] != middle, k[1])))})
+            continue
+        bits = max(1, (len(keys) - 1).bit_length())
+        for position, key in enumerate(keys):
+            ranks[key] = int(format(position, f"0{bits}b")[::-1], 2)
+    return ranks
 
 
 class Scheduler:
@@ -93,7 +113,7 @@ class Scheduler:
             if series in self._series:
                 raise ValueError(f"series {series} is already scheduled")
             self._series[series] = _Series(order_index=len(self._series), stage_of={}, queued={}, outstanding=[],
-                                           middle={}, pending=True)
+                                           spread={}, pending=True)
 
     def add(self, series: str, volumes: Sequence[Tuple[int, Sequence[int]]]) -> None:
         """A series with its volumes: (slice count K, present slice indices) each, in volume order."""
@@ -111,7 +131,7 @@ class Scheduler:
                 outstanding[stage] += 1
             order = announced.order_index if announced is not None else len(self._series)
             entry = _Series(order_index=order, stage_of=stage_of, queued=dict(stage_of), outstanding=outstanding,
-                            middle={v: (size - 1) / 2.0 for v, (size, _) in enumerate(volumes)})
+                            spread=_spread_ranks(stage_of, self.plan.anchors))
             self._series[series] = entry
             self._point_view(entry, viewed)
             self._advance_stages(entry)
@@ -197,7 +217,7 @@ class Scheduler:
 
     @staticmethod
     def _point_view(entry: _Series, viewed: Optional[Tuple[int, float]]) -> None:
-        """Aim the series' order at the viewed slice (the nearest present one), or back at the middle."""
+        """Aim the series' order at the viewed slice (the nearest present one), or back to its stage order."""
         entry.viewed = None
         if viewed is not None:
             present = [k for (v, k) in entry.stage_of if v == viewed[0]]

@@ -1,0 +1,130 @@
+"""Engine figures per scheduling policy against a real Orthanc: time to first slice, covered and
+complete per series, throughput, and main-thread pump cost. Prints a table; not a test.
+
+    .venv/bin/python Testing/benchmarks/engine_policies.py                 # plain loopback
+    .venv/bin/python Testing/benchmarks/engine_policies.py --rate 100mbit  # kernel tbf, private netns
+    .venv/bin/python Testing/benchmarks/engine_policies.py --gil-main-loop # Slicer-like main thread
+
+With --rate the script re-runs itself under `unshare -n` (root): a private network namespace
+whose loopback is rate-limited by `tc ... tbf`; Orthanc and the client both live in it.
+--gil-main-loop emulates Slicer's embedded Python, whose idle main thread holds the GIL
+(slicer-notes.md): between pumps the main thread sleeps in `usleep` through ctypes.PyDLL, which
+does not release the GIL, so workers advance only while the main thread runs Python.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # Testing/: servers, fixtures_data
+
+from fixtures_data import cached_sample  # noqa: E402
+from servers.orthanc import OrthancServer  # noqa: E402
+
+from ProgressiveDicomFetchLib.dicomweb import DicomwebServer  # noqa: E402
+from ProgressiveDicomFetchLib.engine import DEPTH_FIRST, ProgressiveFetchEngine  # noqa: E402
+
+SERIES = ("ct_thin", "ct_thick", "ct_sagittal")
+POLICIES = ("breadth-first", "depth-first", "focus-switch")
+
+
+def run_policy(url: str, sample, policy: str, connections: int, gil: bool, focus_after: float) -> Dict:
+    engine = ProgressiveFetchEngine(DicomwebServer(url), connections=connections,
+                                    strategy=DEPTH_FIRST if policy == "depth-first" else "breadth-first")
+    usleep = ctypes.PyDLL(None).usleep if gil else None
+    events, pumps = [], []
+    largest = max(SERIES, key=lambda k: sample.series(k).num_instances)
+    focused = False
+    started = time.perf_counter()
+    for key in SERIES:
+        engine.add_series(sample.series(key).study_uid, sample.series(key).series_uid)
+    try:
+        while True:
+            finished = engine.finished()
+            t0 = time.perf_counter()
+            update = engine.process_events()
+            pumps.append(time.perf_counter() - t0)
+            events += update.events
+            if policy == "focus-switch" and not focused and time.perf_counter() - started >= focus_after:
+                engine.set_focus(sample.series(largest).series_uid)
+                focused = True
+            if finished:
+                break
+            if usleep is not None:
+                usleep(10000)  # 10 ms "idle" holding the GIL, like Slicer's Qt event loop
+            else:
+                time.sleep(0.01)
+    finally:
+        engine.close()
+    total = time.perf_counter() - started
+    per_series = {}
+    for key in SERIES:
+        uid = sample.series(key).series_uid
+        per_series[key] = {kind: next((e.t for e in events if e.series_uid == uid and e.event == kind), None)
+                           for kind in ("first_slice", "covered", "complete")}
+    focus_t = next((e.t for e in events if e.event == "focus"), None)
+    progress = {p.series_uid: p for p in engine.progress()}
+    moved = sum(p.bytes for p in progress.values())
+    remaining_after_focus = None
+    return {"policy": policy, "total_s": total, "bytes": moved, "series": per_series, "focus_t": focus_t,
+            "largest": largest, "pump_ms_median": 1000 * statistics.median(pumps), "pump_ms_max": 1000 * max(pumps),
+            "remaining_after_focus": remaining_after_focus}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", help="tbf rate for the private loopback, e.g. 30mbit (needs root)")
+    parser.add_argument("--profile", default="full", choices=("small", "full"))
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--gil-main-loop", action="store_true")
+    parser.add_argument("--focus-after", type=float, default=2.0, help="seconds before the focus switch")
+    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rate and not args.inside:
+        script = ("ip link set lo up && tc qdisc add dev lo root tbf rate {rate} burst 64kb latency 50ms && "
+                  "exec {python} {me} --inside {rest}")
+        rest = " ".join(a for a in sys.argv[1:])
+        return subprocess.call(["unshare", "-n", "sh", "-c", script.format(rate=args.rate, python=sys.executable,
+                                                                         me=Path(__file__).resolve(), rest=rest)])
+    sample = cached_sample(args.profile)
+    files = [f for key in SERIES for f in sample.files(key)]
+    size = sum(f.stat().st_size for f in files)
+    link = f"tbf {args.rate}" if args.rate else "plain loopback"
+    print(f"{len(SERIES)} series, {len(files)} files, {size / 1e6:.0f} MB, {link}, {args.connections} connections"
+          f"{', GIL-holding main loop' if args.gil_main_loop else ''}")
+    results: List[Dict] = []
+    with OrthancServer() as orthanc:
+        orthanc.upload(files)
+        for _ in range(args.repeat):
+            for policy in POLICIES:
+                results.append(run_policy(orthanc.dicomweb_url, sample, policy, args.connections,
+                                          args.gil_main_loop, args.focus_after))
+    print(f"{'policy':14s} {'series':12s} {'first':>7s} {'covered':>8s} {'complete':>9s}   total   MB/s  pump ms (med/max)")
+    for policy in POLICIES:
+        runs = [r for r in results if r["policy"] == policy]
+        med = lambda values: statistics.median(values) if values and None not in values else None  # noqa: E731
+        for key in SERIES:
+            cells = [med([r["series"][key][kind] for r in runs]) for kind in ("first_slice", "covered", "complete")]
+            text = " ".join(f"{c:8.2f}" if c is not None else "       -" for c in cells)
+            total = med([r["total_s"] for r in runs])
+            rate = med([r["bytes"] / r["total_s"] / 1e6 for r in runs])
+            pumps = f"{med([r['pump_ms_median'] for r in runs]):.3f}/{med([r['pump_ms_max'] for r in runs]):.2f}"
+            print(f"{policy:14s} {key:12s} {text}  {total:6.2f} {rate:6.1f}  {pumps}")
+        focus = [r["focus_t"] for r in runs if r["focus_t"] is not None]
+        if focus:
+            print(f"{'':14s} focus on {runs[0]['largest']} at {statistics.median(focus):.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
