@@ -12,9 +12,20 @@ import pytest
 
 from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
 from ProgressiveDicomFetchLib.loading import load_series
+from support import missing
+
 from ProgressiveDicomFetchLib.output import output_names, validate_uid, write_series_nrrd, write_volume_nrrd
 
-nrrd = pytest.importorskip("nrrd", reason="pynrrd (the `nrrd` extra) reads the files back")
+
+
+@pytest.fixture(scope="module")
+def nrrd():
+    """pynrrd, the independent reader (and the writer); `make test` installs it."""
+    try:
+        import nrrd as module
+    except ImportError:
+        missing("pynrrd (the `nrrd` extra)")
+    return module
 
 KEYS = ["ct_thin", "edge_oblique", "edge_nonsquare", "ct_sagittal"]
 
@@ -39,7 +50,7 @@ def loaded(orthanc, sample_small):
 
 @pytest.mark.parametrize("encoding", ["raw", "gzip"])
 @pytest.mark.parametrize("key", KEYS)
-def test_volume_reads_back_with_the_geometry_of_the_dicom_files(loaded, sample_small, tmp_path, key, encoding):
+def test_volume_reads_back_with_the_geometry_of_the_dicom_files(loaded, nrrd, sample_small, tmp_path, key, encoding):
     info, loads = loaded[key]
     assert len(loads) == 1
     load = loads[0]
@@ -75,7 +86,7 @@ def test_volume_reads_back_with_the_geometry_of_the_dicom_files(loaded, sample_s
     np.testing.assert_allclose(origin + directions.T @ ijk, (load.geometry.ijk_to_lps @ np.append(ijk, 1))[:3], atol=1e-6)
 
 
-def test_series_of_several_volumes_gets_numbered_files(loaded, tmp_path):
+def test_series_of_several_volumes_gets_numbered_files(loaded, nrrd, tmp_path):
     info, loads = loaded["edge_multiphase"]
     assert len(loads) > 1
     paths = write_series_nrrd(tmp_path, info.series_uid, loads)
@@ -87,7 +98,7 @@ def test_series_of_several_volumes_gets_numbered_files(loaded, tmp_path):
 
 
 @pytest.mark.parametrize("dtype", [np.int16, np.int32, np.float32])
-def test_dtype_is_kept_exactly_and_the_header_is_exact(tmp_path, dtype):
+def test_dtype_is_kept_exactly_and_the_header_is_exact(nrrd, tmp_path, dtype):
     array = (np.arange(4 * 5 * 6).reshape(4, 5, 6) - 60).astype(dtype)
     if dtype == np.float32:
         array = array * np.float32(0.1)
@@ -102,7 +113,7 @@ def test_dtype_is_kept_exactly_and_the_header_is_exact(tmp_path, dtype):
     assert header["Note"] == "caf\\xe9"
 
 
-def test_non_contiguous_array_is_written_in_c_order(tmp_path):
+def test_non_contiguous_array_is_written_in_c_order(nrrd, tmp_path):
     array = np.arange(2 * 3 * 4, dtype=np.int16).reshape(4, 3, 2).transpose(2, 1, 0)  # (2, 3, 4), Fortran-ordered
     path = write_volume_nrrd(tmp_path / "t.nrrd", array, np.eye(4))
     np.testing.assert_array_equal(nrrd.read(str(path), index_order="C")[0], array)
@@ -130,12 +141,10 @@ def test_uid_of_64_characters_is_accepted():
     assert validate_uid(uid) == uid
 
 
-def test_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+def test_failed_write_leaves_no_file_and_keeps_the_old_one(nrrd, tmp_path, monkeypatch):
     array = np.zeros((2, 3, 4), np.int16)
     target = tmp_path / "1.2.3.nrrd"
     target.write_bytes(b"previous")
-
-    import nrrd
 
     def fail_halfway(handle, data, header, **options):  # the disk fills up while pynrrd writes
         handle.write(b"NRRD0004\n" + b"\0" * 10)

@@ -7,9 +7,9 @@ import sys
 from typing import List, Optional
 
 from ..dicomweb.errors import DicomwebError
-from . import query_command
+from . import fetch_command, query_command
 
-COMMANDS = {"query": query_command}
+COMMANDS = {"query": query_command, "fetch": fetch_command}
 
 
 def build_parser() -> argparse.ArgumentParser:

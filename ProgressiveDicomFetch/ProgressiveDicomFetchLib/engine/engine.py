@@ -54,7 +54,7 @@ class ProgressiveFetchEngine:
         self.plan = plan
         self.fill = fill
         self._clock = clock
-        self._start = clock()
+        self.started_at = clock()  # event times are seconds after this
         self._series: Dict[str, SeriesState] = {}
         self._metadata_jobs: Deque[str] = deque()
         self._events: "queue.SimpleQueue[EngineEvent]" = queue.SimpleQueue()
@@ -175,7 +175,7 @@ class ProgressiveFetchEngine:
             time.sleep(poll_s)
 
     def elapsed(self) -> float:
-        return self._clock() - self._start
+        return self._clock() - self.started_at
 
     # -- workers --------------------------------------------------------------------------------
     def _work(self) -> None:

@@ -1,0 +1,156 @@
+"""`fetch`: load series progressively with the engine, write one NRRD per volume, and a timeline.
+
+Contract (design.md): NRRD files named `<SeriesInstanceUID>.nrrd` (`_<n>` for a series that
+splits into several volumes) with exact geometry and modality values; `--focus SECONDS:UID[:SLICE]`
+moves the focus during the run; `--timeline FILE.json` records what happened when.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, List, Optional
+
+from ..dicomweb.filters import check_single_uid
+from ..dicomweb.search import search_series
+from ..engine import DEFAULT_CONNECTIONS, STRATEGIES, ProgressiveFetchEngine, StagePlan
+from ..engine.timeline import Timeline
+from ..geometry.series_geometry import NON_IMAGE_MODALITIES
+from ..output import write_series_nrrd
+from .connection_options import add_connection_options, server_from_args
+from .progress_display import ProgressDisplay
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FocusChange:
+    at_s: float
+    series_uid: str
+    slice: Optional[int]
+
+    @classmethod
+    def parse(cls, text: str) -> "FocusChange":
+        parts = text.split(":")
+        if len(parts) not in (2, 3):
+            raise ValueError(f"--focus {text!r} must be SECONDS:SERIES_UID[:SLICE]")
+        try:
+            at = float(parts[0])
+            slice_index = int(parts[2]) if len(parts) == 3 else None
+        except ValueError:
+            raise ValueError(f"--focus {text!r}: SECONDS is a number and SLICE an integer") from None
+        if at < 0 or (slice_index is not None and slice_index < 0):
+            raise ValueError(f"--focus {text!r}: times and slices cannot be negative")
+        check_single_uid("SeriesInstanceUID", parts[1])
+        return cls(at, parts[1], slice_index)
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser("fetch", help="load series progressively and write NRRD volumes",
+                                 description="Every series appears coarse first and is refined until exact.")
+    add_connection_options(parser)
+    parser.add_argument("--study", required=True, help="StudyInstanceUID")
+    parser.add_argument("--series", action="append", default=[], metavar="UID",
+                        help="SeriesInstanceUID (repeat; default: every image series of the study)")
+    parser.add_argument("--out", required=True, type=Path, help="folder for the NRRD files (created if needed)")
+    parser.add_argument("--strategy", choices=STRATEGIES, default="breadth-first")
+    parser.add_argument("--connections", type=int, default=DEFAULT_CONNECTIONS)
+    parser.add_argument("--focus", action="append", default=[], metavar="SECONDS:SERIES_UID[:SLICE]",
+                        help="move the focus to a series (and slice) this many seconds after the start")
+    parser.add_argument("--stages", default="anchors,8,4,2", help="stage plan (default: anchors,8,4,2)")
+    parser.add_argument("--timeline", type=Path, metavar="FILE.json", help="write the timeline JSON here")
+    parser.add_argument("--cache", type=Path, metavar="DIR", help="on-disk cache (not available yet)")
+    parser.add_argument("--gzip", action="store_true", help="gzip-compress the NRRD voxels (slower)")
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    if args.cache is not None:
+        raise ValueError("--cache is not available yet: the persistent cache comes with the reliability work")
+    if args.connections < 1:
+        raise ValueError("--connections must be at least 1")
+    check_single_uid("StudyInstanceUID", args.study)
+    for uid in args.series:
+        check_single_uid("SeriesInstanceUID", uid)
+    focus = sorted((FocusChange.parse(text) for text in args.focus), key=lambda f: f.at_s)
+    unknown = {f.series_uid for f in focus} - set(args.series) if args.series else set()
+    if unknown:
+        raise ValueError(f"--focus names series not requested with --series: {', '.join(sorted(unknown))}")
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} exists and is not a folder")
+    server = server_from_args(args)
+    series = list(args.series) or _image_series(server, args.study)
+    args.out.mkdir(parents=True, exist_ok=True)
+    engine = ProgressiveFetchEngine(server, connections=args.connections, strategy=args.strategy,
+                                    plan=StagePlan.parse(args.stages))
+    timeline = Timeline(start=started, event_offset_s=engine.started_at - started)  # times from the command's start
+    display = ProgressDisplay(sys.stderr)
+    try:
+        for uid in series:
+            timeline.add_series(uid)
+            engine.add_series(args.study, uid)
+        _pump(engine, timeline, display, focus, started)
+    except KeyboardInterrupt:
+        engine.close()
+        display.close()
+        raise
+    display.close()
+    engine.close()
+    timeline.observe(engine.progress())
+    timeline.finish()
+    failed = _write_outputs(engine, series, args)
+    if args.timeline is not None:
+        timeline.write(args.timeline)
+    for line in timeline.summary():
+        print(line)
+    print(f"NRRD files in {args.out}" + (f"; timeline in {args.timeline}" if args.timeline else ""))
+    return 1 if failed else 0
+
+
+def _image_series(server, study_uid: str) -> List[str]:
+    """Every series of the study that holds images (SR, SEG, ... are left out, and said so)."""
+    found = search_series(server, study_uid)
+    images = [s for s in found if s.modality.upper() not in NON_IMAGE_MODALITIES]
+    for skipped in (s for s in found if s.modality.upper() in NON_IMAGE_MODALITIES):
+        logger.warning("series %s (%s) holds no images: not fetched", skipped.series_uid, skipped.modality)
+    if not images:
+        raise ValueError(f"study {study_uid} has no image series")
+    return [s.series_uid for s in images]
+
+
+def _pump(engine: ProgressiveFetchEngine, timeline: Timeline, display: ProgressDisplay,
+          focus: List[FocusChange], started: float) -> None:
+    """The main loop: events to the timeline, progress to the terminal, scripted focus changes."""
+    pending = list(focus)
+    while True:
+        finished = engine.finished()
+        update = engine.process_events()
+        timeline.extend(update.events)
+        while pending and time.monotonic() - started >= pending[0].at_s:
+            change = pending.pop(0)
+            engine.set_focus(change.series_uid, change.slice)
+        display.update(engine.progress())
+        if finished and not pending:
+            timeline.extend(engine.process_events().events)
+            return
+        if finished:  # nothing left to fetch: later focus changes have nothing to boost
+            logger.info("all series finished before the focus change at %.1f s", pending[0].at_s)
+            pending.clear()
+        time.sleep(0.02)
+
+
+def _write_outputs(engine: ProgressiveFetchEngine, series: List[str], args: argparse.Namespace) -> List[str]:
+    """NRRD files for complete series only (never a half-loaded volume on disk); returns the failed ones."""
+    failed = []
+    for snapshot in engine.progress():
+        if snapshot.state != "complete":
+            failed.append(snapshot.series_uid)
+            print(f"error: series {snapshot.series_uid} not complete ({snapshot.state}): "
+                  f"{snapshot.error or 'no file written'}", file=sys.stderr)
+            continue
+        write_series_nrrd(args.out, snapshot.series_uid, engine.loads(snapshot.series_uid),
+                          encoding="gzip" if args.gzip else "raw")
+    return failed
