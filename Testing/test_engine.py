@@ -151,3 +151,24 @@ def test_pause_holds_all_work_until_resume(orthanc, sample_small):
     finally:
         engine.close()
     np.testing.assert_array_equal(engine.loads(info.series_uid)[0].volume.array, sample_small.load_truth("ct_thick"))
+
+
+def test_a_pump_loop_like_slicers_timer_finishes_the_load(orthanc, sample_small):
+    """engine.pump() is what the module's QTimer calls: events out, then the GIL left to the workers."""
+    info = sample_small.series("ct_sagittal")
+    engine = ProgressiveFetchEngine(DicomwebServer(orthanc.dicomweb_url), connections=2)
+    events, dirty = [], set()
+    try:
+        engine.add_series(info.study_uid, info.series_uid)
+        for _ in range(5000):
+            update = engine.pump(budget_ms=5, yield_ms=2)
+            events += update.events
+            dirty.update(k for (_, _), ks in update.dirty.items() for k in ks)
+            if engine.finished():
+                events += engine.process_events().events
+                break
+    finally:
+        engine.close()
+    assert [e.event for e in events if e.event in ("covered", "complete")] == ["covered", "complete"]
+    assert dirty == set(range(info.num_slices))  # every slice was announced to the main thread
+    np.testing.assert_array_equal(engine.loads(info.series_uid)[0].volume.array, sample_small.load_truth("ct_sagittal"))

@@ -36,13 +36,15 @@ SERIES = ("ct_thin", "ct_thick", "ct_sagittal")
 POLICIES = ("breadth-first", "depth-first", "focus-switch")
 
 
-def run_policy(url: str, sample, policy: str, connections: int, gil: bool, focus_after: float) -> Dict:
+def run_policy(url: str, sample, policy: str, connections: int, gil: bool, focus_after: float,
+               idle_ms: float = 2.0, yield_ms: float = 8.0) -> Dict:
     engine = ProgressiveFetchEngine(DicomwebServer(url), connections=connections,
                                     strategy=DEPTH_FIRST if policy == "depth-first" else "breadth-first")
     usleep = ctypes.PyDLL(None).usleep if gil else None
     events, pumps = [], []
     largest = max(SERIES, key=lambda k: sample.series(k).num_instances)
     focused = False
+    bytes_at_focus = 0
     started = time.perf_counter()
     for key in SERIES:
         engine.add_series(sample.series(key).study_uid, sample.series(key).series_uid)
@@ -52,14 +54,18 @@ def run_policy(url: str, sample, policy: str, connections: int, gil: bool, focus
             t0 = time.perf_counter()
             update = engine.process_events()
             pumps.append(time.perf_counter() - t0)
+            if usleep is not None and not finished:
+                time.sleep(yield_ms / 1000.0)  # engine.pump's yield: the GIL is free for the workers
             events += update.events
             if policy == "focus-switch" and not focused and time.perf_counter() - started >= focus_after:
                 engine.set_focus(sample.series(largest).series_uid)
                 focused = True
+                bytes_at_focus = next(p.bytes for p in engine.progress()
+                                      if p.series_uid == sample.series(largest).series_uid)
             if finished:
                 break
             if usleep is not None:
-                usleep(10000)  # 10 ms "idle" holding the GIL, like Slicer's Qt event loop
+                usleep(int(idle_ms * 1000))  # "idle" holding the GIL, like Slicer's Qt event loop between ticks
             else:
                 time.sleep(0.01)
     finally:
@@ -73,10 +79,19 @@ def run_policy(url: str, sample, policy: str, connections: int, gil: bool, focus
     focus_t = next((e.t for e in events if e.event == "focus"), None)
     progress = {p.series_uid: p for p in engine.progress()}
     moved = sum(p.bytes for p in progress.values())
-    remaining_after_focus = None
+    remaining = progress[sample.series(largest).series_uid].bytes - bytes_at_focus if focus_t is not None else None
     return {"policy": policy, "total_s": total, "bytes": moved, "series": per_series, "focus_t": focus_t,
             "largest": largest, "pump_ms_median": 1000 * statistics.median(pumps), "pump_ms_max": 1000 * max(pumps),
-            "remaining_after_focus": remaining_after_focus}
+            "focused_remaining_bytes": remaining}
+
+
+def rate_bits(text: str) -> float:
+    """'30mbit' -> 30e6 bits per second (tc's units)."""
+    units = {"kbit": 1e3, "mbit": 1e6, "gbit": 1e9}
+    for unit, factor in units.items():
+        if text.lower().endswith(unit):
+            return float(text[: -len(unit)]) * factor
+    raise ValueError(f"rate {text!r}: use e.g. 30mbit")
 
 
 def main() -> int:
@@ -87,11 +102,12 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--gil-main-loop", action="store_true")
     parser.add_argument("--focus-after", type=float, default=2.0, help="seconds before the focus switch")
+    parser.add_argument("--idle-ms", type=float, default=2.0, help="GIL-held idle between ticks (timer interval)")
+    parser.add_argument("--yield-ms", type=float, default=8.0, help="GIL-free sleep per tick (engine.pump)")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rate and not args.inside:
-        script = ("ip link set lo up && tc qdisc add dev lo root tbf rate {rate} burst 64kb latency 50ms && "
-                  "exec {python} {me} --inside {rest}")
+        script = "ip link set lo up && exec {python} {me} --inside {rest}"
         rest = " ".join(a for a in sys.argv[1:])
         return subprocess.call(["unshare", "-n", "sh", "-c", script.format(rate=args.rate, python=sys.executable,
                                                                          me=Path(__file__).resolve(), rest=rest)])
@@ -99,15 +115,18 @@ def main() -> int:
     files = [f for key in SERIES for f in sample.files(key)]
     size = sum(f.stat().st_size for f in files)
     link = f"tbf {args.rate}" if args.rate else "plain loopback"
-    print(f"{len(SERIES)} series, {len(files)} files, {size / 1e6:.0f} MB, {link}, {args.connections} connections"
-          f"{', GIL-holding main loop' if args.gil_main_loop else ''}")
+    gil = f", GIL-holding main loop ({args.idle_ms:g} ms idle, {args.yield_ms:g} ms yield)" if args.gil_main_loop else ""
+    print(f"{len(SERIES)} series, {len(files)} files, {size / 1e6:.0f} MB, {link}, {args.connections} connections{gil}")
     results: List[Dict] = []
     with OrthancServer() as orthanc:
         orthanc.upload(files)
+        if args.rate:  # after the upload: only the fetches cross the limited link
+            subprocess.run(["tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", args.rate, "burst", "64kb",
+                            "latency", "50ms"], check=True)
         for _ in range(args.repeat):
             for policy in POLICIES:
                 results.append(run_policy(orthanc.dicomweb_url, sample, policy, args.connections,
-                                          args.gil_main_loop, args.focus_after))
+                                          args.gil_main_loop, args.focus_after, args.idle_ms, args.yield_ms))
     print(f"{'policy':14s} {'series':12s} {'first':>7s} {'covered':>8s} {'complete':>9s}   total   MB/s  pump ms (med/max)")
     for policy in POLICIES:
         runs = [r for r in results if r["policy"] == policy]
@@ -119,9 +138,20 @@ def main() -> int:
             rate = med([r["bytes"] / r["total_s"] / 1e6 for r in runs])
             pumps = f"{med([r['pump_ms_median'] for r in runs]):.3f}/{med([r['pump_ms_max'] for r in runs]):.2f}"
             print(f"{policy:14s} {key:12s} {text}  {total:6.2f} {rate:6.1f}  {pumps}")
-        focus = [r["focus_t"] for r in runs if r["focus_t"] is not None]
+        focus = [r for r in runs if r["focus_t"] is not None]
         if focus:
-            print(f"{'':14s} focus on {runs[0]['largest']} at {statistics.median(focus):.2f} s")
+            after = statistics.median(r["series"][r["largest"]]["complete"] - r["focus_t"] for r in focus)
+            remaining = statistics.median(r["focused_remaining_bytes"] for r in focus)
+            line = (f"{'':14s} focus on {runs[0]['largest']} at {statistics.median(r['focus_t'] for r in focus):.2f} s;"
+                    f" it completed {after:.2f} s later with {remaining / 1e6:.1f} MB left")
+            if args.rate:
+                ideal = remaining / (rate_bits(args.rate) / 8)
+                line += f" (link limit {ideal:.2f} s: {after / ideal:.2f}x)"
+            print(line)
+        if args.rate:
+            limit = statistics.median(r["bytes"] for r in runs) / (rate_bits(args.rate) / 8)
+            print(f"{'':14s} whole study: {med([r['total_s'] for r in runs]):.2f} s vs link limit {limit:.2f} s "
+                  f"({med([r['total_s'] for r in runs]) / limit:.2f}x)")
     return 0
 
 

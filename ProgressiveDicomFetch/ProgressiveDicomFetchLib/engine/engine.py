@@ -148,6 +148,16 @@ class ProgressiveFetchEngine:
                     update.dirty[(series_uid, index)] = changed
         return update
 
+    def pump(self, budget_ms: float = 5.0, yield_ms: float = 8.0) -> EngineUpdate:
+        """`process_events()` then sleep `yield_ms` with the GIL released: the main-thread tick for
+        Slicer. Slicer's embedded Python keeps the GIL while its Qt loop idles (slicer-notes.md), so
+        workers run only while the main thread sleeps in Python; a short timer interval and this
+        sleep give them most of the time (see the README's figures)."""
+        update = self.process_events(budget_ms)
+        if yield_ms > 0 and not self.finished():
+            time.sleep(yield_ms / 1000.0)
+        return update
+
     def progress(self) -> List[SeriesProgress]:
         return [state.progress() for state in list(self._series.values())]
 
