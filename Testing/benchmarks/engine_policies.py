@@ -107,7 +107,7 @@ def main() -> int:
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rate and not args.inside:
-        script = "ip link set lo up && exec {python} {me} --inside {rest}"
+        script = "ip link set lo mtu 1500 up && exec {python} {me} --inside {rest}"  # tbf stalls on 64 KB packets
         rest = " ".join(a for a in sys.argv[1:])
         return subprocess.call(["unshare", "-n", "sh", "-c", script.format(rate=args.rate, python=sys.executable,
                                                                          me=Path(__file__).resolve(), rest=rest)])
