@@ -172,3 +172,9 @@ def test_a_pump_loop_like_slicers_timer_finishes_the_load(orthanc, sample_small)
     assert [e.event for e in events if e.event in ("covered", "complete")] == ["covered", "complete"]
     assert dirty == set(range(info.num_slices))  # every slice was announced to the main thread
     np.testing.assert_array_equal(engine.loads(info.series_uid)[0].volume.array, sample_small.load_truth("ct_sagittal"))
+
+
+def test_multiframe_object_is_fetched_in_frame_batches_and_bit_exact(orthanc, sample_small):
+    engine, events = run_engine(orthanc, sample_small, keys=("enhanced_ct", "ct_thick"))
+    assert_bit_exact(engine, sample_small, keys=("enhanced_ct", "ct_thick"))
+    assert sample_small.series("enhanced_ct").series_uid in times(events, "complete")

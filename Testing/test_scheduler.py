@@ -180,3 +180,23 @@ def test_unfocused_order_is_middle_anchor_first_then_bisection():
     assert [a.k for a in handed[:3]] == [32, 0, 64]
     every8 = [a.k for a in handed if a.stage == 1]  # 8, 16, 24, 40, 48, 56 in bisection order
     assert every8[0] == 8 and every8[1] in (40, 48) and sorted(every8) == [8, 16, 24, 40, 48, 56]
+
+
+def test_frames_of_one_multiframe_instance_share_a_request_within_a_stage():
+    scheduler = Scheduler(2)
+    scheduler.add("A", [(40, range(40))], groups=[{k: "1.2.3" for k in range(40)}])
+    scheduler.add("B", [(10, range(10))])  # single-frame: never batched
+    seen = []
+    while True:
+        batch = scheduler.next_batch(8)
+        if not batch:
+            break
+        assert len({a.series for a in batch}) == 1 and len({a.stage for a in batch}) == 1
+        assert len(batch) <= 8 and (batch[0].series == "A" or len(batch) == 1)
+        seen.append(batch)
+        for assignment in batch:
+            scheduler.done(assignment)
+    assert sorted(a.k for b in seen for a in b if a.series == "A") == list(range(40))
+    assert max(len(b) for b in seen) == 8
+    stages = [b[0].stage for b in seen if b[0].series == "A"]
+    assert stages == sorted(stages)  # still coarse to fine

@@ -62,9 +62,23 @@ class VolumeLoad:
         return self.volume.write_slice(k, values, quality)
 
     def fetch(self, server: DicomwebServer, task: SliceTask, routes: Optional[FrameRoutes] = None) -> FrameData:
-        return fetch_frames(server, self.study_uid, self.geometry.series_uid, task.sop_instance_uid,
-                            [task.frame_number], stored_syntax=self._stored.get(task.sop_instance_uid),
-                            bulk_data_uri=self._bulk.get(task.sop_instance_uid), routes=routes)[0]
+        return self.fetch_many(server, [task], routes)[0]
+
+    def fetch_many(self, server: DicomwebServer, tasks: Sequence[SliceTask],
+                   routes: Optional[FrameRoutes] = None) -> List[FrameData]:
+        """Frames of one instance in one request (several only for a multi-frame object)."""
+        sop = tasks[0].sop_instance_uid
+        if any(task.sop_instance_uid != sop for task in tasks):
+            raise ValueError("one request carries frames of one instance only")
+        return fetch_frames(server, self.study_uid, self.geometry.series_uid, sop, [t.frame_number for t in tasks],
+                            stored_syntax=self._stored.get(sop), bulk_data_uri=self._bulk.get(sop), routes=routes)
+
+    def multiframe_groups(self) -> Dict[int, str]:
+        """k -> SOPInstanceUID for slices whose frame is part of a multi-frame instance."""
+        counts: Dict[str, int] = {}
+        for task in self.tasks():
+            counts[task.sop_instance_uid] = counts.get(task.sop_instance_uid, 0) + 1
+        return {task.k: task.sop_instance_uid for task in self.tasks() if counts[task.sop_instance_uid] > 1}
 
     def fetch_and_write(self, server: DicomwebServer, task: SliceTask, routes: Optional[FrameRoutes] = None) -> bool:
         return self.write(task.k, self.fetch(server, task, routes))

@@ -41,6 +41,7 @@ class _Series:
     queued: Dict[Key, int]  # not handed out yet
     outstanding: List[int]  # per stage: queued + in flight
     spread: Dict[Key, int]  # unfocused order within a stage: bisection, so every write halves a gap
+    group_of: Dict[Key, str] = field(default_factory=dict)  # slices whose frames one request can carry
     in_flight: int = 0
     pending: bool = False  # announced, slices not known yet (metadata on its way)
     finished_stages: int = 0  # stages 0..finished_stages-1 are complete
@@ -115,8 +116,11 @@ class Scheduler:
             self._series[series] = _Series(order_index=len(self._series), stage_of={}, queued={}, outstanding=[],
                                            spread={}, pending=True)
 
-    def add(self, series: str, volumes: Sequence[Tuple[int, Sequence[int]]]) -> None:
-        """A series with its volumes: (slice count K, present slice indices) each, in volume order."""
+    def add(self, series: str, volumes: Sequence[Tuple[int, Sequence[int]]],
+            groups: Optional[Sequence[Dict[int, str]]] = None) -> None:
+        """A series with its volumes: (slice count K, present slice indices) each, in volume order.
+        `groups` (per volume, k -> id) names slices that may share a request: frames of one
+        multi-frame instance. Slices without a group are always handed out alone."""
         with self._lock:
             announced = self._series.get(series)
             if announced is not None and not announced.pending:
@@ -130,8 +134,9 @@ class Scheduler:
             for stage in stage_of.values():
                 outstanding[stage] += 1
             order = announced.order_index if announced is not None else len(self._series)
+            group_of = {(v, k): g for v, mapping in enumerate(groups or ()) for k, g in mapping.items()}
             entry = _Series(order_index=order, stage_of=stage_of, queued=dict(stage_of), outstanding=outstanding,
-                            spread=_spread_ranks(stage_of, self.plan.anchors))
+                            spread=_spread_ranks(stage_of, self.plan.anchors), group_of=group_of)
             self._series[series] = entry
             self._point_view(entry, viewed)
             self._advance_stages(entry)
@@ -139,17 +144,32 @@ class Scheduler:
     # -- decisions --------------------------------------------------------------------------
     def next(self) -> Optional[Assignment]:
         """The slice the next free connection should fetch, or None when nothing is queued."""
+        batch = self.next_batch(1)
+        return batch[0] if batch else None
+
+    def next_batch(self, limit: int) -> List[Assignment]:
+        """The next slice plus up to `limit - 1` queued slices of its group (same instance) and
+        stage, in the series' order: one request for several frames of a multi-frame object."""
         with self._lock:
             chosen = self._choose()
             if chosen is None:
-                return None
+                return []
             entry = self._series[chosen]
             key = entry.next_key()
             if key is None:  # cannot happen: _choose only picks series with queued slices
-                return None
-            stage = entry.queued.pop(key)
-            entry.in_flight += 1
-            return Assignment(chosen, key[0], key[1], stage)
+                return []
+            keys = [key]
+            group = entry.group_of.get(key)
+            if group is not None and limit > 1:
+                stage = entry.queued[key]
+                mates = [k for k in entry.queued if k != key and entry.group_of.get(k) == group
+                         and entry.queued[k] == stage]
+                keys += sorted(mates, key=entry.rank)[:limit - 1]
+            batch = []
+            for taken in keys:
+                batch.append(Assignment(chosen, taken[0], taken[1], entry.queued.pop(taken)))
+            entry.in_flight += len(batch)
+            return batch
 
     def _choose(self) -> Optional[str]:
         waiting = {name: s for name, s in self._series.items() if s.queued}
