@@ -178,3 +178,22 @@ def test_multiframe_object_is_fetched_in_frame_batches_and_bit_exact(orthanc, sa
     engine, events = run_engine(orthanc, sample_small, keys=("enhanced_ct", "ct_thick"))
     assert_bit_exact(engine, sample_small, keys=("enhanced_ct", "ct_thick"))
     assert sample_small.series("enhanced_ct").series_uid in times(events, "complete")
+
+
+def test_an_unexpected_worker_error_fails_its_series_and_never_hangs(orthanc, sample_small, monkeypatch):
+    """A bug in decoding one series must not leave slices 'in flight' forever."""
+    from ProgressiveDicomFetchLib import loading
+
+    broken = sample_small.series("ct_sagittal").series_uid
+    original = loading.VolumeLoad.write
+
+    def write(self, k, frame, quality=loading.Quality.FULL):
+        if self.geometry.series_uid == broken:
+            raise RuntimeError("simulated bug")
+        return original(self, k, frame, quality)
+
+    monkeypatch.setattr(loading.VolumeLoad, "write", write)
+    engine, events = run_engine(orthanc, sample_small)
+    errors = [e for e in events if e.event == "error"]
+    assert [e.series_uid for e in errors] == [broken] and "simulated bug" in errors[0].message
+    assert set(times(events, "complete")) == {sample_small.series(k).series_uid for k in STUDY_SERIES} - {broken}

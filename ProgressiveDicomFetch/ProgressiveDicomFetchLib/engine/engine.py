@@ -200,6 +200,9 @@ class ProgressiveFetchEngine:
                         self._load_metadata(job)
                     else:
                         self._load_slices(job)
+                except Exception as error:  # a bug or MemoryError: fail that series, never hang the engine
+                    logger.exception("worker error")
+                    self._abandon(job, error)
                 finally:
                     with self._wake:
                         self._busy -= 1
@@ -294,11 +297,23 @@ class ProgressiveFetchEngine:
                     state.complete, state.state = True, COMPLETE_STATE
                     self._emit(state.series_uid, COMPLETE)
 
+    def _abandon(self, job, error: Exception) -> None:
+        """Give back what an unexpected error left in flight and fail its series."""
+        series_uid = job if isinstance(job, str) else job[0].series
+        if not isinstance(job, str):
+            for assignment in job:
+                self.scheduler.done(assignment)
+        self._fail(self._series[series_uid], f"series {series_uid}: unexpected {type(error).__name__}: {error}")
+
     def _fail(self, state: SeriesState, message: str) -> None:
-        """The series stops (its queued work is dropped, its volumes keep what they have); others go on."""
+        """The series stops (its queued work is dropped, its volumes keep what they have); others go on.
+        Once per series: several workers may hit the same failure at the same time."""
         self.scheduler.drop(state.series_uid)
+        with self._wake:
+            if state.state == FAILED:
+                return
+            state.state, state.error = FAILED, message
         logger.warning(message)
-        state.state, state.error = FAILED, message
         self._emit(state.series_uid, ERROR, message=message)
 
     def _emit(self, series_uid: str, kind: str, **details) -> None:
