@@ -71,16 +71,20 @@ class ProgressiveFetchEngine:
             worker.start()
 
     # -- requests from any thread ---------------------------------------------------------------
-    def add_series(self, study_uid: str, series_uid: str) -> None:
-        """Ask for a series; its metadata comes first, then its slices coarse to fine."""
+    def add_series(self, study_uid: str, series_uid: str, loads: Optional[List[VolumeLoad]] = None) -> None:
+        """Ask for a series; its metadata comes first, then its slices coarse to fine. `loads`
+        (volumes already built from metadata the caller fetched, e.g. for scene nodes) skip that."""
         with self._wake:
             if self._closed:
                 raise RuntimeError("the engine is closed")
             if series_uid in self._series:
                 raise ValueError(f"series {series_uid} is already requested")
-            self._series[series_uid] = SeriesState(study_uid, series_uid)
+            state = self._series[series_uid] = SeriesState(study_uid, series_uid)
             self.scheduler.expect(series_uid)  # keeps its place in line while its metadata comes
-            self._metadata_jobs.append(series_uid)
+            if loads is None:
+                self._metadata_jobs.append(series_uid)
+            else:
+                self._start_loading(state, loads, announce=False)
             self._wake.notify_all()
 
     def set_focus(self, series_uid: Optional[str], slice_index: Optional[float] = None, volume: int = 0) -> None:
@@ -235,21 +239,26 @@ class ProgressiveFetchEngine:
         except (DicomwebError, ValueError, MemoryError) as error:
             self._fail(state, f"cannot load series {series_uid}: {error}")
             return
-        first = geometry.volumes[0].dataset
-        state.label = f"{first.get('SeriesNumber', '')}: {first.get('SeriesDescription', '')}".strip(": ")
         for message in geometry.messages + [m for v in geometry.volumes for m in v.messages]:
             logger.info("series %s: %s", series_uid, message)
         with self._wake:
             if state.state == CANCELLED_STATE or self._closed:
                 return
-            state.loads = loads
-            state.state = LOADING
-            state.stage = self.plan.stage_ids()[0]
-            for index, load in enumerate(loads):
-                self._new_volumes.put((series_uid, index, load))
-            self.scheduler.add(series_uid, [(load.volume.num_slices, [t.k for t in load.tasks()]) for load in loads],
-                               groups=[load.multiframe_groups() for load in loads])
+            self._start_loading(state, loads, announce=True)
             self._wake.notify_all()
+
+    def _start_loading(self, state: SeriesState, loads: List[VolumeLoad], announce: bool) -> None:
+        """Schedule the series' slices (with the engine's lock held)."""
+        first = loads[0].geometry.dataset
+        state.label = f"{first.get('SeriesNumber', '')}: {first.get('SeriesDescription', '')}".strip(": ")
+        state.loads = loads
+        state.state = LOADING
+        state.stage = self.plan.stage_ids()[0]
+        if announce:
+            for index, load in enumerate(loads):
+                self._new_volumes.put((state.series_uid, index, load))
+        self.scheduler.add(state.series_uid, [(load.volume.num_slices, [t.k for t in load.tasks()]) for load in loads],
+                           groups=[load.multiframe_groups() for load in loads])
 
     def _load_slices(self, batch: List[Assignment]) -> None:
         """Fetch one request's frames (one slice, or several frames of one multi-frame object)."""

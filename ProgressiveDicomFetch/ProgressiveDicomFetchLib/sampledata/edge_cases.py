@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import zlib
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -63,11 +63,12 @@ def _centred_origin(center, iop, rows, cols, spacing) -> np.ndarray:
 
 def _spec(study: StudyInfo, key: str, number: int, desc: str, iop, spacing=(SPACING, SPACING),
           storage: Optional[Storage] = None, thickness: float = DZ,
-          spacing_between: Optional[float] = DZ, **extra: Any) -> SeriesSpec:
+          spacing_between: Optional[float] = DZ, window: Optional[Tuple[float, float]] = (40.0, 400.0),
+          **extra: Any) -> SeriesSpec:
     return SeriesSpec(key=key, study=study, series_number=number, description=desc,
                       modality="CT", body_part="CHEST", iop=iop, pixel_spacing=spacing,
                       slice_thickness=thickness, spacing_between=spacing_between,
-                      storage=storage or Storage(), window=(40.0, 400.0), extra=dict(extra))
+                      storage=storage or Storage(), window=window, extra=dict(extra))
 
 
 def _stack(key: str, iop, centers: Sequence[Sequence[float]], storage: Storage,
@@ -200,10 +201,10 @@ def _padding(writer, study, number) -> SeriesInfo:
 def _nonsquare(writer, study, number) -> SeriesInfo:
     key = "edge_nonsquare"
     spacing = (4.0, 3.0)  # (row spacing, column spacing)
-    spec = _spec(study, key, number, "NON-SQUARE PIXELS 4.0 x 3.0", AXIAL, spacing=spacing)
+    spec = _spec(study, key, number, "NON-SQUARE PIXELS 4.0 x 3.0", AXIAL, spacing=spacing, window=None)
     slices = _stack(key, AXIAL, _axial_centers(), spec.storage, rows=80, cols=112,
                     spacing=spacing)
-    return writer.write(spec, slices, expect={"row_spacing": 4.0, "column_spacing": 3.0})
+    return writer.write(spec, slices, expect={"row_spacing": 4.0, "column_spacing": 3.0, "window_presets": False})
 
 
 def _tilt(writer, study, number) -> SeriesInfo:

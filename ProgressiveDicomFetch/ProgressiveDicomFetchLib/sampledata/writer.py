@@ -109,7 +109,7 @@ class SeriesSpec:
     pixel_spacing: Sequence[float]  # (row spacing, column spacing)
     slice_thickness: Optional[float]
     storage: Storage
-    window: Tuple[float, float]
+    window: Optional[Tuple[float, float]]  # None: the series carries no window presets
     spacing_between: Optional[float] = None
     sop_class_uid: str = CT_IMAGE_STORAGE
     image_type: Sequence[str] = ("ORIGINAL", "PRIMARY", "AXIAL")
@@ -215,8 +215,9 @@ def set_pixel_module(ds: Dataset, spec: SeriesSpec, rows: int, cols: int) -> Non
     if st.padding is not None:
         # US or SS follows PixelRepresentation; pydicom resolves the ambiguous VR on write.
         ds.PixelPaddingValue = int(st.padding)
-    ds.WindowCenter = ds_text(spec.window[0])
-    ds.WindowWidth = ds_text(spec.window[1])
+    if spec.window is not None:
+        ds.WindowCenter = ds_text(spec.window[0])
+        ds.WindowWidth = ds_text(spec.window[1])
     if spec.modality != "MR":  # the MR Image IOD has no Modality LUT module
         ds.RescaleIntercept = ds_text(st.intercept)
         ds.RescaleSlope = ds_text(st.slope)

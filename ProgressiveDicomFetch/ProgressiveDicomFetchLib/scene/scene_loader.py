@@ -1,0 +1,187 @@
+"""Series into a MRML scene: a volume node per volume as soon as the metadata is in (before any
+pixel), refined in place from the engine's buffers, with views and focus wired up.
+
+Main thread only: `process()` is the tick (Slicer's module calls it from a QTimer; scripts call
+`wait()`), everything else happens in the engine's workers. Loading a series that is already
+loading or loaded returns its existing nodes (no second download).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from ..dicomweb.metadata import series_metadata
+from ..dicomweb.server import DicomwebServer
+from ..engine import BREADTH_FIRST, DEFAULT_CONNECTIONS, EngineUpdate, ProgressiveFetchEngine, SeriesProgress
+from ..geometry import series_geometry
+from ..loading import VolumeLoad
+from .subject_hierarchy import place_in_hierarchy
+from .volume_node import create_volume_node, refresh, series_node_name
+from .window_level import covered_window
+
+logger = logging.getLogger(__name__)
+
+Key = Tuple[str, int]  # (series UID, volume index)
+REFRESH_INTERVAL_S = 0.1  # at most ~10 redraws a second per volume; the last change always lands
+
+
+class SceneLoader:
+    def __init__(self, server: DicomwebServer, scene: Any = None, connections: int = DEFAULT_CONNECTIONS,
+                 strategy: str = BREADTH_FIRST, show: bool = True, refresh_interval_s: float = REFRESH_INTERVAL_S,
+                 watch_focus: bool = True) -> None:
+        import slicer
+
+        self.slicer = slicer
+        self.scene = scene if scene is not None else slicer.mrmlScene
+        self.server = server
+        self.engine = ProgressiveFetchEngine(server, connections=connections, strategy=strategy)
+        self.show = show
+        self.refresh_interval_s = refresh_interval_s
+        self.nodes: Dict[Key, Any] = {}
+        self._loads: Dict[Key, VolumeLoad] = {}
+        self._by_node_id: Dict[str, Key] = {}
+        self._stale: Dict[Key, bool] = {}
+        self._last_refresh: Dict[Key, float] = {}
+        self._windowed: set = set()
+        self._shown = False
+        self._callbacks: List[Callable[[List[SeriesProgress]], None]] = []
+        import vtk
+
+        self._on_node_removed.__func__.CallDataType = vtk.VTK_OBJECT  # receive the removed node
+        self._observers = [
+            (self.scene, self.scene.AddObserver(self.scene.NodeRemovedEvent, self._on_node_removed)),
+            (self.scene, self.scene.AddObserver(self.scene.StartCloseEvent, lambda caller, event: self.close())),
+        ]
+        self.focus_watcher = None
+        if watch_focus:
+            from .focus_watcher import FocusWatcher
+
+            self.focus_watcher = FocusWatcher(self.scene, self.resolve, self.engine.set_focus)
+
+    # -- requests ----------------------------------------------------------------------------
+    def load(self, study_uid: str, series_uids: Sequence[str]) -> List[Any]:
+        """Volume nodes of the series, returned at once with their final geometry (the metadata
+        is fetched now, in parallel); their voxels arrive progressively. Raises only if no series
+        could be loaded; the others' errors are logged and kept in `errors`."""
+        wanted = [uid for uid in series_uids if not any(key[0] == uid for key in self.nodes)]
+        with ThreadPoolExecutor(max_workers=max(1, min(4, len(wanted)))) as pool:
+            results = list(pool.map(lambda uid: self._prepare(study_uid, uid), wanted))
+        self.errors = [error for _, _, error in results if error is not None]
+        for uid, loads, error in results:
+            if error is not None:
+                logger.error(error)
+                continue
+            for index, load in enumerate(loads):
+                self._add_node((uid, index), load, len(loads))
+            self.engine.add_series(study_uid, uid, loads=loads)
+        nodes = [self.nodes[key] for uid in series_uids for key in sorted(self.nodes) if key[0] == uid]
+        if not nodes and self.errors:
+            raise self.errors[0]
+        return nodes
+
+    def _prepare(self, study_uid: str, series_uid: str):
+        try:
+            instances = series_metadata(self.server, study_uid, series_uid)
+            geometry = series_geometry(instances, series_uid)
+            return series_uid, [VolumeLoad(v, study_uid, instances) for v in geometry.volumes], None
+        except Exception as error:  # DicomwebError, GeometryError, the memory check: reported per series
+            return series_uid, None, error
+
+    def _add_node(self, key: Key, load: VolumeLoad, count: int) -> None:
+        node = create_volume_node(self.scene, load, series_node_name(load, key[1], count))
+        place_in_hierarchy(self.slicer, self.scene, node, load.geometry.dataset, key[0], " ".join(load.geometry.instance_uids))
+        if node.GetDisplayNode() is not None and node.GetDisplayNode().GetNumberOfWindowLevelPresets():
+            self._windowed.add(key)
+        self.nodes[key], self._loads[key] = node, load
+        self._by_node_id[node.GetID()] = key
+        if self.show and not self._shown:
+            self._show(node)
+            self._shown = True
+
+    def resolve(self, node_id: str) -> Optional[Key]:
+        """Which (series, volume) a node is loading, for the focus watcher."""
+        return self._by_node_id.get(node_id)
+
+    def cancel(self, series_uid: str) -> None:
+        self.engine.cancel(series_uid)
+
+    def on_progress(self, callback: Callable[[List[SeriesProgress]], None]) -> None:
+        """`callback(snapshots)` after each tick that changed something."""
+        self._callbacks.append(callback)
+
+    # -- main thread -------------------------------------------------------------------------
+    def process(self, budget_ms: float = 5.0, yield_ms: float = 0.0) -> EngineUpdate:
+        """One tick: engine events in, coalesced node refreshes out (at most one per volume per
+        `refresh_interval_s`, and a final one when the volume is done)."""
+        update = self.engine.pump(budget_ms, yield_ms) if yield_ms > 0 else self.engine.process_events(budget_ms)
+        for key in update.dirty:
+            if key in self.nodes:
+                self._stale[key] = True
+        now = time.monotonic()
+        finished = self.engine.finished()
+        for key, stale in list(self._stale.items()):
+            if stale and (finished or now - self._last_refresh.get(key, 0.0) >= self.refresh_interval_s):
+                self._refresh(key, now)
+        if update and self._callbacks:
+            snapshots = self.engine.progress()
+            for callback in self._callbacks:
+                callback(snapshots)
+        return update
+
+    def _refresh(self, key: Key, now: float) -> None:
+        load, node = self._loads[key], self.nodes[key]
+        if key not in self._windowed and load.volume.covered and node.GetDisplayNode() is not None:
+            center, width = covered_window(load.volume.array, load.geometry.padding_value)
+            node.GetDisplayNode().SetWindowLevel(width, center)  # once: no jump while refining
+            self._windowed.add(key)
+        refresh(node)
+        self._stale[key] = False
+        self._last_refresh[key] = now
+
+    def wait(self, timeout: Optional[float] = None, poll_s: float = 0.01) -> bool:
+        """Block (pumping events) until every requested series is done; False on timeout."""
+        limit = None if timeout is None else time.monotonic() + timeout
+        while True:
+            done = self.engine.finished()
+            self.process()
+            if done:
+                self.process()  # the last refresh always lands
+                return True
+            if limit is not None and time.monotonic() > limit:
+                return False
+            time.sleep(poll_s)
+
+    def progress(self) -> List[SeriesProgress]:
+        return self.engine.progress()
+
+    def close(self) -> None:
+        """Stop loading (workers gone within a second), stop watching the scene."""
+        self.engine.close()
+        if self.focus_watcher is not None:
+            self.focus_watcher.stop()
+            self.focus_watcher = None
+        for subject, tag in self._observers:
+            subject.RemoveObserver(tag)
+        self._observers = []
+
+    # -- scene events ------------------------------------------------------------------------
+    def _on_node_removed(self, caller: Any, event: Any, node: Any = None) -> None:
+        key = self._by_node_id.pop(node.GetID(), None) if node is not None else None
+        if key is None:
+            return
+        self.nodes.pop(key, None)
+        self._stale.pop(key, None)
+        logger.info("node of series %s removed: its loading is cancelled", key[0])
+        self.engine.cancel(key[0])
+
+    def _show(self, node: Any) -> None:
+        """The first volume in every slice view (Slicer: with fit; slicer-core: composite nodes only)."""
+        try:
+            self.slicer.util.setSliceViewerLayers(background=node, fit=True)
+            return
+        except Exception:  # no application (slicer-core): set the composite nodes directly
+            pass
+        for composite in self.scene.GetNodesByClass("vtkMRMLSliceCompositeNode"):
+            composite.SetBackgroundVolumeID(node.GetID())

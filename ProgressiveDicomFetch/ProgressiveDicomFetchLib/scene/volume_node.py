@@ -1,0 +1,77 @@
+"""A scalar volume node whose voxels ARE the engine's buffer (no second copy), with its final
+geometry before the first pixel, refreshed by events the views listen to.
+
+Main thread only (MRML). `slicer` and `vtk` are imported inside functions: the core must import
+without Slicer.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from ..loading import VolumeLoad
+from .window_level import apply_dicom_presets
+
+logger = logging.getLogger(__name__)
+
+
+def series_node_name(load: VolumeLoad, index: int, count: int) -> str:
+    """As Slicer's DICOM module names series: "<SeriesNumber>: <SeriesDescription>"; stacks add their label."""
+    ds = load.geometry.dataset
+    number, description = str(ds.get("SeriesNumber", "") or ""), str(ds.get("SeriesDescription", "") or "")
+    name = f"{number}: {description}" if number and description else (description or number or load.geometry.series_uid)
+    if count > 1:
+        name += f" [{load.geometry.label or index + 1}]"
+    return name
+
+
+def _vtk_matrix(matrix: np.ndarray) -> Any:
+    import vtk
+
+    result = vtk.vtkMatrix4x4()
+    for row in range(4):
+        for column in range(4):
+            result.SetElement(row, column, float(matrix[row, column]))
+    return result
+
+
+def create_volume_node(scene: Any, load: VolumeLoad, name: str) -> Any:
+    """A vtkMRMLScalarVolumeNode sharing `load.volume.array` (K, J, I) as its scalars."""
+    import vtk
+    from vtkmodules.util.numpy_support import numpy_to_vtk
+
+    array = load.volume.array
+    if not array.flags["C_CONTIGUOUS"]:
+        raise ValueError("the volume buffer must be C-contiguous to be shared with VTK")
+    image = vtk.vtkImageData()
+    kk, jj, ii = array.shape
+    image.SetDimensions(ii, jj, kk)  # geometry lives on the node: image origin 0, spacing 1
+    scalars = numpy_to_vtk(array.reshape(-1), deep=False)  # keeps a reference to the numpy buffer
+    scalars.SetName("ImageScalars")
+    image.GetPointData().SetScalars(scalars)
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    node.SetIJKToRASMatrix(_vtk_matrix(load.geometry.ijk_to_ras))
+    node.SetAndObserveImageData(image)
+    uids = load.geometry.instance_uids
+    node.SetAttribute("DICOM.instanceUIDs", " ".join(uids))
+    node.SetAttribute("DICOM.seriesInstanceUID", load.geometry.series_uid)
+    node.CreateDefaultDisplayNodes()
+    display = node.GetDisplayNode()
+    if display is not None:
+        display.SetAutoWindowLevel(0)  # refinement must not make the contrast jump
+        apply_dicom_presets(display, load.geometry.dataset)
+    return node
+
+
+def refresh(node: Any) -> None:
+    """After slices changed in place: slice views redraw on the node's Modified, volume rendering
+    and other consumers on ImageDataModifiedEvent, which the node raises itself when its observed
+    image data is Modified (measured on slicer-core: invoking it too would fire it twice)."""
+    image = node.GetImageData()
+    if image is None:
+        return
+    image.GetPointData().GetScalars().Modified()
+    image.Modified()
+    node.Modified()

@@ -1,0 +1,139 @@
+"""Series into a real MRML scene (slicer-core) from the real Orthanc: nodes before pixels, refined
+in place (no copy), events for the views, steady window/level, subject hierarchy, lifecycle."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
+from ProgressiveDicomFetchLib.scene.scene_loader import SceneLoader
+
+
+@pytest.fixture()
+def loader(slicer_module, orthanc):
+    scene_loader = SceneLoader(DicomwebServer(orthanc.dicomweb_url), watch_focus=False)
+    yield scene_loader
+    scene_loader.close()
+
+
+def reference_matrix(slicer, info, truth):
+    """What slicer.util.addVolumeFromArray gives for the reference array and the truth matrix."""
+    import vtk
+
+    ijk_to_ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.array(info.ijk_to_lps)
+    matrix = vtk.vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            matrix.SetElement(r, c, ijk_to_ras[r, c])
+    node = slicer.util.addVolumeFromArray(truth, ijkToRAS=matrix, name="reference")
+    result = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(result)
+    return np.array([[result.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def node_matrix(node):
+    import vtk
+
+    result = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(result)
+    return np.array([[result.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def test_nodes_exist_before_pixels_and_refine_in_place_to_exact(loader, slicer_module, sample_small):
+    slicer = slicer_module
+    info = sample_small.series("ct_thin")
+    truth = sample_small.load_truth("ct_thin")
+    (node,) = loader.load(info.study_uid, [info.series_uid])
+    assert node.GetName() == f"{info.series_number}: {info.description}"
+    np.testing.assert_allclose(node_matrix(node), reference_matrix(slicer, info, truth), atol=1e-9)
+    view = slicer.util.arrayFromVolume(node)
+    engine_buffer = loader.engine.loads(info.series_uid)[0].volume.array
+    assert np.shares_memory(view, engine_buffer), "the node must show the engine's buffer, not a copy"
+    assert node.GetAttribute("DICOM.instanceUIDs").split() == sorted(
+        info.sop_instance_uids, key=lambda uid: list(loader.engine.loads(info.series_uid)[0].geometry.instance_uids).index(uid))
+    assert loader.wait(timeout=60)
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(node), truth)
+
+
+def test_refreshes_fire_the_views_events_coalesced_and_window_level_stays(loader, slicer_module, sample_small):
+    info = sample_small.series("ct_thin")
+    (node,) = loader.load(info.study_uid, [info.series_uid])
+    counts = {"modified": 0, "image": 0}
+    node.AddObserver("ModifiedEvent", lambda *a: counts.__setitem__("modified", counts["modified"] + 1))
+    node.AddObserver(node.ImageDataModifiedEvent, lambda *a: counts.__setitem__("image", counts["image"] + 1))
+    display = node.GetDisplayNode()
+    assert display.GetAutoWindowLevel() == 0
+    windows = set()
+    dirty_batches = 0
+    while not loader.engine.finished():
+        update = loader.process()
+        dirty_batches += bool(update.dirty)
+        windows.add((display.GetWindow(), display.GetLevel()))
+    loader.process()
+    windows.add((display.GetWindow(), display.GetLevel()))
+    assert counts["image"] >= 1 and counts["modified"] == counts["image"]  # one of each per refresh
+    assert counts["image"] <= dirty_batches, "refreshes are coalesced: never more than the batches"
+    assert windows == {(400.0, 40.0)}, "the DICOM preset is kept all along"
+    assert display.GetNumberOfWindowLevelPresets() >= 1
+
+
+def test_window_is_computed_once_when_covered_without_presets(loader, slicer_module, sample_small):
+    info = sample_small.series("edge_nonsquare")
+    assert info.expect["window_presets"] is False
+    (node,) = loader.load(info.study_uid, [info.series_uid])
+    display = node.GetDisplayNode()
+    assert display.GetNumberOfWindowLevelPresets() == 0 and display.GetAutoWindowLevel() == 0
+    seen = []
+    while not loader.engine.finished():
+        loader.process()
+        if loader.engine.loads(info.series_uid)[0].volume.covered:
+            seen.append((display.GetWindow(), display.GetLevel()))
+    loader.process()
+    seen.append((display.GetWindow(), display.GetLevel()))
+    assert len(set(seen[1:])) == 1 and seen[-1][0] > 1
+
+
+def test_enhanced_objects_take_their_presets_from_the_functional_groups(loader, sample_small):
+    info = sample_small.series("enhanced_ct")
+    (node,) = loader.load(info.study_uid, [info.series_uid])
+    assert node.GetDisplayNode().GetNumberOfWindowLevelPresets() >= 1
+    loader.wait(timeout=60)
+
+
+def test_subject_hierarchy_has_real_patient_and_study_names(loader, slicer_module, sample_small):
+    slicer = slicer_module
+    study = sample_small.study("ct")
+    keys = ["ct_thin", "ct_thick"]
+    nodes = loader.load(study.study_uid, [sample_small.series(k).series_uid for k in keys])
+    shn = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
+    items = [shn.GetItemByDataNode(n) for n in nodes]
+    studies = {shn.GetItemParent(i) for i in items}
+    assert len(studies) == 1
+    study_item = studies.pop()
+    patient_item = shn.GetItemParent(study_item)
+    assert shn.GetItemName(study_item) == study.study_description
+    assert shn.GetItemName(patient_item) == study.patient_name
+    assert shn.GetItemAttribute(patient_item, slicer.vtkMRMLSubjectHierarchyConstants.GetDICOMPatientIDAttributeName()) == study.patient_id
+    loader.wait(timeout=60)
+
+
+def test_removing_a_node_cancels_its_series_and_loading_again_reuses(loader, slicer_module, sample_small):
+    slicer = slicer_module
+    thin, thick = sample_small.series("ct_thin"), sample_small.series("ct_thick")
+    node_thin, node_thick = loader.load(thin.study_uid, [thin.series_uid, thick.series_uid])
+    assert loader.load(thin.study_uid, [thin.series_uid]) == [node_thin]
+    loader.process()
+    slicer.mrmlScene.RemoveNode(node_thin)
+    assert loader.wait(timeout=60)
+    state = {p.series_uid: p.state for p in loader.progress()}
+    assert state[thin.series_uid] in ("cancelled", "complete") and state[thick.series_uid] == "complete"
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(node_thick), sample_small.load_truth("ct_thick"))
+
+
+def test_closing_the_scene_stops_the_workers(loader, slicer_module, sample_small):
+    import threading
+
+    info = sample_small.series("ct_thin")
+    loader.load(info.study_uid, [info.series_uid])
+    slicer_module.mrmlScene.Clear(False)
+    assert not [t for t in threading.enumerate() if t.name.startswith("pdf-worker")]
