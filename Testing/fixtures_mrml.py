@@ -20,3 +20,33 @@ def slicer_module() -> Iterator[Any]:
     slicer.mrmlScene = slicer.vtkMRMLScene()
     yield slicer
     slicer.mrmlScene.Clear(True)
+
+
+@pytest.fixture()
+def slice_views(slicer_module) -> Iterator[Any]:
+    """Red and Yellow slice views as Slicer makes them, without Qt: application logic (orientation
+    presets), layout logic (slice nodes), one slice logic per view (composite nodes), a crosshair."""
+    from types import SimpleNamespace
+
+    slicer, scene = slicer_module, slicer_module.mrmlScene
+    app_logic = slicer.vtkMRMLApplicationLogic()
+    app_logic.SetMRMLScene(scene)
+    layout_logic = slicer.vtkMRMLLayoutLogic()
+    layout_logic.SetMRMLScene(scene)
+    logics = []
+    for name in ("Red", "Yellow"):
+        logic = slicer.vtkMRMLSliceLogic()
+        logic.SetMRMLScene(scene)
+        logic.SetMRMLApplicationLogic(app_logic)
+        logic.SetSliceNode(scene.GetNodeByID(f"vtkMRMLSliceNode{name}"))
+        logics.append(logic)
+    crosshair = slicer.vtkMRMLCrosshairNode()
+    crosshair.SetCrosshairName("default")
+    scene.AddNode(crosshair)
+    yield SimpleNamespace(
+        slicer=slicer, scene=scene, app_logic=app_logic, layout_logic=layout_logic, logics=logics, crosshair=crosshair,
+        red=logics[0].GetSliceNode(), red_composite=logics[0].GetSliceCompositeNode(),
+        yellow=logics[1].GetSliceNode(), yellow_composite=logics[1].GetSliceCompositeNode())
+    # Detach the logics first: Clear(True) under a live vtkMRMLLayoutLogic segfaults (slicer-core).
+    for logic in (*logics, layout_logic, app_logic):
+        logic.SetMRMLScene(None)

@@ -137,3 +137,29 @@ def test_closing_the_scene_stops_the_workers(loader, slicer_module, sample_small
     loader.load(info.study_uid, [info.series_uid])
     slicer_module.mrmlScene.Clear(False)
     assert not [t for t in threading.enumerate() if t.name.startswith("pdf-worker")]
+
+
+def test_the_view_the_user_looks_at_moves_the_engines_focus(slice_views, orthanc, sample_small):
+    """Red's background volume and slice offset drive the boost (focus events carry the slice)."""
+    thin, thick = sample_small.series("ct_thin"), sample_small.series("ct_thick")
+    loader = SceneLoader(DicomwebServer(orthanc.dicomweb_url), show=False)
+    try:
+        node_thin, node_thick = loader.load(thin.study_uid, [thin.series_uid, thick.series_uid])
+        loader.engine.pause()  # keep both series loading while the views change
+        slice_views.red_composite.SetBackgroundVolumeID(node_thick.GetID())
+        assert loader.engine.scheduler.focus == thick.series_uid
+        ras = [0.0, 0.0, 0.0, 1.0]
+        import vtk
+
+        matrix = vtk.vtkMatrix4x4()
+        node_thick.GetIJKToRASMatrix(matrix)
+        matrix.MultiplyPoint([0, 0, 7, 1], ras)
+        slice_views.red.SetSliceOffset(ras[2])
+        slice_views.red_composite.SetBackgroundVolumeID(node_thin.GetID())
+        focus = [e for e in loader.process().events if e.event == "focus"]
+        assert [e.series_uid for e in focus][:2] == [thick.series_uid, thick.series_uid]
+        assert focus[1].slice == 7 and focus[-1].series_uid == thin.series_uid
+        loader.engine.resume()
+        assert loader.wait(timeout=60)
+    finally:
+        loader.close()
