@@ -163,3 +163,17 @@ def test_the_view_the_user_looks_at_moves_the_engines_focus(slice_views, orthanc
         assert loader.wait(timeout=60)
     finally:
         loader.close()
+
+
+def test_a_refresh_reaches_the_slice_logic_that_shows_the_volume(slice_views, orthanc, sample_small):
+    info = sample_small.series("ct_thick")
+    loader = SceneLoader(DicomwebServer(orthanc.dicomweb_url), watch_focus=False)
+    try:
+        (node,) = loader.load(info.study_uid, [info.series_uid])  # shown in every view (composite nodes)
+        assert slice_views.red_composite.GetBackgroundVolumeID() == node.GetID()
+        fired = []
+        slice_views.logics[0].AddObserver("ModifiedEvent", lambda *args: fired.append(1))
+        assert loader.wait(timeout=60)
+        assert fired, "Red's slice logic must hear about refined slices (it triggers the redraw)"
+    finally:
+        loader.close()
