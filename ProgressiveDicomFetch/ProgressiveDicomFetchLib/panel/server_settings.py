@@ -1,0 +1,98 @@
+"""The panel's server section as a record: URL, authentication, recent servers, and what of it
+may be stored in Slicer's settings.
+
+Credentials are stored only when the user ticks "remember credentials" (off by default); they
+never go into the scene (the parameter node holds no credentials) and never into the recent
+servers list, which keeps URLs with any user:password part removed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from ..dicomweb.auth import make_auth
+from ..server_check import redact_url, validate_base_url
+
+NONE, BASIC, BEARER, HEADER = "none", "basic", "bearer", "header"
+AUTH_KINDS = (NONE, BASIC, BEARER, HEADER)
+MAX_RECENT = 10
+
+# Keys in Slicer's settings (QSettings), under the module's group.
+KEY_URL, KEY_AUTH_KIND, KEY_USERNAME, KEY_HEADER_NAME = "ServerURL", "AuthKind", "Username", "HeaderName"
+KEY_REMEMBER, KEY_SECRET, KEY_RECENT = "RememberCredentials", "Secret", "RecentServers"
+
+
+@dataclass
+class ServerSettings:
+    """Where to connect and how to authenticate."""
+
+    url: str = ""
+    auth_kind: str = NONE
+    username: str = ""  # BASIC
+    header_name: str = ""  # HEADER, e.g. "X-Api-Key"
+    secret: str = field(default="", repr=False)  # the password, token or header value
+    remember_credentials: bool = False
+
+    def base_url(self) -> str:
+        """The validated URL (ValueError naming what is wrong)."""
+        return validate_base_url(self.url.strip())
+
+    def auth(self) -> Optional[Any]:
+        """The requests auth object for the chosen kind; ValueError when a needed field is empty."""
+        if self.auth_kind not in AUTH_KINDS:
+            raise ValueError(f"unknown authentication {self.auth_kind!r}: choose one of {', '.join(AUTH_KINDS)}")
+        if self.auth_kind == NONE:
+            return None
+        if not self.secret:
+            what = {BASIC: "a password", BEARER: "a token", HEADER: "a header value"}[self.auth_kind]
+            raise ValueError(f"{self.auth_kind} authentication needs {what}")
+        if self.auth_kind == BASIC:
+            if not self.username.strip():
+                raise ValueError("basic authentication needs a user name")
+            return make_auth(user=self.username.strip(), password=self.secret)
+        if self.auth_kind == BEARER:
+            return make_auth(token=self.secret)
+        name = self.header_name.strip()
+        if not name or ":" in name or any(c.isspace() for c in name):
+            raise ValueError(f"the custom header needs a name without spaces or ':', not {name!r}")
+        return make_auth(headers={name: self.secret})
+
+    def to_store(self) -> Dict[str, Any]:
+        """What may be written to Slicer's settings: the secret only if the user asked."""
+        values: Dict[str, Any] = {KEY_URL: redact_url(self.url.strip()) if self.url.strip() else "",
+                                  KEY_AUTH_KIND: self.auth_kind, KEY_USERNAME: self.username,
+                                  KEY_HEADER_NAME: self.header_name, KEY_REMEMBER: self.remember_credentials,
+                                  KEY_SECRET: self.secret if self.remember_credentials else ""}
+        return values
+
+    @classmethod
+    def from_store(cls, values: Mapping[str, Any]) -> "ServerSettings":
+        """Back from Slicer's settings (QSettings gives strings for booleans: "true"/"false")."""
+        remember = str(values.get(KEY_REMEMBER, "false")).lower() in ("true", "1")
+        kind = str(values.get(KEY_AUTH_KIND) or NONE)
+        return cls(url=str(values.get(KEY_URL) or ""), auth_kind=kind if kind in AUTH_KINDS else NONE,
+                   username=str(values.get(KEY_USERNAME) or ""), header_name=str(values.get(KEY_HEADER_NAME) or ""),
+                   secret=str(values.get(KEY_SECRET) or "") if remember else "", remember_credentials=remember)
+
+
+class RecentServers:
+    """Most recently used server URLs first, without duplicates or credentials."""
+
+    def __init__(self, urls: Optional[Sequence[str]] = None, limit: int = MAX_RECENT) -> None:
+        self.limit = limit
+        self.urls: List[str] = []
+        for url in reversed(list(urls or [])):
+            try:
+                self.add(url)
+            except ValueError:
+                continue  # a stored entry that is no longer valid is dropped, not fatal
+
+    def add(self, url: str) -> str:
+        """Put `url` first (ValueError if it is not a usable base URL); returns the stored form."""
+        clean = redact_url(validate_base_url(url.strip()))
+        self.urls = [clean] + [u for u in self.urls if u != clean]
+        del self.urls[self.limit:]
+        return clean
+
+    def remove(self, url: str) -> None:
+        self.urls = [u for u in self.urls if u != url]
