@@ -47,6 +47,11 @@ class VolumeLoad:
         self._stored: Dict[str, Optional[str]] = {
             i.sop_instance_uid: i.transfer_syntax_uid or text(i.attributes, "00083002") or None for i in instances}
 
+    @property
+    def stored_transfer_syntaxes(self) -> List[Optional[str]]:
+        """The instances' stored syntaxes where the metadata gives them (None: not said)."""
+        return list(self._stored.values())
+
     def tasks(self) -> List[SliceTask]:
         """One task per slice that has a frame (missing slices are filled, never fetched)."""
         return [SliceTask(k, f.sop_instance_uid, f.frame_number) for k, f in enumerate(self.geometry.slices)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
@@ -178,3 +178,9 @@ def decode_compressed(family: str, data: bytes, pixels: PixelDescription, label:
     packages = packages_for(family)
     raise CodecUnavailable(label, f"no {family} decoder is installed: pip install {packages[0]}"
                                   + (f" (or {', '.join(packages[1:])})" if packages[1:] else ""))
+
+
+def missing_packages(transfer_syntaxes: Iterable[Optional[str]]) -> List[str]:
+    """What to install (the first package of each chain) for the syntaxes no installed decoder reads."""
+    families = {ts.family(uid) for uid in transfer_syntaxes} - {None, ts.NATIVE_LE, ts.NATIVE_BE}
+    return sorted({packages_for(f)[0] for f in families if packages_for(f) and not can_decode(f)})

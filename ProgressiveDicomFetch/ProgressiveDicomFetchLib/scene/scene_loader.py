@@ -45,6 +45,7 @@ class SceneLoader:
         self._stale: Dict[Key, bool] = {}
         self._last_refresh: Dict[Key, float] = {}
         self._windowed: set = set()
+        self._requested: set = set()  # series UIDs given to the engine
         self._shown = False
         self._callbacks: List[Callable[[List[SeriesProgress]], None]] = []
         import vtk
@@ -61,11 +62,20 @@ class SceneLoader:
             self.focus_watcher = FocusWatcher(self.scene, self.resolve, self.engine.set_focus)
 
     # -- requests ----------------------------------------------------------------------------
-    def load(self, study_uid: str, series_uids: Sequence[str]) -> List[Any]:
+    def load(self, study_uid: str, series_uids: Sequence[str], wait_for_metadata: bool = True) -> List[Any]:
         """Volume nodes of the series, returned at once with their final geometry (the metadata
         is fetched now, in parallel); their voxels arrive progressively. Raises only if no series
-        could be loaded; the others' errors are logged and kept in `errors`."""
-        wanted = [uid for uid in series_uids if not any(key[0] == uid for key in self.nodes)]
+        could be loaded; the others' errors are logged and kept in `errors`.
+
+        `wait_for_metadata=False` (the panel) returns at once: the engine's workers fetch the
+        metadata and `process()` creates the nodes when it is in; errors arrive as events."""
+        wanted = [uid for uid in series_uids if not any(key[0] == uid for key in self.nodes)
+                  and uid not in self._requested]
+        if not wait_for_metadata:
+            for uid in wanted:
+                self.engine.add_series(study_uid, uid)
+                self._requested.add(uid)
+            return [self.nodes[key] for uid in series_uids for key in sorted(self.nodes) if key[0] == uid]
         with ThreadPoolExecutor(max_workers=max(1, min(4, len(wanted)))) as pool:
             results = list(pool.map(lambda uid: self._prepare(study_uid, uid), wanted))
         self.errors = [error for _, _, error in results if error is not None]
@@ -76,6 +86,7 @@ class SceneLoader:
             for index, load in enumerate(loads):
                 self._add_node((uid, index), load, len(loads))
             self.engine.add_series(study_uid, uid, loads=loads)
+            self._requested.add(uid)
         nodes = [self.nodes[key] for uid in series_uids for key in sorted(self.nodes) if key[0] == uid]
         if not nodes and self.errors:
             raise self.errors[0]
@@ -107,6 +118,12 @@ class SceneLoader:
     def cancel(self, series_uid: str) -> None:
         self.engine.cancel(series_uid)
 
+    def pause(self) -> None:
+        self.engine.pause()
+
+    def resume(self) -> None:
+        self.engine.resume()
+
     def on_progress(self, callback: Callable[[List[SeriesProgress]], None]) -> None:
         """`callback(snapshots)` after each tick that changed something."""
         self._callbacks.append(callback)
@@ -116,6 +133,10 @@ class SceneLoader:
         """One tick: engine events in, coalesced node refreshes out (at most one per volume per
         `refresh_interval_s`, and a final one when the volume is done)."""
         update = self.engine.pump(budget_ms, yield_ms) if yield_ms > 0 else self.engine.process_events(budget_ms)
+        for uid, index, load in update.new_volumes:  # series loaded without waiting for their metadata
+            if (uid, index) not in self.nodes:
+                self._add_node((uid, index), load, len(self.engine.loads(uid)))
+                self._stale[(uid, index)] = True  # slices may have landed before the node existed
         for key in update.dirty:
             if key in self.nodes:
                 self._stale[key] = True

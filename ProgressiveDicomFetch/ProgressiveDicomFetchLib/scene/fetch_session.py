@@ -1,0 +1,143 @@
+"""The console API's state behind the module's Logic: one server, searches, and the series being
+loaded into the scene.
+
+The Logic methods (camelCase, as Slicer's Python API) are one-line calls into this class, so the
+whole console API runs and is tested on slicer-core. Settings such as the strategy apply to the
+next batch of loads once the current one has finished (a running engine keeps its connections);
+a series loaded earlier is never downloaded again while its nodes are in the scene.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from ..dicomweb.search import SearchResult, search_series, search_studies
+from ..dicomweb.server import DicomwebServer
+from ..engine import BREADTH_FIRST, DEFAULT_CONNECTIONS, EngineUpdate, SeriesProgress
+from ..engine.scheduler import STRATEGIES
+from ..pixels.codecs import missing_packages
+from ..server_check import ServerCheck, check_server
+from .scene_loader import SceneLoader
+
+logger = logging.getLogger(__name__)
+MAX_CONNECTIONS = 16
+
+
+class NoServerError(RuntimeError):
+    """A search or load before `set_server`."""
+
+
+class FetchSession:
+    def __init__(self, scene: Any = None) -> None:
+        self.scene = scene
+        self.server: Optional[DicomwebServer] = None
+        self.loader: Optional[SceneLoader] = None
+        self._loader_settings: Optional[Tuple[str, int, bool]] = None
+        self._earlier: Dict[str, List[Any]] = {}  # series UID -> nodes of finished loaders
+
+    # -- server and search ----------------------------------------------------------------------
+    def set_server(self, url: str, auth: Any = None, headers: Optional[Mapping[str, str]] = None,
+                   verify: Any = True) -> DicomwebServer:
+        """Use this server from now on (a load in progress continues from the previous one)."""
+        self.server = DicomwebServer(url, auth=auth, headers=headers, verify=verify)
+        return self.server
+
+    def _server(self) -> DicomwebServer:
+        if self.server is None:
+            raise NoServerError("no DICOMweb server is set: call setServer(url) first")
+        return self.server
+
+    def check_server(self) -> ServerCheck:
+        server = self._server()
+        return check_server(server.url, auth=server.auth, headers=server.headers, verify=server.verify)
+
+    def search_studies(self, filters: Optional[Mapping[str, str]] = None, limit: Optional[int] = None) -> SearchResult:
+        return search_studies(self._server(), filters, limit=limit)
+
+    def search_series(self, study_uid: str, filters: Optional[Mapping[str, str]] = None) -> SearchResult:
+        return search_series(self._server(), study_uid, filters)
+
+    # -- loading ----------------------------------------------------------------------------------
+    def load(self, study_uid: str, series_uids: Sequence[str], strategy: str = BREADTH_FIRST,
+             connections: int = DEFAULT_CONNECTIONS, boost_focus: bool = True, wait_for_metadata: bool = True) -> List[Any]:
+        """Volume nodes of the series (see SceneLoader.load); voxels arrive as `process()` runs."""
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+        if not 1 <= int(connections) <= MAX_CONNECTIONS:
+            raise ValueError(f"connections must be between 1 and {MAX_CONNECTIONS}, not {connections}")
+        if not series_uids:
+            raise ValueError("no series given to load")
+        loader = self._loader_for((strategy, int(connections), bool(boost_focus)))
+        earlier = [uid for uid in series_uids if self._still_in_scene(uid)]
+        wanted = [uid for uid in series_uids if uid not in earlier]
+        nodes = loader.load(study_uid, wanted, wait_for_metadata=wait_for_metadata) if wanted else []
+        return [n for uid in earlier for n in self._earlier[uid]] + nodes
+
+    def _still_in_scene(self, series_uid: str) -> bool:
+        nodes = self._earlier.get(series_uid)
+        if nodes and all(n.GetScene() is not None for n in nodes):
+            return True
+        self._earlier.pop(series_uid, None)
+        return False
+
+    def _loader_for(self, settings: Tuple[str, int, bool]) -> SceneLoader:
+        server = self._server()
+        if self.loader is not None:
+            same = self._loader_settings == settings and self.loader.server is server
+            if same or not self.loader.engine.finished():
+                if not same:
+                    logger.info("a load is running: the new series join it with its settings %s", self._loader_settings)
+                return self.loader
+            self._retire_loader()
+        strategy, connections, boost_focus = settings
+        self.loader = SceneLoader(server, self.scene, connections=connections, strategy=strategy,
+                                  watch_focus=boost_focus)
+        self._loader_settings = settings
+        return self.loader
+
+    def _retire_loader(self) -> None:
+        """Close a finished loader, remembering its nodes so their series are not fetched again."""
+        assert self.loader is not None
+        for (uid, _), node in sorted(self.loader.nodes.items()):
+            self._earlier.setdefault(uid, []).append(node)
+        self.loader.close()
+        self.loader = None
+
+    def missing_decoders(self, series_uid: str) -> List[str]:
+        """Packages to install before the series' compressed frames can be decoded here."""
+        if self.loader is None or series_uid not in {p.series_uid for p in self.loader.progress()}:
+            return []
+        syntaxes = [uid for load in self.loader.engine.loads(series_uid) for uid in load.stored_transfer_syntaxes]
+        return missing_packages(syntaxes)
+
+    def process(self, budget_ms: float = 5.0, yield_ms: float = 0.0) -> EngineUpdate:
+        """The main-thread tick (the panel's QTimer); nothing to do without a load."""
+        return self.loader.process(budget_ms, yield_ms) if self.loader is not None else EngineUpdate()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        return self.loader.wait(timeout) if self.loader is not None else True
+
+    def progress(self) -> List[SeriesProgress]:
+        return self.loader.progress() if self.loader is not None else []
+
+    def busy(self) -> bool:
+        return self.loader is not None and not self.loader.engine.finished()
+
+    def cancel(self, series_uid: str) -> None:
+        if self.loader is not None:
+            self.loader.cancel(series_uid)
+
+    def pause(self) -> None:
+        if self.loader is not None:
+            self.loader.pause()
+
+    def resume(self) -> None:
+        if self.loader is not None:
+            self.loader.resume()
+
+    def close(self) -> None:
+        """Stop loading (scene close, module cleanup); the nodes stay in the scene."""
+        if self.loader is not None:
+            self.loader.close()
+            self.loader = None
+        self._earlier.clear()
