@@ -11,7 +11,6 @@ import re
 import struct
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from support import LIB_DIR, MODULE_DIR, REPO
 
 MODULE_NAME = "ProgressiveDicomFetch"
 MODULE_FILE = MODULE_DIR / f"{MODULE_NAME}.py"
-UI_FILE = MODULE_DIR / "Resources" / "UI" / f"{MODULE_NAME}.ui"
+
 GUI_MODULES = {"slicer", "qt", "ctk", "vtk", "vtkmodules", "mrml", "PythonQt", "ctkQt"}
 
 
@@ -176,25 +175,6 @@ def test_core_imports_without_slicer_in_a_clean_interpreter():
     assert result.stdout.strip() == "", f"importing the core loaded: {result.stdout.strip()}"
 
 
-def _ui_widgets() -> dict[str, str]:
-    root = ET.parse(UI_FILE).getroot()
-    return {w.get("name"): w.get("class") for w in root.iter("widget")}
-
-
-def test_ui_file_matches_the_widget_code():
-    widgets = _ui_widgets()
-    root = ET.parse(UI_FILE).getroot()
-    assert root.find("class").text == MODULE_NAME
-    assert widgets[MODULE_NAME] == "qMRMLWidget"
-    used = set(re.findall(r"self\.ui\.(\w+)", MODULE_FILE.read_text()))
-    assert used, "the widget code uses no ui element?"
-    unknown = sorted(used - set(widgets))
-    assert not unknown, f"ProgressiveDicomFetch.py uses ui elements missing from the .ui file: {unknown}"
-    declared = {c.findtext("class") for c in root.iter("customwidget")}
-    custom = {cls for cls in widgets.values() if not cls.startswith("Q")}
-    assert custom <= declared, f"custom widget classes not declared in <customwidgets>: {custom - declared}"
-
-
 def test_module_file_structure_and_lib_names_resolve():
     tree = ast.parse(MODULE_FILE.read_text())
     classes = {n.name: [ast.unparse(b) for b in n.bases] for n in tree.body if isinstance(n, ast.ClassDef)}
@@ -232,3 +212,18 @@ def test_ci_runs_the_readme_test_command():
     match = re.search(r"```(?:sh|bash)?\n(make test)\n```", readme)
     assert match, "README must show the test command in its own code block"
     assert re.search(r"^\s*(exec\s+)?make test\s*$", ci, re.M), ".ci/run must run the README's test command"
+
+
+def test_extensions_index_entry_follows_slicers_schema():
+    import json
+
+    import jsonschema
+
+    schema = json.loads((REPO / "Testing" / "data" / "slicer-extension-catalog-entry-schema-v1.0.1.json").read_text())
+    entry = json.loads((REPO / "ExtensionsIndex" / f"{MODULE_NAME}.json").read_text())
+    jsonschema.validate(entry, schema)
+    assert entry["$schema"] == schema["$id"]
+    cmake = (REPO / "CMakeLists.txt").read_text()
+    assert f'set(EXTENSION_CATEGORY "{entry["category"]}")' in cmake
+    with pytest.raises(jsonschema.ValidationError):  # the check is real: a bad tier is refused
+        jsonschema.validate({**entry, "tier": 9}, schema)

@@ -152,6 +152,9 @@ def test_recent_servers_most_recent_first_without_duplicates_or_credentials():
     assert recent.urls == ["http://d/dicom-web", "https://c/dicom-web", "http://a/dicom-web"]
     with pytest.raises(ValueError):
         recent.add("file:///etc/passwd")
+    assert RecentServers.from_setting(None).urls == []
+    assert RecentServers.from_setting("http://a/dicom-web").urls == ["http://a/dicom-web"]
+    assert RecentServers.from_setting(("http://a/dicom-web", "http://b/dicom-web")).urls[1] == "http://b/dicom-web"
 
 
 # -- progress ---------------------------------------------------------------------------------------

@@ -87,6 +87,13 @@ class RecentServers:
             except ValueError:
                 continue  # a stored entry that is no longer valid is dropped, not fatal
 
+    @classmethod
+    def from_setting(cls, value: Any) -> "RecentServers":
+        """From what QSettings gives back: None, one string (a one-item list), or a list."""
+        if not value:
+            return cls()
+        return cls([value] if isinstance(value, str) else [str(v) for v in value])
+
     def add(self, url: str) -> str:
         """Put `url` first (ValueError if it is not a usable base URL); returns the stored form."""
         clean = redact_url(validate_base_url(url.strip()))

@@ -1,0 +1,64 @@
+"""The module file against its .ui file (module_static_check.py), and proof that the check fails
+on the mistakes it is for: a renamed widget, a widget of the wrong class, an unknown signal, a
+mistyped parameter name, an undeclared import."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from module_static_check import check_module, ui_widgets
+from support import MODULE_DIR
+
+MODULE_NAME = "ProgressiveDicomFetch"
+MODULE_FILE = MODULE_DIR / f"{MODULE_NAME}.py"
+UI_FILE = MODULE_DIR / "Resources" / "UI" / f"{MODULE_NAME}.ui"
+LIB = f"{MODULE_NAME}Lib"
+
+
+def test_the_module_and_its_ui_file_agree():
+    assert check_module(MODULE_FILE, UI_FILE, LIB) == []
+    classes, parameters = ui_widgets(UI_FILE)
+    assert classes[MODULE_NAME] == "qMRMLWidget" and ET.parse(UI_FILE).getroot().findtext("class") == MODULE_NAME
+    assert set(parameters) == {"patientName", "patientID", "accessionNumber", "studyDatePreset", "modality",
+                               "studyDescription", "strategy", "connections", "boostFocus"}
+    declared = {c.findtext("class") for c in ET.parse(UI_FILE).getroot().iter("customwidget")}
+    custom = {cls for cls in classes.values() if not cls.startswith("Q")}
+    assert custom <= declared, f"custom widget classes not declared in <customwidgets>: {custom - declared}"
+    sections = [name for name, cls in classes.items() if cls == "ctkCollapsibleButton"]
+    assert sections == ["serverCollapsibleButton", "searchCollapsibleButton", "loadCollapsibleButton",
+                        "progressCollapsibleButton"]
+
+
+def broken_copy(tmp_path: Path, path: Path, old: str, new: str) -> Path:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path.name}"
+    copy = tmp_path / path.name
+    copy.write_text(text.replace(old, new, 1))
+    return copy
+
+
+@pytest.mark.parametrize("old, new, problem", [
+    ('name="loadButton"', 'name="loadSeriesButton"', "uses ui.loadButton, which the .ui file does not have"),
+    ('class="QComboBox" name="authKindComboBox"', 'class="QLineEdit" name="authKindComboBox"',
+     "ui.authKindComboBox is a QLineEdit in the .ui file; its name says QComboBox"),
+    ('<string>boostFocus</string>', '<string>boostFocusView</string>', "'boostFocusView', which is not a parameter node field"),
+    ('class="QSpinBox" name="connectionsSpinBox"', 'class="QLineEdit" name="connectionsSpinBox"',
+     "cannot be bound to parameter connections (int)"),
+])
+def test_a_broken_ui_file_is_caught(tmp_path, old, new, problem):
+    problems = check_module(MODULE_FILE, broken_copy(tmp_path, UI_FILE, old, new), LIB)
+    assert any(problem in p for p in problems), problems
+
+
+@pytest.mark.parametrize("old, new, problem", [
+    ('self.ui.searchButton.connect("clicked(bool)"', 'self.ui.searchButton.connect("clicked(int)"',
+     "ui.searchButton (QPushButton) has no signal clicked(int)"),
+    ("import qt\n", "import qt\nimport pandas\n", "imports pandas, which Slicer does not bundle"),
+    ("    boostFocus: bool = True\n", "    boostFocus: bool = True\n    maxRetries: int = 3\n",
+     "parameter maxRetries has no widget"),
+])
+def test_a_broken_module_file_is_caught(tmp_path, old, new, problem):
+    problems = check_module(broken_copy(tmp_path, MODULE_FILE, old, new), UI_FILE, LIB)
+    assert any(problem in p for p in problems), problems
