@@ -62,3 +62,22 @@ def test_a_broken_ui_file_is_caught(tmp_path, old, new, problem):
 def test_a_broken_module_file_is_caught(tmp_path, old, new, problem):
     problems = check_module(broken_copy(tmp_path, MODULE_FILE, old, new), UI_FILE, LIB)
     assert any(problem in p for p in problems), problems
+
+
+def test_logic_methods_call_the_tested_session():
+    """The Logic is the console API: its session calls must name FetchSession methods (tested in
+    test_fetch_session.py), and every widget action goes through a Logic method that exists."""
+    import ast
+
+    from ProgressiveDicomFetchLib.scene.fetch_session import FetchSession
+
+    tree = ast.parse(MODULE_FILE.read_text())
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    logic = classes[f"{MODULE_NAME}Logic"]
+    logic_methods = {f.name for f in logic.body if isinstance(f, ast.FunctionDef)}
+    session_calls = {node.attr for node in ast.walk(logic) if isinstance(node, ast.Attribute)
+                     and isinstance(node.value, ast.Attribute) and node.value.attr == "session"}
+    assert session_calls and all(hasattr(FetchSession, name) for name in session_calls), session_calls
+    widget_calls = {node.attr for node in ast.walk(classes[f"{MODULE_NAME}Widget"]) if isinstance(node, ast.Attribute)
+                    and isinstance(node.value, ast.Attribute) and node.value.attr == "logic"}
+    assert widget_calls - {"getParameterNode"} <= logic_methods, widget_calls - logic_methods
