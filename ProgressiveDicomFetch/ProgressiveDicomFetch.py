@@ -278,7 +278,7 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
                 if not loadable:
                     for column in range(len(SERIES_COLUMNS)):
                         item = self.ui.seriesTableWidget.item(row, column)
-                        item.setFlags(item.flags() & ~qt.Qt.ItemIsSelectable & ~qt.Qt.ItemIsEnabled)
+                        item.setFlags(qt.Qt.NoItemFlags)  # greyed out, not selectable
                         item.setToolTip(why)
         self.onSeriesSelectionChanged()
 
@@ -323,10 +323,12 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
         for row, snapshot in enumerate(snapshots):
             view = progress_row(snapshot, self._labels.get(snapshot.series_uid))
             table.setItem(row, 0, qt.QTableWidgetItem(view.label))
-            bar = table.cellWidget(row, 1) or qt.QProgressBar()
-            bar.setRange(0, 100)
+            bar = table.cellWidget(row, 1)
+            if bar is None:  # set once: setting a cell widget again would delete the old one
+                bar = qt.QProgressBar()
+                bar.setRange(0, 100)
+                table.setCellWidget(row, 1, bar)
             bar.value, bar.format, bar.styleSheet = view.covered_percent, view.bar_text, view.bar_style
-            table.setCellWidget(row, 1, bar)
             table.setItem(row, 2, qt.QTableWidgetItem(view.state_text))
             button = table.cellWidget(row, 3)
             if button is None:
