@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,16 +83,31 @@ class OrthancServer(ManagedServer):
         """Write the config, run Orthanc with the loopback shim, wait for /system, check its sockets."""
         if not orthanc_available():
             raise FileNotFoundError(f"{ORTHANC_BIN} or {DICOMWEB_PLUGIN} is missing")
-        shim = build_shim(self.shim_cache)
         self.managed = ManagedProcess("Orthanc", "pdf-orthanc-")
         self.port = self.port or free_port()
         config_file = self.work_dir / "orthanc.json"
         config_file.write_text(json.dumps(self._config(), indent=2))
+        self._launch(config_file)
+        return self
+
+    def _launch(self, config_file: Path) -> None:
+        shim = build_shim(self.shim_cache)
         # Orthanc logs to stderr by default.
         self.managed.launch([str(ORTHANC_BIN), str(config_file)], self.port, self._answers_system,
                             self.startup_timeout, output=self.log_file, log_file=self.log_file,
                             env={"LD_PRELOAD": str(shim)})
-        return self
+
+    def restart(self, down_s: float = 0.0) -> float:
+        """Stop Orthanc by PID and start it again on the same port with the same storage (a server
+        restart mid-load); returns the seconds it was not answering. Call it from a thread that
+        outlives the server: Orthanc gets SIGTERM when the thread that started it ends."""
+        if self.managed is None:
+            raise RuntimeError("Orthanc is not running")
+        started = time.monotonic()
+        self.managed.stop(remove=False)
+        time.sleep(down_s)
+        self._launch(self.work_dir / "orthanc.json")
+        return time.monotonic() - started
 
     def _post(self, session: requests.Session, path: Path) -> None:
         reply = session.post(f"{self.url}/instances", data=path.read_bytes(),

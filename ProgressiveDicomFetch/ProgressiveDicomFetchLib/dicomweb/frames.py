@@ -140,6 +140,8 @@ def _part_headers(block: bytes) -> Dict[str, str]:
 def body_parts(body: bytes, content_type: Optional[str], where: str = "") -> List[BodyPart]:
     """Parts of a frames answer: multipart/related, or one bare frame (static servers)."""
     media, _ = split_media_type(content_type)
+    if media.startswith("text/") or media.endswith("json") or media.endswith("xml"):
+        raise BadResponse(f"{where}: the server answered {media} instead of pixel data", where)
     if media.startswith("multipart/"):
         return parse_multipart(body, content_type, where)
     if media in ("", ts.OCTET_STREAM) and _first_line_boundary(body) and b"content-type:" in body[:300].lower():
@@ -228,7 +230,8 @@ def frames_path(study_uid: str, series_uid: str, sop_instance_uid: str, bulk_dat
 def _request(server: DicomwebServer, path: str, numbers: Sequence[int], syntax: Optional[str],
              retry: Optional[RetryPolicy] = None) -> List[FrameData]:
     frame_list = ",".join(str(n) for n in numbers)
-    response = server.get(f"{path}/{frame_list}", accept=frame_accept(syntax), headers=PIXEL_HEADERS, retry=retry)
+    response = server.get(f"{path}/{frame_list}", accept=frame_accept(syntax), headers=PIXEL_HEADERS, retry=retry,
+                          max_bytes=server.limits.frame_bytes)
     where = server.url_for(f"{path}/{frame_list}")
     content_type = response.headers.get("Content-Type", "")
     parts = body_parts(response.content, content_type, where)

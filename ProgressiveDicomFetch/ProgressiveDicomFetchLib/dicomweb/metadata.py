@@ -31,7 +31,10 @@ class InstanceMetadata(InstanceRecord):
 
 def parse_instance(item: Dict[str, Any], where: str = "") -> InstanceMetadata:
     """One DICOM JSON dataset -> record; BadResponse names the instance when it cannot be parsed."""
-    base = InstanceRecord.from_json(item)
+    try:
+        base = InstanceRecord.from_json(item)
+    except (TypeError, AttributeError, IndexError, KeyError, ValueError) as error:
+        raise BadResponse(f"{where}: an instance has malformed identifying attributes ({error})", where) from None
     if not base.sop_instance_uid:
         raise BadResponse(f"{where}: an instance has no SOPInstanceUID", where)
     # Bulk data elements are taken out before pydicom parses the rest: with a handler, pydicom

@@ -14,13 +14,14 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import requests
 from requests.auth import AuthBase
 
 from ..server_check import redact_url, validate_base_url
 from .auth import BasicAuth, TokenProvider
+from .body import BodyInterrupted, BodyLimits, read_body
 from .errors import AuthenticationFailed, BadResponse, DicomwebError, NotFound, ServerUnreachable
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,13 @@ DICOM_JSON = "application/dicom+json, application/json"
 # Characters sent as they are in query values: unreserved ones plus what DICOM matching needs.
 QUERY_SAFE = "-._~*?,:"
 Params = Union[Mapping[str, Any], Sequence[Tuple[str, Any]]]
+REDIRECTS = (301, 302, 303, 307, 308)
+MAX_REDIRECTS = 5
+
+
+def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """Overrides the session's auth for a request that must carry no credentials."""
+    return request
 
 
 @dataclass(frozen=True)
@@ -82,7 +90,10 @@ class DicomwebServer:
     """A DICOMweb service root, e.g. `http://localhost:8042/dicom-web`.
 
     `verify` is True (system CAs), a CA bundle path, or False (explicit opt-out, logged).
-    `timeout` is (connect, read) seconds and applies to every request.
+    `timeout` is (connect, read) seconds and applies to every request; `limits` caps each body's
+    decoded size (per request type) and the time it may take.
+    Redirects are followed here, not by requests: to another origin (scheme, host, port) they go
+    without the auth object and the extra `headers`, which requests would otherwise still send.
     Credentials given in the URL (`https://user:password@host/...`) become HTTP Basic auth and
     are removed from the URL, so no message or log can show them.
     """
@@ -96,6 +107,7 @@ class DicomwebServer:
         timeout: Tuple[float, float] = (5.0, 30.0),
         retry: RetryPolicy = RetryPolicy(),
         sleep: Callable[[float], None] = time.sleep,
+        limits: BodyLimits = BodyLimits(),
     ) -> None:
         url = validate_base_url(url)
         parts = urlsplit(url)
@@ -109,6 +121,7 @@ class DicomwebServer:
         self.verify = verify
         self.timeout = timeout
         self.retry = retry
+        self.limits = limits
         self._sleep = sleep
         self._local = threading.local()
         if verify is False:
@@ -142,9 +155,10 @@ class DicomwebServer:
 
     def get(self, path: str, params: Optional[Params] = None, accept: str = DICOM_JSON,
             headers: Optional[Mapping[str, str]] = None, stream: bool = False,
-            retry: Optional[RetryPolicy] = None) -> requests.Response:
+            retry: Optional[RetryPolicy] = None, max_bytes: Optional[int] = None) -> requests.Response:
         """GET with retries (`retry` overrides the server's policy for this call); returns a 2xx
-        response or raises a `DicomwebError` subclass."""
+        response or raises a `DicomwebError` subclass. Unless `stream`, the body is read here
+        (at most `max_bytes`, default the JSON limit), so an interrupted body is retried too."""
         retry = retry or self.retry
         url = self.url_for(path, params)
         request_headers = {"Accept": accept}
@@ -154,15 +168,11 @@ class DicomwebServer:
         while True:
             attempt += 1
             try:
-                response = self._send(url, request_headers, stream)
+                response = self._send(url, request_headers)
             except requests.exceptions.SSLError as error:
                 raise ServerUnreachable(f"GET {url}: TLS verification failed ({type(error).__name__})", url) from None
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
-                if attempt >= retry.attempts:
-                    raise ServerUnreachable(_unreachable_message(url, error, self.timeout), url) from None
-                wait = retry.wait(attempt)
-                logger.info("GET %s: %s, retrying in %.1f s", url, type(error).__name__, wait)
-                self._sleep(wait)
+                self._wait_or_raise(url, attempt, retry, error)
                 continue
             status = response.status_code
             if status == 401 and isinstance(self.auth, TokenProvider) and not refreshed:
@@ -177,7 +187,29 @@ class DicomwebServer:
                 response.close()
                 self._sleep(wait)
                 continue
-            return _checked(response, url)
+            response = _checked(response, url)
+            if stream:
+                return response
+            try:
+                read_body(response, url, self.limits.json_bytes if max_bytes is None else max_bytes,
+                          self.limits.seconds)
+            except BodyInterrupted as error:
+                self._wait_or_raise(url, attempt, retry, error)
+                continue
+            return response
+
+    def _wait_or_raise(self, url: str, attempt: int, retry: RetryPolicy, error: Exception) -> None:
+        """After a failed try: back off before the next, or give up with a message naming the cause."""
+        if attempt >= retry.attempts:
+            if isinstance(error, BodyInterrupted):
+                message = f"GET {url}: the answer broke off ({error}), {retry.attempts} times"
+            else:
+                message = _unreachable_message(url, error, self.timeout)
+            raise ServerUnreachable(message, url) from None
+        wait = retry.wait(attempt)
+        logger.info("GET %s: %s, retrying in %.1f s", url, error if isinstance(error, BodyInterrupted)
+                    else f"{type(error).__name__} ({error})", wait)
+        self._sleep(wait)
 
     def get_json(self, path: str, params: Optional[Params] = None) -> List[Dict[str, Any]]:
         """A DICOM JSON array (an object is wrapped: some servers send one dataset bare)."""
@@ -185,6 +217,9 @@ class DicomwebServer:
         url = self.url_for(path, params)
         if response.status_code == 204 or not response.content:
             return []
+        kind = response.headers.get("Content-Type", "")
+        if kind and "json" not in kind.split(";", 1)[0].lower():
+            raise BadResponse(f"GET {url}: expected DICOM JSON, the answer is {kind}", url, response.status_code)
         try:
             body = response.json()
         except ValueError:
@@ -196,9 +231,34 @@ class DicomwebServer:
             raise BadResponse(f"GET {url}: expected a JSON array of DICOM datasets", url, response.status_code)
         return body
 
-    def _send(self, url: str, headers: Dict[str, str], stream: bool) -> requests.Response:
-        # `verify` per request: on the session alone, REQUESTS_CA_BUNDLE from the environment would win.
-        return self.session().get(url, headers=headers, timeout=self.timeout, stream=stream, verify=self.verify)
+    def _send(self, url: str, headers: Dict[str, str]) -> requests.Response:
+        """One request with its redirects followed; credentials go to this server's origin only."""
+        session = self.session()
+        credentials = True
+        for _ in range(MAX_REDIRECTS + 1):
+            extra: Dict[str, Any] = {}
+            if not credentials:
+                headers = {**headers, **{name: None for name in self.headers}}  # None drops a session header
+                extra["auth"] = _no_auth
+            # `verify` per request: on the session alone, REQUESTS_CA_BUNDLE from the environment would win.
+            response = session.get(url, headers=headers, timeout=self.timeout, stream=True, verify=self.verify,
+                                   allow_redirects=False, **extra)
+            location = response.headers.get("Location")
+            if response.status_code not in REDIRECTS or not location:
+                return response
+            response.close()
+            target = urljoin(url, location)
+            if credentials and _origin(target) != _origin(url):
+                credentials = False
+                logger.info("GET %s: redirected to %s, another origin: sent without credentials",
+                            url, redact_url(target))
+            url = target
+        raise BadResponse(f"GET {url}: more than {MAX_REDIRECTS} redirects", url, response.status_code)
+
+def _origin(url: str) -> Tuple[str, str, Optional[int]]:
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
 
 
 def _checked(response: requests.Response, url: str) -> requests.Response:
@@ -217,6 +277,8 @@ def _checked(response: requests.Response, url: str) -> requests.Response:
 def _unreachable_message(url: str, error: Exception, timeout: Tuple[float, float]) -> str:
     if isinstance(error, requests.exceptions.Timeout):
         return f"GET {url}: no answer within the timeout (connect {timeout[0]:g} s, read {timeout[1]:g} s)"
+    if "Connection aborted" in str(error) or "reset by peer" in str(error):
+        return f"GET {url}: the server closed the connection without a complete answer"
     host = urlsplit(url).netloc
     return f"GET {url}: cannot connect to {host} (is the server running and the URL right?)"
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..loading import VolumeLoad
 from ..volume import Quality
@@ -17,12 +17,20 @@ class SeriesState:
     loads: List[VolumeLoad] = field(default_factory=list)
     state: str = WAITING
     bytes: int = 0
-    failures: int = 0  # consecutive failed slices
+    failures: int = 0  # consecutive failure rounds (see engine._slices_failed)
+    failed_at: float = float("-inf")  # time.monotonic() of the last counted round
+    attempts: Dict[Tuple[int, int], int] = field(default_factory=dict)  # failed tries per (volume, k)
     error: Optional[str] = None
     first_slice: bool = False
     covered: bool = False
     complete: bool = False
     stage: Optional[str] = None
+
+    def count_attempts(self, slices: Sequence[Tuple[int, int]]) -> int:
+        """Count one more failed try for each slice; returns the most any of them has had."""
+        for key in slices:
+            self.attempts[key] = self.attempts.get(key, 0) + 1
+        return max(self.attempts[key] for key in slices)
 
     def check_covered(self) -> bool:
         """True the first time every volume of the series has no missing slice."""

@@ -19,6 +19,8 @@ from .grid import ijk_to_lps, normal_of, slice_grid
 from .stacks import Stack, group_frames
 
 logger = logging.getLogger(__name__)
+# What wrongly typed metadata values raise deep down; reported as GeometryError for the instance.
+MALFORMED = (TypeError, IndexError, KeyError, AttributeError, OverflowError, ZeroDivisionError)
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 NON_IMAGE_MODALITIES = {"SR", "SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "PR", "KO", "REG", "DOC", "RWV"}
@@ -85,12 +87,17 @@ def series_geometry(instances: Sequence[Any], series_uid: str = "") -> SeriesGeo
     images, skipped = _image_datasets(datasets)
     if not images:
         modality = datasets[0].get("Modality", "?")
-        raise GeometryError(f"series {series_uid} holds no images (Modality {modality}): nothing to load as a volume")
+        reasons = sorted({reason for _, reason in skipped})
+        raise GeometryError(f"series {series_uid} holds no images (Modality {modality}; {', '.join(reasons)}): "
+                            "nothing to load as a volume")
     frames: List[FrameGeometry] = []
     by_sop = {}
     for ds in images:
         sop = str(ds.get("SOPInstanceUID", ""))
-        frames += frames_of(ds, sop)
+        try:
+            frames += frames_of(ds, sop)
+        except MALFORMED as error:  # values of the wrong type or shape, from a broken server
+            raise GeometryError(f"instance {sop}: malformed geometry attributes ({type(error).__name__}: {error})") from None
         by_sop[sop] = ds
     stacks, set_aside = group_frames(frames)
     set_aside = skipped + set_aside
@@ -102,6 +109,9 @@ def series_geometry(instances: Sequence[Any], series_uid: str = "") -> SeriesGeo
             result.volumes.append(_volume(series_uid, stack, by_sop))
         except ValueError as error:  # GeometryError, UnsupportedPixels, bad pixel attributes
             result.messages.append(f"stack {stack.label or 'main'} cannot be loaded: {error}")
+        except MALFORMED as error:
+            result.messages.append(f"stack {stack.label or 'main'} cannot be loaded: malformed pixel attributes "
+                                   f"({type(error).__name__}: {error})")
     if not result.volumes:
         raise GeometryError(f"series {series_uid}: " + "; ".join(result.messages))
     for message in result.messages + [m for v in result.volumes for m in v.messages]:
@@ -113,8 +123,10 @@ def _image_datasets(datasets: List[Dataset]) -> Tuple[List[Dataset], List[Tuple[
     images, skipped = [], []
     for ds in datasets:
         sop = str(ds.get("SOPInstanceUID", ""))
-        if str(ds.get("Modality", "")).upper() in NON_IMAGE_MODALITIES or "Rows" not in ds:
+        if str(ds.get("Modality", "")).upper() in NON_IMAGE_MODALITIES:
             skipped.append((sop, f"not an image (Modality {ds.get('Modality', '?')})"))
+        elif "Rows" not in ds or "Columns" not in ds:
+            skipped.append((sop, "not an image (no Rows/Columns)"))
         else:
             images.append(ds)
     return images, skipped
