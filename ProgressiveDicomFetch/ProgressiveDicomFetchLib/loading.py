@@ -12,6 +12,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .cache import FrameCache, FrameKey
 from .dicomweb.frames import FrameData, FrameRoutes, fetch_frames
 from .dicomweb.metadata import InstanceMetadata, series_metadata
 from .dicomweb.records import text
@@ -78,6 +79,42 @@ class VolumeLoad:
         return fetch_frames(server, self.study_uid, self.geometry.series_uid, sop, [t.frame_number for t in tasks],
                             stored_syntax=self._stored.get(sop), bulk_data_uri=self._bulk.get(sop), routes=routes)
 
+    def cache_key(self, server: DicomwebServer, task: SliceTask) -> Optional[FrameKey]:
+        """The frame's cache key; None (not cached) when a UID is not one (they come from the server)."""
+        try:
+            return FrameKey(server.url, self.study_uid, self.geometry.series_uid, task.sop_instance_uid,
+                            task.frame_number, self._stored.get(task.sop_instance_uid) or "")
+        except ValueError as error:
+            logger.info("%s", error)
+            return None
+
+    def load_many(self, server: DicomwebServer, tasks: Sequence[SliceTask], routes: Optional[FrameRoutes] = None,
+                  cache: Optional[FrameCache] = None) -> List[int]:
+        """Fetch (the cache first), decode and write the tasks' slices; returns the bytes each took
+        from the network (0: served by the cache). A frame enters the cache only after it decoded,
+        so a bad answer is never kept; one request carries only the frames the cache lacks."""
+        keys = [self.cache_key(server, task) if cache is not None else None for task in tasks]
+        sizes = [0] * len(tasks)
+        missing = []
+        for index, (task, key) in enumerate(zip(tasks, keys)):
+            frame = cache.get(key) if cache is not None and key is not None else None
+            if frame is not None:
+                try:
+                    self.write(task.k, frame)
+                    continue
+                except ValueError as error:  # e.g. its codec is gone: fetch it again
+                    logger.info("cached frame for slice %d does not decode (%s); fetching it", task.k, error)
+                    cache.discard(key)
+            missing.append(index)
+        if missing:
+            frames = self.fetch_many(server, [tasks[i] for i in missing], routes)
+            for index, frame in zip(missing, frames):
+                self.write(tasks[index].k, frame)
+                sizes[index] = len(frame.data)
+                if cache is not None and keys[index] is not None:
+                    cache.put(keys[index], frame)
+        return sizes
+
     def multiframe_groups(self) -> Dict[int, str]:
         """k -> SOPInstanceUID for slices whose frame is part of a multi-frame instance."""
         counts: Dict[str, int] = {}
@@ -85,20 +122,24 @@ class VolumeLoad:
             counts[task.sop_instance_uid] = counts.get(task.sop_instance_uid, 0) + 1
         return {task.k: task.sop_instance_uid for task in self.tasks() if counts[task.sop_instance_uid] > 1}
 
-    def fetch_and_write(self, server: DicomwebServer, task: SliceTask, routes: Optional[FrameRoutes] = None) -> bool:
-        return self.write(task.k, self.fetch(server, task, routes))
+    def fetch_and_write(self, server: DicomwebServer, task: SliceTask, routes: Optional[FrameRoutes] = None,
+                        cache: Optional[FrameCache] = None) -> int:
+        """One slice; the network bytes it took (0: from the cache)."""
+        return self.load_many(server, [task], routes, cache)[0]
 
 
 def load_series(server: DicomwebServer, study_uid: str, series_uid: str,
                 order: Optional[Callable[[List[SliceTask]], List[SliceTask]]] = None,
-                fill: str = "linear", routes: Optional[FrameRoutes] = None) -> List[VolumeLoad]:
-    """Every volume of a series, loaded in one thread; `order` chooses the slice order (default k)."""
+                fill: str = "linear", routes: Optional[FrameRoutes] = None,
+                cache: Optional[FrameCache] = None) -> List[VolumeLoad]:
+    """Every volume of a series, loaded in one thread; `order` chooses the slice order (default k);
+    frames in `cache` are not fetched again."""
     instances = series_metadata(server, study_uid, series_uid)
     geometry = series_geometry(instances, series_uid)
     loads = [VolumeLoad(volume, study_uid, instances, fill=fill) for volume in geometry.volumes]
     for load in loads:
         tasks = load.tasks()
         for task in (order(tasks) if order else tasks):
-            load.fetch_and_write(server, task, routes)
+            load.fetch_and_write(server, task, routes, cache)
         logger.info("series %s %s: %d slices loaded", series_uid, load.geometry.label, len(tasks))
     return loads

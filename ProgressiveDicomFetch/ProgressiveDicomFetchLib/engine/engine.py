@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Deque, Dict, List, Optional, Tuple
 
+from ..cache import FrameCache
 from ..dicomweb.errors import DicomwebError
 from ..dicomweb.frames import FrameRoutes
 from ..dicomweb.metadata import series_metadata
@@ -31,7 +32,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CONNECTIONS = 4  # best throughput on loopback and LAN in our measurements (README)
 FRAMES_PER_REQUEST = 8  # frames of one multi-frame object: 28 -> 1.6 ms a frame on Orthanc, ~12 ms a request
-MAX_CONSECUTIVE_FAILURES = 3
+MAX_CONSECUTIVE_FAILURES = 4  # rounds: with the default retries, a server may be gone ~15 s
+MAX_SLICE_ATTEMPTS = 5  # more than the rounds: an outage fails the same slice each round
 
 
 @dataclass
@@ -49,8 +51,9 @@ class EngineUpdate:
 class ProgressiveFetchEngine:
     def __init__(self, server: DicomwebServer, connections: int = DEFAULT_CONNECTIONS, strategy: str = BREADTH_FIRST,
                  plan: StagePlan = StagePlan(), focus_share: float = 1.0, fill: str = "linear",
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, cache: Optional[FrameCache] = None) -> None:
         self.server = server
+        self.cache = cache  # frames found there are not fetched (resume after a kill or a cancel)
         self.scheduler = Scheduler(connections, strategy, focus_share, plan)
         self.plan = plan
         self.fill = fill
@@ -268,23 +271,34 @@ class ProgressiveFetchEngine:
         for assignment in batch:
             frame = load.geometry.slices[assignment.k]
             tasks.append(SliceTask(assignment.k, frame.sop_instance_uid, frame.frame_number))
+        started = time.monotonic()
         try:
-            frames = load.fetch_many(self.server, tasks, self._routes)
-            for task, data in zip(tasks, frames):
-                load.write(task.k, data)
+            sizes = load.load_many(self.server, tasks, self._routes, self.cache)  # network bytes, 0 if cached
         except (DicomwebError, ValueError) as error:
-            state.failures += 1
-            if state.failures >= MAX_CONSECUTIVE_FAILURES:
-                for assignment in batch:
-                    self.scheduler.done(assignment)
-                self._fail(state, f"slice {batch[0].k} of series {state.series_uid}: {error}")
-            else:
-                logger.info("slice %d of %s failed (%s); retrying", batch[0].k, state.series_uid, error)
-                for assignment in reversed(batch):
-                    self.scheduler.retry(assignment)
+            self._slices_failed(state, batch, error, started)
             return
-        for assignment, data in zip(batch, frames):
-            self._slice_done(state, assignment, len(data.data))
+        for assignment, size in zip(batch, sizes):
+            self._slice_done(state, assignment, size)
+
+    def _slices_failed(self, state: SeriesState, batch: List[Assignment], error: Exception, started: float) -> None:
+        """Retry the slices first in line, or fail the series: after MAX_CONSECUTIVE_FAILURES failure
+        rounds in a row (requests that were in flight together during one outage count once, so four
+        connections failing at once is one round), or when one slice failed MAX_SLICE_ATTEMPTS times
+        (a frame that never decodes must not be retried forever while the others succeed)."""
+        with self._wake:
+            if started > state.failed_at:
+                state.failures += 1
+                state.failed_at = time.monotonic()
+            attempts = state.count_attempts([(a.volume, a.k) for a in batch])
+            give_up = state.failures >= MAX_CONSECUTIVE_FAILURES or attempts >= MAX_SLICE_ATTEMPTS
+        if give_up:
+            for assignment in batch:
+                self.scheduler.done(assignment)
+            self._fail(state, f"slice {batch[0].k} of series {state.series_uid}: {error}")
+            return
+        logger.info("slice %d of %s failed (%s); retrying", batch[0].k, state.series_uid, error)
+        for assignment in reversed(batch):
+            self.scheduler.retry(assignment)
 
     def _slice_done(self, state: SeriesState, assignment: Assignment, size: int) -> None:
         with self._wake:  # one worker at a time decides the series' events
