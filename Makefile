@@ -3,7 +3,7 @@
 PYTHON := .venv/bin/python
 COMPAT_PYTHON := .venv-slicer58/bin/python
 
-.PHONY: test setup clean
+.PHONY: test setup clean demo
 
 test: setup
 	$(PYTHON) -m pytest -ra
@@ -13,5 +13,11 @@ test: setup
 setup:
 	bash Testing/setup.sh
 
+# The main job on a fresh machine, no root needed: builds .venv-demo once, then loads a generated
+# sample study from an embedded local server; extra options: make demo DEMO_ARGS="--rate 100mbit"
+DEMO_ARGS ?=
+demo:
+	bash Testing/demo.sh $(DEMO_ARGS)
+
 clean:
-	rm -rf .venv .venv-slicer58 .cache .pytest_cache
+	rm -rf .venv .venv-slicer58 .venv-demo .cache .pytest_cache demo-output

@@ -7,40 +7,23 @@ A file lock serialises concurrent sessions generating the same profile.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from support import CACHE_DIR, missing
 
 from ProgressiveDicomFetchLib.sampledata import SampleManifest, generate, generator_version
 from ProgressiveDicomFetchLib.sampledata.mr import COLIN27, source_available
+from ProgressiveDicomFetchLib.sampledata.sample_cache import exclusive, swap_into_place
 
 log = logging.getLogger(__name__)
 
 SAMPLE_ROOT = CACHE_DIR / "sampledata"
 MR_PACKAGE = "Debian package mricron-data"
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX: no cross-process lock
-            yield
-            return
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _valid(target: Path, profile: str) -> bool:
@@ -59,7 +42,7 @@ def _valid(target: Path, profile: str) -> bool:
 def cached_sample(profile: str) -> SampleManifest:
     """The sample set of ``profile`` under the test cache, generated only when stale."""
     target = SAMPLE_ROOT / profile
-    with _locked(SAMPLE_ROOT / f".{profile}.lock"):
+    with exclusive(SAMPLE_ROOT / f".{profile}.lock"):
         if _valid(target, profile):
             log.info("sample set %r reused from %s", profile, target)
             return SampleManifest.load(target)
@@ -68,11 +51,7 @@ def cached_sample(profile: str) -> SampleManifest:
             start = time.perf_counter()
             generate(tmp, profile)
             log.info("sample set %r generated in %.1f s", profile, time.perf_counter() - start)
-            if target.exists():
-                stale = Path(tempfile.mkdtemp(prefix=f".{profile}-old-", dir=str(SAMPLE_ROOT)))
-                target.rename(stale / "set")
-                shutil.rmtree(str(stale), ignore_errors=True)
-            tmp.rename(target)
+            swap_into_place(tmp, target)
         finally:
             if tmp.exists():
                 shutil.rmtree(str(tmp), ignore_errors=True)

@@ -38,20 +38,8 @@ if ((${#missing[@]})); then
   fi
 fi
 
-# ensure_venv DIR INSTALL KEY_FILES...: build DIR with the function INSTALL unless it was already
-# built from the same KEY_FILES (a stamp named by their hash).
-ensure_venv() {
-  local dir="$1" install="$2"; shift 2
-  local stamp
-  stamp="$dir/.installed-$(cat "$@" | sha256sum | cut -c1-16)"
-  [ -e "$stamp" ] && return 0
-  log "creating the virtual environment $dir"
-  python3 -m venv "$dir"
-  "$dir/bin/python" -m pip install -q --upgrade pip
-  "$install" "$dir/bin/python"
-  rm -f "$dir"/.installed-*
-  touch "$stamp"
-}
+# shellcheck source=Testing/venv.sh
+source "$here/Testing/venv.sh"
 install_test_env() { "$1" -m pip install -q -e ".[test]"; }
 install_slicer58_env() {
   "$1" -m pip install -q -r Testing/requirements-slicer58.txt

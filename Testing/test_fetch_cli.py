@@ -62,7 +62,8 @@ def test_whole_study_by_default_and_a_missing_series_is_an_error(orthanc, sample
 @pytest.mark.parametrize("extra, words", [
     (["--focus", "soon:1.2.3"], "SECONDS is a number"),
     (["--focus", "1:1.2.3"], "not requested"),
-    (["--cache", "/tmp/x"], "not available yet"),
+    (["--cache", "/etc/passwd"], "not a folder"),
+    (["--cache-size", "0"], "--cache-size must be positive"),
     (["--connections", "0"], "at least 1"),
     (["--series", "../etc"], "not a UID"),
 ])

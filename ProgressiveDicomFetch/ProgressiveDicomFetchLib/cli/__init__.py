@@ -7,14 +7,14 @@ import sys
 from typing import List, Optional
 
 from ..dicomweb.errors import DicomwebError
-from . import fetch_command, query_command
+from . import demo_command, fetch_command, query_command
 
-COMMANDS = {"query": query_command, "fetch": fetch_command}
+COMMANDS = {"query": query_command, "fetch": fetch_command, "demo": demo_command}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ProgressiveDicomFetchLib",
-                                     description="Progressive DICOMweb loading: search and fetch.")
+                                     description="Progressive DICOMweb loading: search and fetch (demo: try it on a local sample).")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True

@@ -12,11 +12,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional, Sequence
 
+from ..cache import DEFAULT_MAX_BYTES, FrameCache
 from ..dicomweb.filters import check_single_uid
 from ..dicomweb.search import search_series
 from ..engine import DEFAULT_CONNECTIONS, STRATEGIES, ProgressiveFetchEngine, StagePlan
+from ..engine.events import SeriesProgress
 from ..engine.timeline import Timeline
 from ..geometry.series_geometry import NON_IMAGE_MODALITIES
 from ..output import write_series_nrrd
@@ -24,6 +26,9 @@ from .connection_options import add_connection_options, server_from_args
 from .progress_display import ProgressDisplay
 
 logger = logging.getLogger(__name__)
+
+# Called with (seconds from the command's start, progress snapshots) at every display update (demo's plot).
+ProgressHook = Callable[[float, Sequence[SeriesProgress]], None]
 
 
 @dataclass(frozen=True)
@@ -62,14 +67,17 @@ def add_parser(commands: Any) -> None:
                         help="move the focus to a series (and slice) this many seconds after the start")
     parser.add_argument("--stages", default="anchors,8,4,2", help="stage plan (default: anchors,8,4,2)")
     parser.add_argument("--timeline", type=Path, metavar="FILE.json", help="write the timeline JSON here")
-    parser.add_argument("--cache", type=Path, metavar="DIR", help="on-disk cache (not available yet)")
+    parser.add_argument("--cache", type=Path, metavar="DIR",
+                        help="on-disk frame cache: frames found there are not downloaded again (resume)")
+    parser.add_argument("--cache-size", type=float, default=DEFAULT_MAX_BYTES / 1e6, metavar="MB",
+                        help=f"cap of the cache; least recently used frames go first (default {DEFAULT_MAX_BYTES / 1e6:g})")
     parser.add_argument("--gzip", action="store_true", help="gzip-compress the NRRD voxels (slower)")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, on_progress: Optional[ProgressHook] = None) -> int:
     started = time.monotonic()
-    if args.cache is not None:
-        raise ValueError("--cache is not available yet: the persistent cache comes with the reliability work")
+    if args.cache_size <= 0:
+        raise ValueError("--cache-size must be positive (megabytes)")
     if args.connections < 1:
         raise ValueError("--connections must be at least 1")
     check_single_uid("StudyInstanceUID", args.study)
@@ -81,31 +89,39 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--focus names series not requested with --series: {', '.join(sorted(unknown))}")
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} exists and is not a folder")
+    cache = FrameCache(args.cache, max_bytes=int(args.cache_size * 1e6)) if args.cache is not None else None
     server = server_from_args(args)
     series = list(args.series) or _image_series(server, args.study)
     args.out.mkdir(parents=True, exist_ok=True)
     engine = ProgressiveFetchEngine(server, connections=args.connections, strategy=args.strategy,
-                                    plan=StagePlan.parse(args.stages))
+                                    plan=StagePlan.parse(args.stages), cache=cache)
     timeline = Timeline(start=started, event_offset_s=engine.started_at - started)  # times from the command's start
     display = ProgressDisplay(sys.stderr)
     try:
         for uid in series:
             timeline.add_series(uid)
             engine.add_series(args.study, uid)
-        _pump(engine, timeline, display, focus, started)
+        _pump(engine, timeline, display, focus, started, on_progress)
     except KeyboardInterrupt:
         engine.close()
         display.close()
         raise
     display.close()
     engine.close()
-    timeline.observe(engine.progress())
+    final = engine.progress()
+    timeline.observe(final)
+    if on_progress is not None:
+        on_progress(time.monotonic() - started, final)
     timeline.finish()
     failed = _write_outputs(engine, series, args)
     if args.timeline is not None:
         timeline.write(args.timeline)
     for line in timeline.summary():
         print(line)
+    if cache is not None:
+        stats = cache.stats
+        print(f"cache {cache.root}: {stats.hits} frames ({stats.hit_bytes / 1e6:.1f} MB) read from it, "
+              f"{stats.stores} stored, {stats.evictions} evicted")
     print(f"NRRD files in {args.out}" + (f"; timeline in {args.timeline}" if args.timeline else ""))
     return 1 if failed else 0
 
@@ -122,7 +138,7 @@ def _image_series(server, study_uid: str) -> List[str]:
 
 
 def _pump(engine: ProgressiveFetchEngine, timeline: Timeline, display: ProgressDisplay,
-          focus: List[FocusChange], started: float) -> None:
+          focus: List[FocusChange], started: float, on_progress: Optional[ProgressHook] = None) -> None:
     """The main loop: events to the timeline, progress to the terminal, scripted focus changes."""
     pending = list(focus)
     while True:
@@ -132,7 +148,10 @@ def _pump(engine: ProgressiveFetchEngine, timeline: Timeline, display: ProgressD
         while pending and time.monotonic() - started >= pending[0].at_s:
             change = pending.pop(0)
             engine.set_focus(change.series_uid, change.slice)
-        display.update(engine.progress())
+        snapshots = engine.progress()
+        display.update(snapshots)
+        if on_progress is not None:
+            on_progress(time.monotonic() - started, snapshots)
         if finished and not pending:
             timeline.extend(engine.process_events().events)
             return

@@ -3,6 +3,7 @@
 Public API::
 
     manifest = generate(out_dir, profile="small")   # or "full"
+    manifest = generate(out_dir, "demo", ct_only=True)  # the demo's CT study alone (no codecs needed)
     info = manifest.series("ct_thin"); manifest.all_files(); manifest.load_truth("ct_thin")
 
 Same inputs give the same bytes on every run. ``manifest.json`` in ``out_dir`` records the
@@ -53,6 +54,8 @@ class Profile:
 PROFILES: Dict[str, Profile] = {
     "full": Profile("full", 512, 240, 1.25, 4, 4, 2, 1),
     "small": Profile("small", 128, 80, 3.75, 2, 2, 1, 2),
+    # The demo's sample server: ~38 MB of CT in 3 series (200 thin slices), ~3 s to generate.
+    "demo": Profile("demo", 256, 200, 1.5, 4, 4, 2, 2),
 }
 
 
@@ -134,17 +137,17 @@ def _ct_series(writer: SeriesWriter, study: StudyInfo, prof: Profile) -> None:
 
 
 def generate(out_dir: Union[str, Path], profile: str = "small",
-             include_mr: Optional[bool] = None) -> SampleManifest:
+             include_mr: Optional[bool] = None, ct_only: bool = False) -> SampleManifest:
     """Generate the whole sample set into ``out_dir`` and return (and save) its manifest.
 
     include_mr: None = include the MR study when the Colin27 brain is installed; True = require
     it (FileNotFoundError if absent); False = skip it.
+    ct_only: only the CT study's thin, thick and sagittal series (native pixels): numpy and pydicom
+    alone, no codec or MR source, so the demo's sample server can make it anywhere, Slicer too.
     """
     from . import edge_cases, enhanced, mr, transcode
 
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {sorted(PROFILES)}, not {profile!r}")
-    prof = PROFILES[profile]
+    prof = _profile(profile)
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -153,6 +156,8 @@ def generate(out_dir: Union[str, Path], profile: str = "small",
 
     _ct_series(writer, studies["ct"], prof)
     log.info("CT series written in %.1f s", time.perf_counter() - start)
+    if ct_only:
+        return _save_manifest(root, profile, studies, writer, start)
     enhanced.write_enhanced_ct(writer, studies["ct"], writer_series(writer, "ct_thick"),
                                step=prof.enhanced_step)
     transcode.write_copies(writer, studies["ct"], writer_series(writer, "ct_thick"))
@@ -163,7 +168,17 @@ def generate(out_dir: Union[str, Path], profile: str = "small",
     if include_mr:
         mr.write_mr_series(writer, studies["mr"], step=prof.mr_step)
     edge_cases.write_edge_cases(writer, studies["edge"])
+    return _save_manifest(root, profile, studies, writer, start)
 
+
+def _profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"profile must be one of {sorted(PROFILES)}, not {name!r}")
+    return PROFILES[name]
+
+
+def _save_manifest(root: Path, profile: str, studies: Dict[str, StudyInfo], writer: SeriesWriter,
+                   start: float) -> SampleManifest:
     used = [s for s in studies.values() if s.series_keys]
     manifest = SampleManifest(root=root, profile=profile, generator_version=generator_version(),
                               studies=used, series_list=writer.series,

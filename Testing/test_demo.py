@@ -1,0 +1,132 @@
+"""`python -m ProgressiveDicomFetchLib demo` as a newcomer runs it (small sample, fast rate): exact NRRD
+volumes, the timeline contract, a progress record and a real PNG; plus the recorder and plot."""
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ProgressiveDicomFetchLib.engine.events import SeriesProgress
+from ProgressiveDicomFetchLib.output.progress_plot import ProgressRecorder, ProgressSample, plot_progress
+from ProgressiveDicomFetchLib.sampledata.sample_cache import ensure_sample
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def demo(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "ProgressiveDicomFetchLib", "demo", *args],
+                          capture_output=True, text=True, timeout=300, env=env)
+
+
+def png_size(path: Path):
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.fixture(scope="module")
+def sample_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("sample-cache")
+
+
+def test_demo_fetches_the_sample_exactly_and_draws_the_progress(sample_cache, tmp_path):
+    import nrrd  # a test dependency: its absence must fail, not skip
+    out = tmp_path / "out"
+    result = demo("--sample", "small", "--cache", str(sample_cache), "--out", str(out), "--rate", "100mbit",
+                  "--connections", "3", "--focus", "0.1:ct_sagittal:10")
+    assert result.returncode == 0, result.stderr
+    sample = ensure_sample(sample_cache, "small")  # what the demo made (reused here, not rebuilt)
+    assert sample.generated_s is None
+    manifest = sample.manifest
+    keys = [info.key for info in manifest.series_list]
+    assert sorted(p.name for p in out.glob("*.nrrd")) == sorted(f"{manifest.series(k).series_uid}.nrrd" for k in keys)
+    for key in keys:
+        info = manifest.series(key)
+        data, header = nrrd.read(str(out / f"{info.series_uid}.nrrd"), index_order="C")
+        np.testing.assert_array_equal(data, manifest.load_truth(key))
+        truth = np.array(info.ijk_to_lps)
+        np.testing.assert_allclose(header["space directions"], truth[:3, :3].T, atol=1e-6)
+        np.testing.assert_allclose(header["space origin"], truth[:3, 3], atol=1e-6)
+    timeline = json.loads((out / "timeline.json").read_text())
+    assert set(timeline) == {"total_s", "bytes", "series", "events"}
+    for key in keys:
+        record = timeline["series"][manifest.series(key).series_uid]
+        assert record["slices"] == manifest.series(key).num_slices
+        assert 0 < record["first_slice_s"] <= record["covered_s"] <= record["complete_s"] <= timeline["total_s"]
+    sagittal = manifest.series("ct_sagittal").series_uid
+    assert {"t": pytest.approx(0.1, abs=0.5), "series": sagittal, "event": "focus", "slice": 10} in timeline["events"]
+    # 100 Mbit/s paces the study: at least its bytes' worth of time (a lower bound, never a speed target)
+    assert timeline["total_s"] >= 0.9 * timeline["bytes"] * 8 / 100e6
+    progress = json.loads((out / "progress.json").read_text())
+    assert {s["series_uid"] for s in progress} == set(timeline["series"])
+    for uid in timeline["series"]:
+        mine = [s for s in progress if s["series_uid"] == uid]
+        assert [s["t"] for s in mine] == sorted(s["t"] for s in mine)
+        assert mine[-1]["full"] == mine[-1]["covered"] == 1.0 and len(mine) >= 3
+        assert all(0 <= s["full"] <= s["covered"] <= 1 for s in mine)
+    width, height = png_size(out / "timeline.png")
+    assert width >= 800 and 300 <= height <= 2000
+    assert (out / "timeline.png").stat().st_size > 20_000  # drawn lines and text, not an empty canvas
+    for words in ("first slice", "covered", "complete", "AXIAL", "timeline.png", "progress.json", "100 Mbit/s"):
+        assert words in result.stdout, words
+    assert list(out.glob(".*tmp")) == []  # atomic writes left no temp file
+
+
+@pytest.mark.parametrize("rate, words", [("30MB", "bytes units like MB are not accepted"), ("fast", "30mbit"),
+                                         ("0", "more than 0")])
+def test_a_bad_rate_is_one_clear_line_and_nothing_starts(sample_cache, tmp_path, rate, words):
+    result = demo("--sample", "small", "--cache", str(sample_cache), "--out", str(tmp_path / "out"), "--rate", rate)
+    assert result.returncode == 2
+    assert "--rate" in result.stderr and words in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_focus_is_refused_by_fetchs_own_check(sample_cache, tmp_path):
+    result = demo("--sample", "small", "--cache", str(sample_cache), "--out", str(tmp_path), "--focus", "soon:ct_thin")
+    assert result.returncode == 2 and "SECONDS is a number" in result.stderr and "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- recorder and plot
+
+def snapshot(uid, total, missing, full, label="2: AXIAL"):
+    counts = {"MISSING": missing, "FULL": full, "FILLED": total - missing - full}
+    return SeriesProgress(uid, label, total, counts)
+
+
+@pytest.mark.compat
+def test_recorder_keeps_changes_and_the_final_state_only():
+    recorder = ProgressRecorder()
+    recorder.sample(0.0, [snapshot("1.2", 0, 0, 0, label="")])
+    recorder.sample(0.1, [snapshot("1.2", 10, 10, 0)])
+    recorder.sample(0.2, [snapshot("1.2", 10, 0, 3)])
+    recorder.sample(0.3, [snapshot("1.2", 10, 0, 3)])  # nothing new: not kept
+    recorder.sample(0.4, [snapshot("1.2", 10, 0, 10)])
+    recorder.add(0.4, "7.8", 0.5, 0.25)
+    recorder.sample(0.9, [snapshot("1.2", 10, 0, 10)], final=True)
+    assert [(s.t, s.covered, s.full) for s in recorder.samples if s.series_uid == "1.2"] == [
+        (0.0, 0.0, 0.0), (0.2, 1.0, 0.3), (0.4, 1.0, 1.0), (0.9, 1.0, 1.0)]
+    assert recorder.labels == {"1.2": "2: AXIAL"}
+    assert recorder.to_json()[1] == {"t": 0.2, "series_uid": "1.2", "covered": 1.0, "full": 0.3}
+    assert json.loads(json.dumps(recorder.to_json())) == recorder.to_json()
+
+
+def test_plot_draws_panels_and_says_when_matplotlib_is_missing(tmp_path):
+    panels = {"engine": [ProgressSample(t / 10, "1.2", min(1, t / 5), t / 20) for t in range(21)],
+              "bulk": [ProgressSample(1.5, "1.2", 1.0, 1.0)]}
+    one = plot_progress({"engine": panels["engine"]}, tmp_path / "one.png", labels={"1.2": "CT 80 sl."})
+    two = plot_progress(panels, tmp_path / "two.png", title="t", events={"engine": [(0.5, "focus")]})
+    (w1, h1), (w2, h2) = png_size(one), png_size(two)
+    assert w1 == w2 and h2 > h1  # a panel more, same width
+    with pytest.raises(ValueError, match="at least one panel"):
+        plot_progress({}, tmp_path / "none.png")
+    code = ("import sys; sys.modules['matplotlib'] = None\n"
+            "from ProgressiveDicomFetchLib.output.progress_plot import ProgressSample, plot_progress\n"
+            f"plot_progress({{'a': [ProgressSample(1.0, '1.2', 1.0, 1.0)]}}, {str(tmp_path / 'x.png')!r})")
+    missing = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert missing.returncode != 0 and "pip install matplotlib" in missing.stderr
+    assert not (tmp_path / "x.png").exists()
