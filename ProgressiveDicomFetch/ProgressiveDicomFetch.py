@@ -25,6 +25,7 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 from ProgressiveDicomFetchLib import __version__
+from ProgressiveDicomFetchLib.cache import FrameCache
 from ProgressiveDicomFetchLib.engine.events import ERROR
 from ProgressiveDicomFetchLib.engine.scheduler import BREADTH_FIRST, STRATEGIES
 from ProgressiveDicomFetchLib.panel import (AUTH_KINDS, DATE_PRESETS, SERIES_COLUMNS, STUDY_COLUMNS, RecentServers,
@@ -394,7 +395,10 @@ class ProgressiveDicomFetchLogic(ScriptedLoadableModuleLogic):
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
-        self.session = FetchSession(slicer.mrmlScene)
+        # Frames kept in Slicer's cache folder: a series loaded again (after a failure, a cancel or a
+        # restart of Slicer) downloads only what is missing.
+        self.session = FetchSession(slicer.mrmlScene,
+                                    cache=FrameCache(os.path.join(slicer.app.cachePath, "ProgressiveDicomFetch", "frames")))
         self.sampleServer = None
         self.sampleTree = None
 

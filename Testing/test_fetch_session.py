@@ -130,3 +130,30 @@ def test_missing_decoders_are_named_from_the_series_metadata(session, sample_sma
     assert session.missing_decoders(info.series_uid) == []
     assert session.missing_decoders("1.2.3.4") == []
     assert session.wait(timeout=60)
+
+
+def test_a_cancelled_series_loads_again_fetching_only_what_the_cache_lacks(slicer_module, orthanc, sample_small, tmp_path):
+    from ProgressiveDicomFetchLib.cache import FrameCache
+
+    slicer = slicer_module
+    info = sample_small.series("ct_thin")
+    session = FetchSession(slicer.mrmlScene, cache=FrameCache(tmp_path))
+    session.set_server(orthanc.dicomweb_url)
+    try:
+        (first,) = session.load(info.study_uid, [info.series_uid], connections=1)
+        tick_until(session, lambda: session.progress()[0].counts.get("FULL", 0) >= 10)
+        session.cancel(info.series_uid)
+        assert session.wait(timeout=10)
+        (cancelled,) = session.progress()
+        assert cancelled.state == "cancelled" and 0 < cancelled.full_fraction < 1
+        (node,) = session.load(info.study_uid, [info.series_uid])
+        assert node is not first and first.GetScene() is None, "the incomplete node is replaced"
+        assert session.wait(timeout=60)
+        (again,) = session.progress()
+        np.testing.assert_array_equal(slicer.util.arrayFromVolume(node), sample_small.load_truth("ct_thin"))
+        slice_bytes = cancelled.bytes / cancelled.counts["FULL"]
+        fetched_again = again.bytes / slice_bytes
+        assert fetched_again == pytest.approx(info.num_slices - cancelled.counts["FULL"], abs=0.5), \
+            "only the slices the cache lacked are downloaded again"
+    finally:
+        session.close()

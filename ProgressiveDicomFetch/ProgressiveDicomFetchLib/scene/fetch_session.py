@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ..cache import FrameCache
 from ..dicomweb.search import SearchResult, search_series, search_studies
 from ..dicomweb.server import DicomwebServer
 from ..engine import BREADTH_FIRST, DEFAULT_CONNECTIONS, EngineUpdate, SeriesProgress
+from ..engine.events import CANCELLED_STATE, FAILED
 from ..engine.scheduler import STRATEGIES
 from ..pixels.codecs import missing_packages
 from ..server_check import ServerCheck, check_server
@@ -28,8 +30,9 @@ class NoServerError(RuntimeError):
 
 
 class FetchSession:
-    def __init__(self, scene: Any = None) -> None:
+    def __init__(self, scene: Any = None, cache: Optional[FrameCache] = None) -> None:
         self.scene = scene
+        self.cache = cache  # frames kept on disk: a series loaded again fetches only what is missing
         self.server: Optional[DicomwebServer] = None
         self.loader: Optional[SceneLoader] = None
         self._loader_settings: Optional[Tuple[str, int, bool]] = None
@@ -67,11 +70,29 @@ class FetchSession:
             raise ValueError(f"connections must be between 1 and {MAX_CONNECTIONS}, not {connections}")
         if not series_uids:
             raise ValueError("no series given to load")
+        self._forget_ended(series_uids)
         loader = self._loader_for((strategy, int(connections), bool(boost_focus)))
         earlier = [uid for uid in series_uids if self._still_in_scene(uid)]
         wanted = [uid for uid in series_uids if uid not in earlier]
         nodes = loader.load(study_uid, wanted, wait_for_metadata=wait_for_metadata) if wanted else []
         return [n for uid in earlier for n in self._earlier[uid]] + nodes
+
+    def _forget_ended(self, series_uids: Sequence[str]) -> None:
+        """Series asked again after they failed or were cancelled: their incomplete nodes go, and
+        they load afresh in a new loader (the cache, if any, keeps what was already fetched)."""
+        if self.loader is None:
+            return
+        ended = [p.series_uid for p in self.loader.progress()
+                 if p.series_uid in series_uids and p.state in (FAILED, CANCELLED_STATE)]
+        if not ended:
+            return
+        if not self.loader.engine.finished():
+            raise RuntimeError(f"series {', '.join(ended)} ended before completion; load them again once the "
+                               "current loads have finished (or cancel those)")
+        for key, node in sorted(self.loader.nodes.items()):
+            if key[0] in ended and node.GetScene() is not None:
+                node.GetScene().RemoveNode(node)
+        self._retire_loader()
 
     def _still_in_scene(self, series_uid: str) -> bool:
         nodes = self._earlier.get(series_uid)
@@ -91,7 +112,7 @@ class FetchSession:
             self._retire_loader()
         strategy, connections, boost_focus = settings
         self.loader = SceneLoader(server, self.scene, connections=connections, strategy=strategy,
-                                  watch_focus=boost_focus)
+                                  watch_focus=boost_focus, cache=self.cache)
         self._loader_settings = settings
         return self.loader
 

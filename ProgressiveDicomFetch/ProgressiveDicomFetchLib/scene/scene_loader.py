@@ -12,6 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from ..cache import FrameCache
 from ..dicomweb.metadata import series_metadata
 from ..dicomweb.server import DicomwebServer
 from ..engine import BREADTH_FIRST, DEFAULT_CONNECTIONS, EngineUpdate, ProgressiveFetchEngine, SeriesProgress
@@ -30,13 +31,13 @@ REFRESH_INTERVAL_S = 0.1  # at most ~10 redraws a second per volume; the last ch
 class SceneLoader:
     def __init__(self, server: DicomwebServer, scene: Any = None, connections: int = DEFAULT_CONNECTIONS,
                  strategy: str = BREADTH_FIRST, show: bool = True, refresh_interval_s: float = REFRESH_INTERVAL_S,
-                 watch_focus: bool = True) -> None:
+                 watch_focus: bool = True, cache: Optional[FrameCache] = None) -> None:
         import slicer
 
         self.slicer = slicer
         self.scene = scene if scene is not None else slicer.mrmlScene
         self.server = server
-        self.engine = ProgressiveFetchEngine(server, connections=connections, strategy=strategy)
+        self.engine = ProgressiveFetchEngine(server, connections=connections, strategy=strategy, cache=cache)
         self.show = show
         self.refresh_interval_s = refresh_interval_s
         self.nodes: Dict[Key, Any] = {}
