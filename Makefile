@@ -19,5 +19,13 @@ DEMO_ARGS ?=
 demo:
 	bash Testing/demo.sh $(DEMO_ARGS)
 
+# Our engine vs dicomweb-client on the same Orthanc, on plain loopback and kernel rate-limited links
+# (private network namespaces: needs root; ~8 minutes); results in Testing/benchmarks/results/.
+# Extra options: make bench BENCH_ARGS="--rates 100mbit --repeats 5"
+BENCH_ARGS ?=
+.PHONY: bench
+bench: setup
+	$(PYTHON) Testing/benchmarks/compare_alternatives.py $(BENCH_ARGS)
+
 clean:
 	rm -rf .venv .venv-slicer58 .venv-demo .cache .pytest_cache demo-output

@@ -14,23 +14,22 @@ does not release the GIL, so workers advance only while the main thread runs Pyt
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Dict, List
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # Testing/: servers, fixtures_data
+sys.path.insert(0, str(HERE))  # the benchmark helpers next to this file
 
+from contenders import MainLoop, run_ours  # noqa: E402
 from fixtures_data import cached_sample  # noqa: E402
+from netns import inside, limit_loopback, rate_bits, run_inside  # noqa: E402
 from servers.orthanc import OrthancServer  # noqa: E402
 
-from ProgressiveDicomFetchLib.dicomweb import DicomwebServer  # noqa: E402
-from ProgressiveDicomFetchLib.engine import DEPTH_FIRST, ProgressiveFetchEngine  # noqa: E402
+from ProgressiveDicomFetchLib.output.progress_plot import ProgressRecorder  # noqa: E402
 
 SERIES = ("ct_thin", "ct_thick", "ct_sagittal")
 POLICIES = ("breadth-first", "depth-first", "focus-switch")
@@ -38,60 +37,18 @@ POLICIES = ("breadth-first", "depth-first", "focus-switch")
 
 def run_policy(url: str, sample, policy: str, connections: int, gil: bool, focus_after: float,
                idle_ms: float = 2.0, yield_ms: float = 8.0) -> Dict:
-    engine = ProgressiveFetchEngine(DicomwebServer(url), connections=connections,
-                                    strategy=DEPTH_FIRST if policy == "depth-first" else "breadth-first")
-    usleep = ctypes.PyDLL(None).usleep if gil else None
-    events, pumps = [], []
+    """One policy through the shared contender loop (contenders.run_ours), in this table's terms."""
     largest = max(SERIES, key=lambda k: sample.series(k).num_instances)
-    focused = False
-    bytes_at_focus = 0
-    started = time.perf_counter()
-    for key in SERIES:
-        engine.add_series(sample.series(key).study_uid, sample.series(key).series_uid)
-    try:
-        while True:
-            finished = engine.finished()
-            t0 = time.perf_counter()
-            update = engine.process_events()
-            pumps.append(time.perf_counter() - t0)
-            if usleep is not None and not finished:
-                time.sleep(yield_ms / 1000.0)  # engine.pump's yield: the GIL is free for the workers
-            events += update.events
-            if policy == "focus-switch" and not focused and time.perf_counter() - started >= focus_after:
-                engine.set_focus(sample.series(largest).series_uid)
-                focused = True
-                bytes_at_focus = next(p.bytes for p in engine.progress()
-                                      if p.series_uid == sample.series(largest).series_uid)
-            if finished:
-                break
-            if usleep is not None:
-                usleep(int(idle_ms * 1000))  # "idle" holding the GIL, like Slicer's Qt event loop between ticks
-            else:
-                time.sleep(0.01)
-    finally:
-        engine.close()
-    total = time.perf_counter() - started
-    per_series = {}
-    for key in SERIES:
-        uid = sample.series(key).series_uid
-        per_series[key] = {kind: next((e.t for e in events if e.series_uid == uid and e.event == kind), None)
-                           for kind in ("first_slice", "covered", "complete")}
-    focus_t = next((e.t for e in events if e.event == "focus"), None)
-    progress = {p.series_uid: p for p in engine.progress()}
-    moved = sum(p.bytes for p in progress.values())
-    remaining = progress[sample.series(largest).series_uid].bytes - bytes_at_focus if focus_t is not None else None
-    return {"policy": policy, "total_s": total, "bytes": moved, "series": per_series, "focus_t": focus_t,
-            "largest": largest, "pump_ms_median": 1000 * statistics.median(pumps), "pump_ms_max": 1000 * max(pumps),
-            "focused_remaining_bytes": remaining}
-
-
-def rate_bits(text: str) -> float:
-    """'30mbit' -> 30e6 bits per second (tc's units)."""
-    units = {"kbit": 1e3, "mbit": 1e6, "gbit": 1e9}
-    for unit, factor in units.items():
-        if text.lower().endswith(unit):
-            return float(text[: -len(unit)]) * factor
-    raise ValueError(f"rate {text!r}: use e.g. 30mbit")
+    uids = [sample.series(key).series_uid for key in SERIES]
+    run = run_ours(policy, url, sample.series(SERIES[0]).study_uid, uids, sample.series(largest).series_uid,
+                   focus_after, ProgressRecorder(), connections, MainLoop(gil, idle_ms, yield_ms))
+    per_series = {key: {kind: getattr(run.series[sample.series(key).series_uid], f"{kind}_s")
+                        for kind in ("first_slice", "covered", "complete")} for key in SERIES}
+    focus = run.focus if run.focus and not run.focus["already_complete"] else None
+    return {"policy": policy, "total_s": run.total_s, "bytes": run.body_bytes, "series": per_series,
+            "focus_t": focus["t"] if focus else None, "largest": largest,
+            "pump_ms_median": run.pump_ms["median"], "pump_ms_max": run.pump_ms["max"],
+            "focused_remaining_bytes": focus["remaining_bytes"] if focus else None}
 
 
 def main() -> int:
@@ -104,13 +61,14 @@ def main() -> int:
     parser.add_argument("--focus-after", type=float, default=2.0, help="seconds before the focus switch")
     parser.add_argument("--idle-ms", type=float, default=2.0, help="GIL-held idle between ticks (timer interval)")
     parser.add_argument("--yield-ms", type=float, default=8.0, help="GIL-free sleep per tick (engine.pump)")
-    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.rate and not args.inside:
-        script = "ip link set lo mtu 1500 up && exec {python} {me} --inside {rest}"  # tbf stalls on 64 KB packets
-        rest = " ".join(a for a in sys.argv[1:])
-        return subprocess.call(["unshare", "-n", "sh", "-c", script.format(rate=args.rate, python=sys.executable,
-                                                                         me=Path(__file__).resolve(), rest=rest)])
+    if args.rate:
+        try:
+            rate_bits(args.rate)  # a clear error before anything starts
+        except ValueError as error:
+            parser.error(str(error))
+    if args.rate and not inside():
+        return run_inside([sys.executable, str(Path(__file__).resolve())] + sys.argv[1:], limited=True)
     sample = cached_sample(args.profile)
     files = [f for key in SERIES for f in sample.files(key)]
     size = sum(f.stat().st_size for f in files)
@@ -121,8 +79,7 @@ def main() -> int:
     with OrthancServer() as orthanc:
         orthanc.upload(files)
         if args.rate:  # after the upload: only the fetches cross the limited link
-            subprocess.run(["tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", args.rate, "burst", "64kb",
-                            "latency", "50ms"], check=True)
+            limit_loopback(args.rate)
         for _ in range(args.repeat):
             for policy in POLICIES:
                 results.append(run_policy(orthanc.dicomweb_url, sample, policy, args.connections,
