@@ -146,22 +146,23 @@ class FrameCache:
         if len(blob) > self.max_bytes:
             return False
         path = self.path(key)
-        try:
-            path.parent.mkdir(exist_ok=True, mode=0o700)
-            with atomic_write(path) as handle:
-                handle.write(blob)
-        except OSError as error:
-            logger.warning("cache %s: cannot store a frame (%s); loading goes on without it", self.root, error)
-            return False
         digest = key.digest()
+        # One lock over the write, the index and the evictions: otherwise a thread evicting a frame
+        # could delete the file another thread has just stored again (index and disk would differ).
         with self._lock:
+            try:
+                path.parent.mkdir(exist_ok=True, mode=0o700)
+                with atomic_write(path) as handle:
+                    handle.write(blob)
+            except OSError as error:
+                logger.warning("cache %s: cannot store a frame (%s); loading goes on without it", self.root, error)
+                return False
             self._total += len(blob) - self._index.pop(digest, 0)
             self._index[digest] = len(blob)
             self.stats.stores += 1
             self.stats.stored_bytes += len(frame.data)
-            victims = self._over_cap(keep=digest)
-        for victim in victims:
-            self._unlink(victim)
+            for victim in self._over_cap(keep=digest):
+                self._unlink(victim)
         return True
 
     def discard(self, key: FrameKey) -> None:
@@ -242,9 +243,9 @@ class FrameCache:
             (self.root / ENTRIES / digest[:2] / (digest + SUFFIX)).unlink()
 
     def _remove(self, digest: str, path: Path, corrupt: bool = False) -> None:
-        with contextlib.suppress(OSError):
-            path.unlink()
         with self._lock:
+            with contextlib.suppress(OSError):
+                path.unlink()
             self._total -= self._index.pop(digest, 0)
             if corrupt:
                 self.stats.corrupt += 1
