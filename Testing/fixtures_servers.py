@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator, List, Union
+from typing import Collection, Iterator, List, Optional, Sequence, Union
 
 import pytest
 
@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 SHIM_CACHE = CACHE_DIR / "bin"
 TEST_USER = ("pdf-test", "s3cret-pass")
+ALTERNATES = ("jlsThumbnail", "lossy")
+# The one series of `static_server_alternates` written without alternates (its probes answer 404).
+NO_ALTERNATES_KEY = "ct_thick_implicit"
 
 Server = Union[OrthancServer, NginxStaticServer]
 
@@ -43,6 +46,14 @@ def require_orthanc() -> None:
 def require_nginx() -> None:
     if not nginx_available():
         missing("nginx (Debian package nginx)")
+
+
+def require_jpeg_ls() -> None:
+    """The alternates' JPEG-LS encoder (it writes P = BitsStored, as DICOM JPEG-LS does)."""
+    try:
+        import jpeg_ls  # noqa: F401
+    except ImportError:
+        missing("pyjpegls (the JPEG-LS encoder of static-tree alternates)")
 
 
 @pytest.fixture(scope="session")
@@ -85,13 +96,16 @@ def orthanc_gzip(_server_reaper, sample_small) -> Iterator[OrthancServer]:
     yield from _start_orthanc(_server_reaper, sample_small, http_compression=True)
 
 
-def _start_static(reaper: List[Server], sample_small, multipart: bool) -> Iterator[NginxStaticServer]:
+def _start_static(reaper: List[Server], sample_small, multipart: bool, alternates: Sequence[str] = (),
+                  alternate_series: Optional[Collection[str]] = None) -> Iterator[NginxStaticServer]:
     require_nginx()
     tree_dir = Path(tempfile.mkdtemp(prefix="pdf-static-tree-"))
     try:
         start = time.monotonic()
-        write_static_tree(sample_small.all_files(), tree_dir, multipart_frames=multipart)
-        logger.info("static tree (multipart=%s) written in %.2f s", multipart, time.monotonic() - start)
+        write_static_tree(sample_small.all_files(), tree_dir, multipart_frames=multipart,
+                          alternates=alternates, alternate_series=alternate_series)
+        logger.info("static tree (multipart=%s, alternates=%s) written in %.2f s", multipart, list(alternates),
+                    time.monotonic() - start)
         server = NginxStaticServer(tree_dir)
         reaper.append(server)
         server.start()
@@ -111,3 +125,15 @@ def static_server(_server_reaper, sample_small) -> Iterator[NginxStaticServer]:
 def static_server_multipart(_server_reaper, sample_small) -> Iterator[NginxStaticServer]:
     """Like static_server, but each frame file is a single-part multipart body (npm static-wado style)."""
     yield from _start_static(_server_reaper, sample_small, multipart=True)
+
+
+@pytest.fixture(scope="session")
+def static_server_alternates(_server_reaper, sample_small) -> Iterator[NginxStaticServer]:
+    """Like static_server, plus JPEG-LS alternates beside the frames: `jlsThumbnail/<n>` (lossless,
+    4x smaller per side) and, for unsigned data, `lossy/<n>` (NEAR = static_alternates.LOSSY_NEAR),
+    served as `image/jls`. Every series has them except NO_ALTERNATES_KEY; `instance.alternates`
+    in `.tree` lists what each instance got."""
+    require_jpeg_ls()
+    everything_but = [s.series_uid for s in sample_small.series_list if s.key != NO_ALTERNATES_KEY]
+    yield from _start_static(_server_reaper, sample_small, multipart=False, alternates=ALTERNATES,
+                             alternate_series=everything_but)

@@ -2,7 +2,9 @@
 
 URLs map onto the layout written by ProgressiveDicomFetchLib.sampledata.static_tree; query strings
 are ignored (as on S3/CloudFront deployments), unknown UIDs give 404. Each instance's frames get
-their own prefix location so the Content-Type follows the stored transfer syntax.
+their own prefix location so the Content-Type follows the stored transfer syntax; likewise each
+alternate an instance has (`.../instances/<sop>/jlsThumbnail/<n>`, `image/jls`). Alternates an
+instance lacks, and unknown alternate names, fall through to the catch-all 404.
 """
 from __future__ import annotations
 
@@ -68,6 +70,7 @@ http {{
             try_files /$1 =404;
         }}
 {frames}
+{alternates}
         location / {{ return 404; }}
     }}
 }}
@@ -79,19 +82,25 @@ def nginx_available() -> bool:
     return NGINX_BIN.exists()
 
 
+def _prefix_location(tree: StaticTree, directory: str, content_type: str) -> str:
+    """A location serving the files of one tree directory (relative to the root) with one Content-Type."""
+    quoted = content_type.replace("'", "")  # it goes inside single quotes
+    return (f"        location ^~ /dicom-web/{directory}/ {{\n"
+            f"            alias {tree.root / directory}/;\n"
+            f"            default_type '{quoted}';\n"
+            f"        }}")
+
+
 def frame_locations(tree: StaticTree) -> str:
     """One exact-prefix location per instance: frames/<n> files with the right Content-Type."""
-    blocks = []
-    for instance in tree.instances:
-        if not instance.frames:
-            continue
-        content_type = tree.frame_content_type(instance).replace("'", "")
-        blocks.append(
-            f"        location ^~ /dicom-web/{instance.frames_dir}/ {{\n"
-            f"            alias {tree.root / instance.frames_dir}/;\n"
-            f"            default_type '{content_type}';\n"
-            f"        }}")
-    return "\n".join(blocks)
+    return "\n".join(_prefix_location(tree, instance.frames_dir, tree.frame_content_type(instance))
+                     for instance in tree.instances if instance.frames)
+
+
+def alternate_locations(tree: StaticTree) -> str:
+    """One exact-prefix location per instance and alternate it has: <name>/<n> files as image/jls."""
+    return "\n".join(_prefix_location(tree, instance.alternate_dir(name), tree.alternate_content_type)
+                     for instance in tree.instances for name in instance.alternates)
 
 
 @dataclass
@@ -115,7 +124,8 @@ class NginxStaticServer(ManagedServer):
     def config_text(self) -> str:
         assert self.tree is not None
         return CONFIG_TEMPLATE.format(work=self.work_dir, port=self.port, root=self.tree.root.resolve(),
-                                      uid=UID, json=JSON_DIRECTIVES, frames=frame_locations(self.tree))
+                                      uid=UID, json=JSON_DIRECTIVES, frames=frame_locations(self.tree),
+                                      alternates=alternate_locations(self.tree))
 
     def _answers(self) -> bool:
         try:

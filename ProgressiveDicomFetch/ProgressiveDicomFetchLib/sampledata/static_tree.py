@@ -11,6 +11,8 @@ Layout under `out_dir` (every JSON file also gets a `.gz` sibling for gzip_stati
     studies/<st>/series/<se>/instances/index.json          QIDO instance records
     studies/<st>/series/<se>/instances/<sop>/frames/<n>    frame n (1-based), stored bytes
     studies/<st>/series/<se>/instances/<sop>/bulkdata/<k>  other large binary values
+    studies/<st>/series/<se>/instances/<sop>/<alt>/<n>     optional reduced copies of frame n
+                                                           (`jlsThumbnail`, `lossy`: static_alternates.py)
     static_tree.json                                       the StaticTree record (content types)
 """
 from __future__ import annotations
@@ -21,7 +23,7 @@ import logging
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List
+from typing import Any, Collection, Dict, Iterable, List, Optional
 
 import pydicom
 from pydicom import encaps
@@ -30,6 +32,8 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
 from ..transfer_syntax import is_encapsulated, media_type
+from .static_alternates import (ALTERNATE_CONTENT_TYPE, alternate_names_for, check_alternate_names,
+                                pixel_description, write_alternates)
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +62,21 @@ class StaticInstance:
     content_type: str  # of one frame's bytes (the part's type when multipart)
     frames: int
     source: str = ""  # the DICOM file it came from
+    alternates: List[str] = field(default_factory=list)  # names of the reduced copies it has
+
+    @property
+    def instance_dir(self) -> str:
+        """Relative to the tree root."""
+        return f"studies/{self.study_uid}/series/{self.series_uid}/instances/{self.sop_uid}"
 
     @property
     def frames_dir(self) -> str:
         """Relative to the tree root."""
-        return f"studies/{self.study_uid}/series/{self.series_uid}/instances/{self.sop_uid}/frames"
+        return f"{self.instance_dir}/frames"
+
+    def alternate_dir(self, name: str) -> str:
+        """Relative to the tree root (whether or not this instance has that alternate)."""
+        return f"{self.instance_dir}/{name}"
 
 
 @dataclass
@@ -72,6 +86,7 @@ class StaticTree:
     root: Path
     multipart_frames: bool
     instances: List[StaticInstance] = field(default_factory=list)
+    alternates: List[str] = field(default_factory=list)  # asked for; each instance lists what it got
 
     @property
     def study_uids(self) -> List[str]:
@@ -89,15 +104,25 @@ class StaticTree:
             return f'multipart/related; type="{instance.content_type}"'
         return instance.content_type
 
+    def alternate_path(self, instance: StaticInstance, name: str, number: int) -> Path:
+        """The file of frame `number` (1-based) in alternate `name`; KeyError if the instance has none."""
+        if name not in instance.alternates:
+            raise KeyError(f"instance {instance.sop_uid} has no {name!r} alternate (has {instance.alternates})")
+        return self.root / instance.alternate_dir(name) / str(number)
+
+    alternate_content_type = ALTERNATE_CONTENT_TYPE  # alternates are plain files, never multipart
+
     def save(self) -> None:
-        record = {"multipart_frames": self.multipart_frames, "instances": [asdict(i) for i in self.instances]}
+        record = {"multipart_frames": self.multipart_frames, "alternates": self.alternates,
+                  "instances": [asdict(i) for i in self.instances]}
         (self.root / RECORD_NAME).write_text(json.dumps(record, indent=1))
 
     @classmethod
     def load(cls, root: Path) -> "StaticTree":
+        """Also reads records written before alternates existed (no "alternates" keys)."""
         record = json.loads((Path(root) / RECORD_NAME).read_text())
         return cls(Path(root), bool(record["multipart_frames"]),
-                   [StaticInstance(**i) for i in record["instances"]])
+                   [StaticInstance(**i) for i in record["instances"]], list(record.get("alternates", [])))
 
 
 def content_type_for(transfer_syntax: str) -> str:
@@ -229,11 +254,19 @@ def _sort_key(record: Dict[str, Any], tag: str) -> Any:
     return (values[0] if isinstance(values[0], (int, float)) else 0)
 
 
-def write_static_tree(files: Iterable[Path], out_dir: Path, multipart_frames: bool = False) -> StaticTree:
-    """Write the tree for `files` into `out_dir` (meant to be empty); returns (and saves) its record."""
+def write_static_tree(files: Iterable[Path], out_dir: Path, multipart_frames: bool = False,
+                      alternates: Iterable[str] = (),
+                      alternate_series: Optional[Collection[str]] = None) -> StaticTree:
+    """Write the tree for `files` into `out_dir` (meant to be empty); returns (and saves) its record.
+
+    `alternates` names reduced copies to write beside the frames (see static_alternates.py);
+    `alternate_series` limits them to those SeriesInstanceUIDs (None: every series), so one tree
+    can hold series with and without alternates, as real servers do.
+    """
+    names = check_alternate_names(alternates)
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
-    tree = StaticTree(root, multipart_frames)
+    tree = StaticTree(root, multipart_frames, alternates=names)
     seen = _SeriesCollector()
     for path in files:
         try:
@@ -250,6 +283,8 @@ def write_static_tree(files: Iterable[Path], out_dir: Path, multipart_frames: bo
         for number, frame in enumerate(frames, start=1):
             body = _multipart(frame, instance.content_type, syntax) if multipart_frames else frame
             (frames_dir / str(number)).write_bytes(body)
+        if names and frames and (alternate_series is None or series in alternate_series):
+            _add_alternates(root, instance, ds, frames, names, path)
         series_dir = root / "studies" / study / "series" / series
         metadata = _instance_metadata(ds, instance, series_dir)
         seen.metadata[series].append(metadata)
@@ -264,6 +299,20 @@ def write_static_tree(files: Iterable[Path], out_dir: Path, multipart_frames: bo
     tree.save()
     logger.info("static tree in %s: %d studies, %d instances", root, len(seen.studies), len(tree.instances))
     return tree
+
+
+def _add_alternates(root: Path, instance: StaticInstance, ds: Dataset, frames: List[bytes],
+                    names: List[str], path: Path) -> None:
+    """Write the alternates this instance's pixels allow and record them on the instance."""
+    pixels = pixel_description(ds)
+    granted = alternate_names_for(pixels, names) if pixels is not None else []
+    if not granted:
+        return
+    try:
+        write_alternates(root / instance.instance_dir, frames, instance.transfer_syntax, pixels, granted)
+    except ValueError as error:  # DecodeError, CodecUnavailable: name the file
+        raise ValueError(f"{path}: cannot write alternates {granted}: {error}") from error
+    instance.alternates = granted
 
 
 def _write_lists(root: Path, tree: StaticTree, seen: _SeriesCollector) -> None:
