@@ -6,7 +6,7 @@ from collections import deque
 import pytest
 
 from ProgressiveDicomFetchLib.engine.scheduler import DEPTH_FIRST, Scheduler
-from ProgressiveDicomFetchLib.engine.stage_plan import StagePlan
+from ProgressiveDicomFetchLib.engine.stage_plan import PREVIEW_PART, WHOLE_PART, StagePlan
 
 pytestmark = pytest.mark.compat  # also run on Slicer 5.8's stack (Makefile)
 
@@ -39,15 +39,22 @@ def three_series(strategy="breadth-first", connections=4, sizes=(40, 24, 16), **
 
 def test_stage_plan_default():
     plan = StagePlan()
-    assert plan.stage_ids() == ["anchors", "every-8", "every-4", "every-2", "rest"]
-    stages = plan.assign(range(17))
-    assert sorted(k for k, s in stages.items() if s == 0) == [0, 8, 16]
-    assert sorted(k for k, s in stages.items() if s == 2) == [4, 12]
-    assert sorted(k for k, s in stages.items() if s == 4) == [1, 3, 5, 7, 9, 11, 13, 15]
-    assert sorted(k for k, s in StagePlan().assign(range(17), viewed=5).items() if s == 0) == [0, 5, 8, 16]
+    assert plan.stage_ids() == ["preview-every-4", "preview-rest", "anchors", "every-8", "every-4", "every-2", "rest"]
+    assert StagePlan.parse(str(plan)) == plan and str(plan) == "preview-4,anchors,8,4,2"
+    stages = plan.assign(range(17))  # full-quality fetches come after the two preview stages
+    assert sorted(k for k, s in stages.items() if s == 2) == [0, 8, 16]
+    assert sorted(k for k, s in stages.items() if s == 4) == [4, 12]
+    assert sorted(k for k, s in stages.items() if s == 6) == [1, 3, 5, 7, 9, 11, 13, 15]
+    assert sorted(k for k, s in StagePlan().assign(range(17), viewed=5).items() if s == 2) == [0, 5, 8, 16]
+    previews = plan.assign_previews(range(17))
+    assert sorted(k for k, s in previews.items() if s == 0) == [0, 4, 8, 12, 16] and len(previews) == 17
+    assert set(previews.values()) == {0, 1}
     assert StagePlan.parse("8,4").stage_ids() == ["every-8", "every-4", "rest"]
-    with pytest.raises(ValueError):
-        StagePlan.parse("anchors,2,4")
+    assert StagePlan.parse("anchors,8,4,2").assign_previews(range(5)) == {}
+    assert StagePlan.parse("preview,8").stage_ids() == ["preview-rest", "every-8", "rest"]
+    for bad in ("anchors,2,4", "preview-1,8", "preview-x", "preview-2,preview-4"):
+        with pytest.raises(ValueError):
+            StagePlan.parse(bad)
 
 
 def test_breadth_first_gives_every_series_its_coarse_stages_before_any_refines():
@@ -103,9 +110,10 @@ def test_focused_series_starts_at_the_viewed_slice_then_coarse_to_fine_nearest_f
     scheduler.set_focus("A", viewed_slice=41.3)
     order = [scheduler.next() for _ in range(6)]
     assert order[0].k == 41
-    remaining_anchors = [a for a in order[1:] if a.stage == 0]
+    anchors = StagePlan().stage_ids().index("anchors")
+    remaining_anchors = [a for a in order[1:] if a.stage == anchors]
     assert [a.stage for a in order[1:]] == sorted(a.stage for a in order[1:])  # coarse to fine
-    every8 = [a.k for a in order[1:] if a.stage == 1]
+    every8 = [a.k for a in order[1:] if a.stage == anchors + 1]
     assert every8 == sorted(every8, key=lambda k: (abs(k - 41), k)) and remaining_anchors
 
 
@@ -119,13 +127,15 @@ def test_focus_set_before_the_series_arrives_makes_the_viewed_slice_an_anchor():
 def test_stage_completion_is_reported_once_in_order():
     scheduler = Scheduler(2)
     scheduler.add("A", [(9, range(9))])  # some stages may be empty: they complete at once, in order
+    previews = StagePlan().preview_stages  # no preview source: those stages are empty from the start
+    assert scheduler.current_stage("A") == previews
     finished = []
     while True:
         assignment = scheduler.next()
         if assignment is None:
             break
         finished += scheduler.done(assignment)
-    assert finished == list(range(len(StagePlan().stage_ids())))
+    assert finished == list(range(previews, len(StagePlan().stage_ids())))
     assert scheduler.current_stage("A") is None and scheduler.idle()
 
 
@@ -178,7 +188,7 @@ def test_unfocused_order_is_middle_anchor_first_then_bisection():
     scheduler.add("A", [(65, range(65))])
     handed = run(scheduler, 1)
     assert [a.k for a in handed[:3]] == [32, 0, 64]
-    every8 = [a.k for a in handed if a.stage == 1]  # 8, 16, 24, 40, 48, 56 in bisection order
+    every8 = [a.k for a in handed if a.stage == StagePlan().stage_ids().index("every-8")]  # bisection order
     assert every8[0] == 8 and every8[1] in (40, 48) and sorted(every8) == [8, 16, 24, 40, 48, 56]
 
 
@@ -200,3 +210,67 @@ def test_frames_of_one_multiframe_instance_share_a_request_within_a_stage():
     assert max(len(b) for b in seen) == 8
     stages = [b[0].stage for b in seen if b[0].series == "A"]
     assert stages == sorted(stages)  # still coarse to fine
+
+
+def test_previews_of_every_slice_come_before_any_whole_frame_and_each_whole_waits_for_its_preview():
+    scheduler = Scheduler(4)
+    scheduler.add("A", [(33, range(33))], previews=True)
+    scheduler.add("B", [(9, range(9))])  # no preview source: full stages only
+    in_flight, handed, done = deque(), [], set()
+    while True:
+        while len(in_flight) < 4:
+            assignment = scheduler.next()
+            if assignment is None:
+                break
+            if assignment.part == WHOLE_PART and assignment.series == "A":
+                assert len(done) == 33, f"{assignment} before every preview was done"
+            in_flight.append(assignment)
+            handed.append(assignment)
+        if not in_flight:
+            break
+        finished = in_flight.popleft()
+        if finished.part == PREVIEW_PART:
+            done.add((finished.volume, finished.k))
+        scheduler.done(finished)
+    a_parts = [(a.k, a.part) for a in handed if a.series == "A"]
+    assert sorted(a_parts) == sorted((k, part) for k in range(33) for part in (PREVIEW_PART, WHOLE_PART))
+    first_whole = min(i for i, a in enumerate(handed) if a.part == WHOLE_PART)
+    assert all(a.part == PREVIEW_PART for a in handed[:first_whole]) and first_whole == 33
+    every4 = [a.k for a in handed[:9]]
+    assert sorted(every4) == [0, 4, 8, 12, 16, 20, 24, 28, 32]  # previews of every 4th slice first
+    assert scheduler.idle()
+
+
+def test_a_viewed_slice_gets_its_preview_then_its_whole_frame_first():
+    scheduler = Scheduler(2)
+    scheduler.set_focus("A", viewed_slice=21)
+    scheduler.add("A", [(40, range(40))], previews=True)
+    first = scheduler.next()
+    assert (first.k, first.part) == (21, PREVIEW_PART)
+    second = scheduler.next()  # the whole of 21 is blocked while its preview is in flight
+    assert second.part == PREVIEW_PART and second.k != 21
+    scheduler.done(first)
+    third = scheduler.next()
+    assert (third.k, third.part) == (21, WHOLE_PART)
+
+
+def test_a_failed_preview_is_retried_before_its_whole_frame_and_cancel_clears_the_waits():
+    scheduler = Scheduler(1)
+    scheduler.add("A", [(3, range(3))], previews=True, )
+    parts = []
+    while True:
+        assignment = scheduler.next()
+        if assignment is None:
+            break
+        if assignment.part == PREVIEW_PART and assignment.k == 1 and (1, PREVIEW_PART) not in parts:
+            parts.append((1, PREVIEW_PART))
+            scheduler.retry(assignment)
+            continue
+        parts.append((assignment.k, assignment.part))
+        scheduler.done(assignment)
+    assert parts.index((1, PREVIEW_PART)) < parts.index((1, WHOLE_PART)) and scheduler.idle()
+    scheduler = Scheduler(1)
+    scheduler.add("A", [(5, range(5))], previews=True)
+    scheduler.next()
+    assert scheduler.drop("A") == 9
+    assert scheduler.next() is None

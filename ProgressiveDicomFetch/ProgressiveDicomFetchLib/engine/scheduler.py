@@ -7,31 +7,36 @@ Pure bookkeeping under one lock, no threads or I/O, so every decision is unit-te
 - focus boost: the focused series takes free connections (up to `focus_share` of them, default
   all) until nothing of it is queued; the others share the rest by the base policy. Within the
   focused series the viewed slice comes first, then the nearest slices, coarse to fine.
+A slice with an in-plane preview is fetched in two parts (stage_plan.PREVIEW_PART, WHOLE_PART); its
+whole part waits until its preview is done (an HTJ2K rest continues the preview's bytes), and until
+the series' preview stages are, so every slice shows its preview before any is exact (the slice in
+view excepted: it gets its preview, then its whole frame, first).
 """
 from __future__ import annotations
 
 import math
 import threading
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from .stage_plan import StagePlan
+from .stage_plan import PREVIEW_PART, WHOLE_PART, StagePlan
 
 BREADTH_FIRST = "breadth-first"
 DEPTH_FIRST = "depth-first"
 STRATEGIES = (BREADTH_FIRST, DEPTH_FIRST)
 
-Key = Tuple[int, int]  # (volume index, slice k)
+Key = Tuple[int, int, int]  # (volume index, slice k, part)
 
 
 @dataclass(frozen=True)
 class Assignment:
-    """One slice handed to a worker; give it back with `done()` or `retry()`."""
+    """One slice (or one part of it) handed to a worker; give it back with `done()` or `retry()`."""
 
     series: str
     volume: int
     k: int
     stage: int
+    part: int = WHOLE_PART
 
 
 @dataclass
@@ -42,6 +47,8 @@ class _Series:
     outstanding: List[int]  # per stage: queued + in flight
     spread: Dict[Key, int]  # unfocused order within a stage: bisection, so every write halves a gap
     group_of: Dict[Key, str] = field(default_factory=dict)  # slices whose frames one request can carry
+    blocked: Set[Key] = field(default_factory=set)  # queued whole parts whose preview is not done
+    preview_stages: int = 0  # stages of previews (0: this series has none)
     in_flight: int = 0
     pending: bool = False  # announced, slices not known yet (metadata on its way)
     finished_stages: int = 0  # stages 0..finished_stages-1 are complete
@@ -52,23 +59,47 @@ class _Series:
     def rank(self, key: Key):
         """Viewed slice first, then coarse to fine; in the viewed volume nearest the viewed slice
         first, elsewhere in bisection order (refines evenly and keeps each refill small)."""
-        volume, k = key
+        volume, k, part = key
         in_view = self.viewed is not None and volume == self.viewed[0]
         order = abs(k - self.viewed[1]) if in_view else self.spread[key]
-        return (key != self.viewed, self.queued[key], not in_view, volume, order, k)
+        return ((volume, k) != self.viewed, self.queued[key], not in_view, volume, order, k, part)
+
+    def waits(self, key: Key) -> bool:
+        """A whole part waits for its own preview, and for the previews of every slice (so each slice
+        shows something before any is exact), except the slice in view."""
+        if key not in self.blocked and (key[2] != WHOLE_PART or self.finished_stages >= self.preview_stages):
+            return False
+        return key in self.blocked or (key[0], key[1]) != self.viewed
+
+    def ready(self) -> bool:
+        """Some queued part may be handed out now."""
+        if not self.blocked and self.finished_stages >= self.preview_stages:
+            return bool(self.queued)
+        return any(not self.waits(key) for key in self.queued)
+
+    def first_ready_stage(self) -> int:
+        return min(stage for key, stage in self.queued.items() if not self.waits(key))
 
     def next_key(self) -> Optional[Key]:
         if self.stale:
             self.order = sorted(self.queued, key=self.rank, reverse=True)  # pop() takes from the end
             self.stale = False
-        while self.order:
-            key = self.order.pop()
-            if key in self.queued:
-                return key
-        return None
+        waiting = []
+        try:
+            while self.order:
+                key = self.order.pop()
+                if key not in self.queued:
+                    continue
+                if self.waits(key):
+                    waiting.append(key)
+                else:
+                    return key
+            return None
+        finally:
+            self.order.extend(reversed(waiting))  # blocked parts keep their place in line
 
 
-def _spread_ranks(stage_of: Dict[Key, int], anchors: bool) -> Dict[Key, int]:
+def _spread_ranks(stage_of: Dict[Key, int], anchor_stage: Optional[int]) -> Dict[Key, int]:
     """Order within each (volume, stage): anchors middle first then the ends; other stages in
     bisection order 0, n/2, n/4, 3n/4, ... (bit-reversed positions)."""
     groups: Dict[Tuple[int, int], List[Key]] = {}
@@ -77,7 +108,7 @@ def _spread_ranks(stage_of: Dict[Key, int], anchors: bool) -> Dict[Key, int]:
     ranks: Dict[Key, int] = {}
     for (_, stage), keys in groups.items():
         keys.sort()
-        if anchors and stage == 0:
+        if stage == anchor_stage:
             middle = keys[len(keys) // 2][1]
             ranks.update({key: rank for rank, key in enumerate(sorted(keys, key=lambda k: (k[1] != middle, k[1])))})
             continue
@@ -117,10 +148,11 @@ class Scheduler:
                                            spread={}, pending=True)
 
     def add(self, series: str, volumes: Sequence[Tuple[int, Sequence[int]]],
-            groups: Optional[Sequence[Dict[int, str]]] = None) -> None:
+            groups: Optional[Sequence[Dict[int, str]]] = None, previews: bool = False) -> None:
         """A series with its volumes: (slice count K, present slice indices) each, in volume order.
         `groups` (per volume, k -> id) names slices that may share a request: frames of one
-        multi-frame instance. Slices without a group are always handed out alone."""
+        multi-frame instance. Slices without a group are always handed out alone. `previews`: each
+        slice is fetched in two parts, its preview in the plan's preview stages, then the whole."""
         with self._lock:
             announced = self._series.get(series)
             if announced is not None and not announced.pending:
@@ -129,14 +161,20 @@ class Scheduler:
             stage_of: Dict[Key, int] = {}
             for volume, (_, present) in enumerate(volumes):
                 hint = viewed[1] if viewed is not None and viewed[0] == volume else None
-                stage_of.update({(volume, k): stage for k, stage in self.plan.assign(present, hint).items()})
+                stage_of.update({(volume, k, WHOLE_PART): stage for k, stage in self.plan.assign(present, hint).items()})
+                if previews:
+                    stage_of.update({(volume, k, PREVIEW_PART): stage
+                                     for k, stage in self.plan.assign_previews(present).items()})
             outstanding = [0] * len(self.plan.stage_ids())
             for stage in stage_of.values():
                 outstanding[stage] += 1
             order = announced.order_index if announced is not None else len(self._series)
-            group_of = {(v, k): g for v, mapping in enumerate(groups or ()) for k, g in mapping.items()}
+            group_of = {(v, k, WHOLE_PART): g for v, mapping in enumerate(groups or ()) for k, g in mapping.items()}
             entry = _Series(order_index=order, stage_of=stage_of, queued=dict(stage_of), outstanding=outstanding,
-                            spread=_spread_ranks(stage_of, self.plan.anchors), group_of=group_of)
+                            spread=_spread_ranks(stage_of, self.plan.preview_stages if self.plan.anchors else None),
+                            group_of=group_of,
+                            blocked={(v, k, WHOLE_PART) for (v, k, part) in stage_of if part == PREVIEW_PART},
+                            preview_stages=self.plan.preview_stages if previews else 0)
             self._series[series] = entry
             self._point_view(entry, viewed)
             self._advance_stages(entry)
@@ -167,17 +205,17 @@ class Scheduler:
                 keys += sorted(mates, key=entry.rank)[:limit - 1]
             batch = []
             for taken in keys:
-                batch.append(Assignment(chosen, taken[0], taken[1], entry.queued.pop(taken)))
+                batch.append(Assignment(chosen, taken[0], taken[1], entry.queued.pop(taken), taken[2]))
             entry.in_flight += len(batch)
             return batch
 
     def _choose(self) -> Optional[str]:
-        waiting = {name: s for name, s in self._series.items() if s.queued}
+        waiting = {name: s for name, s in self._series.items() if s.ready()}
         if not waiting:
             return None
         if self.strategy == DEPTH_FIRST and self._focus not in waiting:
             first = min((s for s in self._series.values() if s.queued or s.pending), key=lambda s: s.order_index)
-            if first.pending:
+            if first.pending or not first.ready():
                 return None  # the next series in line is still getting its metadata
         focus = self._focus if self._focus in waiting else None
         if focus is not None:
@@ -187,7 +225,7 @@ class Scheduler:
             waiting = {name: s for name, s in waiting.items() if name != focus}
         if self.strategy == DEPTH_FIRST:
             return min(waiting, key=lambda name: waiting[name].order_index)
-        return min(waiting, key=lambda name: (min(waiting[name].queued.values()), waiting[name].in_flight,
+        return min(waiting, key=lambda name: (waiting[name].first_ready_stage(), waiting[name].in_flight,
                                               waiting[name].order_index))
 
     # -- outcomes ---------------------------------------------------------------------------
@@ -199,6 +237,8 @@ class Scheduler:
                 return []
             entry.in_flight -= 1
             entry.outstanding[assignment.stage] -= 1
+            if assignment.part == PREVIEW_PART:
+                entry.blocked.discard((assignment.volume, assignment.k, WHOLE_PART))
             return self._advance_stages(entry)
 
     def retry(self, assignment: Assignment) -> None:
@@ -208,7 +248,7 @@ class Scheduler:
             if entry is None:
                 return
             entry.in_flight -= 1
-            key = (assignment.volume, assignment.k)
+            key = (assignment.volume, assignment.k, assignment.part)
             entry.queued[key] = assignment.stage
             entry.order.append(key)
 
@@ -222,6 +262,7 @@ class Scheduler:
             for stage in entry.queued.values():
                 entry.outstanding[stage] -= 1
             entry.queued.clear()
+            entry.blocked.clear()
             entry.pending = False
             return dropped
 
@@ -240,7 +281,7 @@ class Scheduler:
         """Aim the series' order at the viewed slice (the nearest present one), or back to its stage order."""
         entry.viewed = None
         if viewed is not None:
-            present = [k for (v, k) in entry.stage_of if v == viewed[0]]
+            present = [k for (v, k, _) in entry.stage_of if v == viewed[0]]
             if present:
                 entry.viewed = (viewed[0], min(present, key=lambda k: (abs(k - viewed[1]), k)))
         entry.stale = True
