@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from .cache import FrameCache, FrameKey
-from .dicomweb.frames import FrameData, FrameRoutes, fetch_frames
+from .dicomweb.frames import FrameData, FrameRoutes, fetch_frames, frames_path
 from .dicomweb.metadata import InstanceMetadata, series_metadata
 from .dicomweb.records import text
 from .dicomweb.server import DicomwebServer
@@ -60,12 +60,50 @@ class VolumeLoad:
 
     def write(self, k: int, frame: FrameData, quality: Quality = Quality.FULL) -> bool:
         """Decode, rescale with this frame's own slope/intercept, and write slice k (False: not better)."""
+        self._slice(k)
+        stored = decode_frame(frame.data, frame.transfer_syntax_uid, self.geometry.pixels, frame.content_type)
+        return self.write_stored(k, stored, quality)
+
+    def write_stored(self, k: int, stored: np.ndarray, quality: Quality) -> bool:
+        """Write slice k from (rows, columns) STORED values, e.g. a preview (False: not better)."""
+        geometry = self._slice(k)
+        values = stored_to_modality(stored, geometry.slope, geometry.intercept, self.volume.dtype)
+        return self.volume.write_slice(k, values, quality)
+
+    def _slice(self, k: int):
         geometry = self.geometry.slices[k]
         if geometry is None:
             raise ValueError(f"slice {k} of {self.geometry.series_uid} has no frame (it is a gap)")
-        stored = decode_frame(frame.data, frame.transfer_syntax_uid, self.geometry.pixels, frame.content_type)
-        values = stored_to_modality(stored, geometry.slope, geometry.intercept, self.volume.dtype)
-        return self.volume.write_slice(k, values, quality)
+        return geometry
+
+    def frame_path(self, server: DicomwebServer, task: SliceTask, resource: str = "frames") -> str:
+        """The path of the task's frame below the service root (one frame); another `resource`
+        names an alternate kept beside `frames/` (e.g. `jlsThumbnail`)."""
+        path = frames_path(self.study_uid, self.geometry.series_uid, task.sop_instance_uid,
+                           self._bulk.get(task.sop_instance_uid), server)
+        return f"{path[:-len('frames')]}{resource}/{task.frame_number}"
+
+    def write_fetched(self, server: DicomwebServer, task: SliceTask, frame: FrameData,
+                      cache: Optional[FrameCache]) -> None:
+        """Write a whole frame fetched from the network at FULL; then (it decoded) keep it in the cache."""
+        self.write(task.k, frame)
+        key = self.cache_key(server, task) if cache is not None else None
+        if cache is not None and key is not None:
+            cache.put(key, frame)
+
+    def from_cache(self, server: DicomwebServer, task: SliceTask, cache: Optional[FrameCache]) -> bool:
+        """Write the task's frame from the cache; False when it is not there (or no longer decodes)."""
+        key = self.cache_key(server, task) if cache is not None else None
+        frame = cache.get(key) if cache is not None and key is not None else None
+        if frame is None:
+            return False
+        try:
+            self.write(task.k, frame)
+            return True
+        except ValueError as error:  # e.g. its codec is gone: fetch it again
+            logger.info("cached frame for slice %d does not decode (%s); fetching it", task.k, error)
+            cache.discard(key)
+            return False
 
     def fetch(self, server: DicomwebServer, task: SliceTask, routes: Optional[FrameRoutes] = None) -> FrameData:
         return self.fetch_many(server, [task], routes)[0]
@@ -93,26 +131,13 @@ class VolumeLoad:
         """Fetch (the cache first), decode and write the tasks' slices; returns the bytes each took
         from the network (0: served by the cache). A frame enters the cache only after it decoded,
         so a bad answer is never kept; one request carries only the frames the cache lacks."""
-        keys = [self.cache_key(server, task) if cache is not None else None for task in tasks]
         sizes = [0] * len(tasks)
-        missing = []
-        for index, (task, key) in enumerate(zip(tasks, keys)):
-            frame = cache.get(key) if cache is not None and key is not None else None
-            if frame is not None:
-                try:
-                    self.write(task.k, frame)
-                    continue
-                except ValueError as error:  # e.g. its codec is gone: fetch it again
-                    logger.info("cached frame for slice %d does not decode (%s); fetching it", task.k, error)
-                    cache.discard(key)
-            missing.append(index)
+        missing = [index for index, task in enumerate(tasks) if not self.from_cache(server, task, cache)]
         if missing:
             frames = self.fetch_many(server, [tasks[i] for i in missing], routes)
             for index, frame in zip(missing, frames):
-                self.write(tasks[index].k, frame)
+                self.write_fetched(server, tasks[index], frame, cache)
                 sizes[index] = len(frame.data)
-                if cache is not None and keys[index] is not None:
-                    cache.put(keys[index], frame)
         return sizes
 
     def multiframe_groups(self) -> Dict[int, str]:

@@ -204,7 +204,7 @@ class FrameRoutes:
 ROUTES = FrameRoutes()
 
 
-def _probe_policy(server: DicomwebServer) -> RetryPolicy:
+def probe_policy(server: DicomwebServer) -> RetryPolicy:
     """The server's retries without 500: a refused encoding must fail fast, not back off."""
     return replace(server.retry, statuses=tuple(s for s in server.retry.statuses if s != 500))
 
@@ -233,11 +233,16 @@ def _request(server: DicomwebServer, path: str, numbers: Sequence[int], syntax: 
     response = server.get(f"{path}/{frame_list}", accept=frame_accept(syntax), headers=PIXEL_HEADERS, retry=retry,
                           max_bytes=server.limits.frame_bytes)
     where = server.url_for(f"{path}/{frame_list}")
-    content_type = response.headers.get("Content-Type", "")
-    parts = body_parts(response.content, content_type, where)
+    return frames_from_body(response.content, response.headers.get("Content-Type", ""), numbers, where,
+                            response.status_code)
+
+
+def frames_from_body(body: bytes, content_type: str, numbers: Sequence[int], where: str,
+                     status: Optional[int] = None) -> List[FrameData]:
+    """The frames of one answer's body, one per number asked, with the syntaxes their labels say."""
+    parts = body_parts(body, content_type, where)
     if len(parts) != len(numbers):
-        raise BadResponse(f"{where}: {len(parts)} frames in the answer, {len(numbers)} asked for", where,
-                          response.status_code)
+        raise BadResponse(f"{where}: {len(parts)} frames in the answer, {len(numbers)} asked for", where, status)
     fallback_syntax = syntax_of(content_type)
     return [FrameData(number, part.data, syntax_of(part.content_type) or fallback_syntax, part.content_type)
             for number, part in zip(numbers, parts)]
@@ -299,7 +304,7 @@ def fetch_frames(server: DicomwebServer, study_uid: str, series_uid: str, sop_in
         last = index == len(candidates) - 1
         try:
             frames, one_per_request = _fetch(server, path, numbers, syntax, one_per_request,
-                                             None if last else _probe_policy(server))
+                                             None if last else probe_policy(server))
         except BadResponse as error:
             if last or error.status not in REFUSED_STATUSES:
                 raise

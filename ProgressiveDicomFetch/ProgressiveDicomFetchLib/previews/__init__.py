@@ -1,0 +1,13 @@
+"""In-plane previews: a reduced copy of every slice before its exact frame (issue 10).
+
+Sources, found per series by one probe (probe.py): HTJ2K codestream prefixes fetched with HTTP
+Range (htj2k_prefixes.py), or reduced copies a static server keeps beside `frames/`
+(alternates.py). `/rendered` and `/thumbnail` are never used: they are 8-bit windowed pictures,
+not modality values.
+"""
+from __future__ import annotations
+
+from .probe import Probe, find_preview_source
+from .source import PreviewSource
+
+__all__ = ["PreviewSource", "Probe", "find_preview_source"]

@@ -1,0 +1,117 @@
+"""The pieces of the prefix previews: codestream header parsing, preview sizing, decoding a real
+HTJ2K prefix, the bilinear upsampling, and byte ranges on the real nginx."""
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+
+from ProgressiveDicomFetchLib import transfer_syntax as ts
+from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
+from ProgressiveDicomFetchLib.dicomweb.errors import BadResponse
+from ProgressiveDicomFetchLib.dicomweb.frame_ranges import get_range
+from ProgressiveDicomFetchLib.pixels import PixelDescription
+from ProgressiveDicomFetchLib.pixels.htj2k_preview import (
+    clip_to_stored, codestream_layout, decode_prefix, find_codestream, level_end, preview_level, preview_packages,
+    previews_available)
+from ProgressiveDicomFetchLib.pixels.resample import upsample
+from ProgressiveDicomFetchLib.sampledata.static_tree import split_frames
+
+KEY = "ct_thick_htj2k"
+needs_decoder = pytest.mark.skipif(not previews_available(), reason="imagecodecs (HTJ2K) is not installed")
+
+
+def first_frame(sample, key=KEY):
+    ds = pydicom.dcmread(str(sample.files(key)[len(sample.files(key)) // 2]))
+    return split_frames(ds)[0], PixelDescription.from_dataset(ds)
+
+
+def test_layout_of_the_generated_rpcl_codestream(sample_small):
+    frame, pixels = first_frame(sample_small)
+    layout = codestream_layout(frame)
+    assert (layout.rows, layout.columns, layout.tiles) == (pixels.rows, pixels.columns, 1)
+    assert layout.progression == "RPCL" and layout.high_throughput and layout.levels >= 2
+    assert layout.why_not_previewable() is None
+    assert preview_level(layout, smallest_side=32) == 2  # 128 -> 32 pixels a side
+
+
+@pytest.mark.parametrize("offset, value, reason", [(0, 0, "LRCP"), (5, 3, "tiles")])
+def test_a_codestream_a_prefix_cannot_preview_says_why(sample_small, offset, value, reason):
+    frame, _ = first_frame(sample_small)
+    data = bytearray(frame)
+    if reason == "LRCP":
+        cod = data.find(b"\xff\x52")
+        data[cod + 5] = value  # SGcod progression order
+    else:  # shrink the tile width (XTsiz, SIZ bytes 22..25 after the marker) to a third
+        siz = data.find(b"\xff\x51")
+        width = int.from_bytes(data[siz + 24:siz + 28], "big")
+        data[siz + 24:siz + 28] = (width // value).to_bytes(4, "big")
+    assert reason in codestream_layout(bytes(data)).why_not_previewable()
+
+
+@pytest.mark.compat
+def test_malformed_headers_are_named():
+    with pytest.raises(ValueError, match="no SOC/SIZ"):
+        codestream_layout(b"\x00" * 64)
+    with pytest.raises(ValueError, match="SIZ or COD"):
+        codestream_layout(b"\xff\x4f\xff\x51\x00\x05abc")
+    header = b"--b\r\nContent-Type: image/jphc\r\n\r\n"
+    assert find_codestream(header + b"\xff\x4f\xff\x51") == len(header)
+    assert find_codestream(b"not a codestream") == -1
+
+
+@needs_decoder
+def test_a_prefix_to_the_level_end_decodes_close_to_the_frame_and_shorter_ones_worse(sample_small):
+    frame, pixels = first_frame(sample_small)
+    exact = decode_prefix(frame, pixels).astype(float)  # the whole codestream: exact
+    from ProgressiveDicomFetchLib.pixels import decode_frame
+    np.testing.assert_array_equal(exact, decode_frame(frame, ts.HTJ2K_LOSSLESS_RPCL, pixels))
+    end = level_end(frame, 2)
+    assert 0 < end < len(frame) // 2
+    errors = [np.abs(decode_prefix(frame[:n], pixels).astype(float) - exact).mean() for n in (end // 3, end, 2 * end)]
+    assert errors[0] > errors[1] > errors[2] > 0
+
+
+@pytest.mark.compat
+def test_clip_to_stored_rereads_wrapped_undershoot_and_clips_to_bits_stored():
+    pixels = PixelDescription(rows=1, columns=4, bits_allocated=16, bits_stored=12, high_bit=11, pixel_representation=0)
+    wrapped = np.array([[65535, 0, 4095, 5000]], np.uint16)  # -1 wrapped, in range, max, overshoot
+    assert clip_to_stored(wrapped, pixels).tolist() == [[0, 0, 4095, 4095]]
+    signed = PixelDescription(rows=1, columns=2, bits_allocated=16, bits_stored=12, high_bit=11, pixel_representation=1)
+    assert clip_to_stored(np.array([[-3000.4, 2047.6]]), signed).tolist() == [[-2048, 2047]]
+
+
+@pytest.mark.compat
+def test_upsample_keeps_constants_and_block_centres():
+    assert np.all(upsample(np.full((4, 4), 7.0), (16, 16)) == 7.0)
+    ramp = np.arange(4, dtype=float)[None, :].repeat(2, 0)
+    wide = upsample(ramp, (2, 16))
+    assert wide[0, 1] == pytest.approx(0.0) and wide[0, -1] == pytest.approx(3.0)
+    assert np.all(np.diff(wide[0]) >= 0)  # monotone, no overshoot
+    with pytest.raises(ValueError):
+        upsample(np.zeros(5), (4, 4))
+
+
+@pytest.mark.compat
+def test_preview_packages_are_named_only_for_htj2k_without_a_prefix_decoder():
+    assert preview_packages([ts.EXPLICIT_VR_LITTLE_ENDIAN, None]) == []
+    expected = [] if previews_available() else ["imagecodecs"]
+    assert preview_packages([ts.HTJ2K_LOSSLESS_RPCL]) == expected
+
+
+def test_ranges_on_nginx_are_exact_and_a_lying_range_is_refused(static_server, sample_small):
+    info = sample_small.series(KEY)
+    instance = next(i for i in static_server.tree.instances if i.series_uid == info.series_uid)
+    path = f"{instance.frames_dir}/1"
+    whole = static_server.tree.frame_path(instance, 1).read_bytes()
+    server = DicomwebServer(static_server.dicomweb_url)
+    head = get_range(server, path, "*/*", 0, 99)
+    assert head.partial and head.data == whole[:100] and head.total == len(whole) and head.validator
+    rest = get_range(server, path, "*/*", 100, None, head.validator)
+    assert rest.partial and rest.whole and head.data + rest.data == whole
+    changed = get_range(server, path, "*/*", 100, None, '"not-the-etag"')
+    assert not changed.partial and changed.data == whole  # If-Range failed: the whole object
+    with pytest.raises(BadResponse):
+        get_range(server, path, "*/*", len(whole) + 10, None)  # 416
+    with pytest.raises(ValueError):
+        get_range(server, path, "*/*", 10, 5)
