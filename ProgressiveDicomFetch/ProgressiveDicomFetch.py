@@ -26,7 +26,7 @@ from slicer.util import VTKObservationMixin
 
 from ProgressiveDicomFetchLib import __version__
 from ProgressiveDicomFetchLib.cache import FrameCache
-from ProgressiveDicomFetchLib.engine.events import ERROR
+from ProgressiveDicomFetchLib.engine.events import COMPLETE, ERROR
 from ProgressiveDicomFetchLib.engine.scheduler import BREADTH_FIRST, STRATEGIES
 from ProgressiveDicomFetchLib.panel import (AUTH_KINDS, DATE_PRESETS, SERIES_COLUMNS, STUDY_COLUMNS, RecentServers,
                                             SearchForm, ServerSettings, is_loadable, progress_row, status_message,
@@ -109,6 +109,7 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
         self._studies: List[Any] = []
         self._series: List[Any] = []
         self._labels = {}
+        self._declinedPackages = set()
         self._pumpTimer = qt.QTimer()
 
     def setup(self) -> None:
@@ -311,6 +312,8 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
                 slicer.util.showStatusMessage(message, 5000)
             if event.event == ERROR:
                 self._offerDecoders(event.series_uid)
+            elif event.event == COMPLETE:
+                self._offerPreviews(event.series_uid)
         if update:
             self._showProgress()
         if not self.logic.isLoading():
@@ -357,6 +360,20 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
                   "Then load the series again.").format(packages=", ".join(packages))):
             with slicer.util.tryWithErrorDisplay(_("Failed to install the decoder."), waitCursor=True):
                 self.logic.installDecoders(packages)
+
+    def _offerPreviews(self, seriesUID: str) -> None:
+        """An HTJ2K series loaded without previews for want of imagecodecs: offer it, once a session."""
+        optional = [p for p in self.logic.optionalPackages(seriesUID) if p not in self._declinedPackages]
+        if not optional:
+            return
+        if slicer.util.confirmOkCancelDisplay(
+                _("This series is stored as HTJ2K. With {packages} installed, every slice shows a reduced "
+                  "preview within seconds (it loads without it too). Install it now? It is used from the next "
+                  "load.").format(packages=", ".join(optional))):
+            with slicer.util.tryWithErrorDisplay(_("Failed to install the package."), waitCursor=True):
+                self.logic.installDecoders(optional)
+        else:
+            self._declinedPackages.update(optional)  # asked once per session
 
     # -- tables --------------------------------------------------------------------------------------
     @staticmethod
@@ -453,6 +470,9 @@ class ProgressiveDicomFetchLogic(ScriptedLoadableModuleLogic):
 
     def missingDecoders(self, seriesUID: str) -> List[str]:
         return self.session.missing_decoders(seriesUID)
+
+    def optionalPackages(self, seriesUID: str) -> List[str]:
+        return self.session.optional_packages(seriesUID)
 
     def installDecoders(self, packages: List[str]) -> None:
         """pip_ensure on Slicer 5.11+ (asks the user itself), pip_install before."""

@@ -157,3 +157,34 @@ def test_a_cancelled_series_loads_again_fetching_only_what_the_cache_lacks(slice
             "only the slices the cache lacked are downloaded again"
     finally:
         session.close()
+
+
+def test_an_htj2k_series_on_a_range_server_previews_in_its_node_then_is_exact(slicer_module, static_server,
+                                                                             sample_small):
+    """The scene path (nodes made from metadata first) with HTJ2K prefix previews on nginx."""
+    from ProgressiveDicomFetchLib.pixels.htj2k_preview import previews_available
+    from ProgressiveDicomFetchLib.volume import Quality
+
+    if not previews_available():
+        pytest.skip("imagecodecs (HTJ2K prefixes) is not installed")
+    info = sample_small.series("ct_thick_htj2k")
+    session = FetchSession(slicer_module.mrmlScene)
+    session.set_server(static_server.dicomweb_url)
+    try:
+        (node,) = session.load(info.study_uid, [info.series_uid])
+        seen = set()
+
+        def previewed_then_done():
+            (progress,) = session.progress()
+            if progress.counts[Quality.SUBRESOLUTION.name]:
+                seen.add(Quality.SUBRESOLUTION)
+            return progress.state == "complete"
+
+        tick_until(session, previewed_then_done)
+        session.process()
+        assert Quality.SUBRESOLUTION in seen
+        assert session.optional_packages(info.series_uid) == []  # imagecodecs is here
+        assert session.optional_packages("1.2.3") == []
+        np.testing.assert_array_equal(slicer_module.util.arrayFromVolume(node), sample_small.load_truth("ct_thick_htj2k"))
+    finally:
+        session.close()

@@ -65,7 +65,9 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--connections", type=int, default=DEFAULT_CONNECTIONS)
     parser.add_argument("--focus", action="append", default=[], metavar="SECONDS:SERIES_UID[:SLICE]",
                         help="move the focus to a series (and slice) this many seconds after the start")
-    parser.add_argument("--stages", default="anchors,8,4,2", help="stage plan (default: anchors,8,4,2)")
+    parser.add_argument("--stages", default=str(StagePlan()),
+                        help=f"stage plan (default: {StagePlan()}; preview-N: in-plane previews of every Nth "
+                             "slice, then of the rest, where the server offers them; 'anchors,8,4,2': none)")
     parser.add_argument("--timeline", type=Path, metavar="FILE.json", help="write the timeline JSON here")
     parser.add_argument("--cache", type=Path, metavar="DIR",
                         help="on-disk frame cache: frames found there are not downloaded again (resume)")

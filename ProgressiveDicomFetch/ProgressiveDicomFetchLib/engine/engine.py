@@ -22,11 +22,13 @@ from ..dicomweb.metadata import series_metadata
 from ..dicomweb.server import DicomwebServer
 from ..geometry import series_geometry
 from ..loading import SliceTask, VolumeLoad
+from ..previews import PreviewSource, Probe, find_preview_source
+from ..volume import Quality
 from .events import (CANCELLED, CANCELLED_STATE, COMPLETE, COMPLETE_STATE, COVERED, ERROR, FAILED, FIRST_SLICE,
                      FOCUS, LOADING, METADATA, STAGE, EngineEvent, SeriesProgress)
 from .scheduler import BREADTH_FIRST, Assignment, Scheduler
 from .series_state import SeriesState
-from .stage_plan import StagePlan
+from .stage_plan import PREVIEW_PART, StagePlan
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,8 @@ class ProgressiveFetchEngine:
         self._events: "queue.SimpleQueue[EngineEvent]" = queue.SimpleQueue()
         self._new_volumes: "queue.SimpleQueue[Tuple[str, int, VolumeLoad]]" = queue.SimpleQueue()
         self._routes = FrameRoutes()
+        self._ranges: Optional[bool] = None  # the server honours Range (learnt by the first probe)
+        self._probe_lock = threading.Lock()
         self._wake = threading.Condition()
         self._paused = False
         self._closed = False
@@ -84,10 +88,12 @@ class ProgressiveFetchEngine:
                 raise ValueError(f"series {series_uid} is already requested")
             state = self._series[series_uid] = SeriesState(study_uid, series_uid)
             self.scheduler.expect(series_uid)  # keeps its place in line while its metadata comes
-            if loads is None:
-                self._metadata_jobs.append(series_uid)
+            if loads is not None:
+                self._take_loads(state, loads, announce=False)
+            if loads is None or self.plan.previews is not None:
+                self._metadata_jobs.append(series_uid)  # metadata, then the probe for a preview source
             else:
-                self._start_loading(state, loads, announce=False)
+                self._schedule(state, None)
             self._wake.notify_all()
 
     def set_focus(self, series_uid: Optional[str], slice_index: Optional[float] = None, volume: int = 0) -> None:
@@ -233,35 +239,70 @@ class ProgressiveFetchEngine:
                 self._wake.wait(0.5)
 
     def _load_metadata(self, series_uid: str) -> None:
+        """Metadata (unless the caller gave the volumes), then the preview probe, then the slices."""
         state = self._series[series_uid]
-        state.state = METADATA
-        try:
-            instances = series_metadata(self.server, state.study_uid, series_uid)
-            geometry = series_geometry(instances, series_uid)
-            loads = [VolumeLoad(volume, state.study_uid, instances, fill=self.fill) for volume in geometry.volumes]
-        except (DicomwebError, ValueError, MemoryError) as error:
-            self._fail(state, f"cannot load series {series_uid}: {error}")
-            return
-        for message in geometry.messages + [m for v in geometry.volumes for m in v.messages]:
-            logger.info("series %s: %s", series_uid, message)
+        if not state.loads:
+            state.state = METADATA
+            try:
+                instances = series_metadata(self.server, state.study_uid, series_uid)
+                geometry = series_geometry(instances, series_uid)
+                loads = [VolumeLoad(volume, state.study_uid, instances, fill=self.fill) for volume in geometry.volumes]
+            except (DicomwebError, ValueError, MemoryError) as error:
+                self._fail(state, f"cannot load series {series_uid}: {error}")
+                return
+            for message in geometry.messages + [m for v in geometry.volumes for m in v.messages]:
+                logger.info("series %s: %s", series_uid, message)
+            with self._wake:
+                if state.state == CANCELLED_STATE or self._closed:
+                    return
+                self._take_loads(state, loads, announce=True)
+        probe = self._probe(state) if self.plan.previews is not None else None
         with self._wake:
             if state.state == CANCELLED_STATE or self._closed:
                 return
-            self._start_loading(state, loads, announce=True)
+            self._schedule(state, probe)
             self._wake.notify_all()
 
-    def _start_loading(self, state: SeriesState, loads: List[VolumeLoad], announce: bool) -> None:
-        """Schedule the series' slices (with the engine's lock held)."""
+    def _probe(self, state: SeriesState) -> Optional[Probe]:
+        """Find the series' preview source (one request; see previews/probe.py)."""
+        if self._ranges is None:  # the first probes ask the server about Range one at a time
+            with self._probe_lock:
+                probe = find_preview_source(self.server, state.loads[0], self.cache, self._ranges)
+                if probe.ranges is not None:
+                    self._ranges = probe.ranges
+        else:
+            probe = find_preview_source(self.server, state.loads[0], self.cache, self._ranges)
+        logger.info("series %s: %s", state.series_uid, probe.reason)
+        state.preview_note = probe.reason
+        return probe
+
+    def _take_loads(self, state: SeriesState, loads: List[VolumeLoad], announce: bool) -> None:
+        """The series' volumes are known (with the engine's lock held): nodes may be made for them."""
         first = loads[0].geometry.dataset
         state.label = f"{first.get('SeriesNumber', '')}: {first.get('SeriesDescription', '')}".strip(": ")
         state.loads = loads
         state.state = LOADING
-        state.stage = self.plan.stage_ids()[0]
         if announce:
             for index, load in enumerate(loads):
                 self._new_volumes.put((state.series_uid, index, load))
+
+    def _schedule(self, state: SeriesState, probe: Optional[Probe]) -> None:
+        """Schedule the series' slices, in two parts each when it has a preview source (lock held)."""
+        state.preview = probe.source if probe is not None else None
+        loads = state.loads
+        previews = state.preview is not None
         self.scheduler.add(state.series_uid, [(load.volume.num_slices, [t.k for t in load.tasks()]) for load in loads],
-                           groups=[load.multiframe_groups() for load in loads])
+                           groups=None if previews else [load.multiframe_groups() for load in loads], previews=previews)
+        current = self.scheduler.current_stage(state.series_uid)
+        state.stage = None if current is None else self.plan.stage_ids()[current]
+        if probe is not None and probe.frame is not None:
+            task, frame, size = probe.frame
+            state.prefetched[(0, task.k)] = (frame, size)
+        if probe is not None:
+            state.bytes += probe.bytes
+        if probe is not None and probe.wrote is not None:
+            state.first_slice = True
+            self._emit(state.series_uid, FIRST_SLICE)
 
     def _load_slices(self, batch: List[Assignment]) -> None:
         """Fetch one request's frames (one slice, or several frames of one multi-frame object)."""
@@ -273,12 +314,36 @@ class ProgressiveFetchEngine:
             tasks.append(SliceTask(assignment.k, frame.sop_instance_uid, frame.frame_number))
         started = time.monotonic()
         try:
-            sizes = load.load_many(self.server, tasks, self._routes, self.cache)  # network bytes, 0 if cached
+            sizes = [self._take_prefetched(state, load, batch[0].volume, task) for task in tasks]
+            wanted = [i for i, size in enumerate(sizes) if size is None]
+            if state.preview is not None:
+                sizes = [self._load_part(state.preview, load, tasks[0], batch[0].part) if wanted else sizes[0]]
+            else:
+                fetched = load.load_many(self.server, [tasks[i] for i in wanted], self._routes, self.cache)
+                for index, size in zip(wanted, fetched):
+                    sizes[index] = size  # network bytes, 0 if cached
         except (DicomwebError, ValueError) as error:
             self._slices_failed(state, batch, error, started)
             return
         for assignment, size in zip(batch, sizes):
             self._slice_done(state, assignment, size)
+
+    def _take_prefetched(self, state: SeriesState, load: VolumeLoad, volume: int, task: SliceTask) -> Optional[int]:
+        """Write the frame the probe got for this slice, if any; its bytes (None: not prefetched)."""
+        with self._wake:
+            kept = state.prefetched.pop((volume, task.k), None)
+        if kept is None:
+            return None
+        load.write_fetched(self.server, task, kept[0], self.cache)
+        return kept[1]
+
+    def _load_part(self, source: PreviewSource, load: VolumeLoad, task: SliceTask, part: int) -> int:
+        """A slice's preview, or its whole frame; nothing when the slice is already that good (the
+        probe wrote it, or a short frame came whole with its preview)."""
+        quality = load.volume.quality(task.k)
+        if part == PREVIEW_PART:
+            return 0 if quality >= source.quality else source.fetch_preview(self.server, load, task, self.cache)
+        return 0 if quality >= Quality.FULL else source.fetch_whole(self.server, load, task, self._routes, self.cache)
 
     def _slices_failed(self, state: SeriesState, batch: List[Assignment], error: Exception, started: float) -> None:
         """Retry the slices first in line, or fail the series: after MAX_CONSECUTIVE_FAILURES failure

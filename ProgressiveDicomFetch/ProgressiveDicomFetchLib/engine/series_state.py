@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..loading import VolumeLoad
 from ..volume import Quality
@@ -25,6 +25,9 @@ class SeriesState:
     covered: bool = False
     complete: bool = False
     stage: Optional[str] = None
+    preview: Optional[Any] = None  # the series' PreviewSource (None: full frames only)
+    prefetched: Dict[Tuple[int, int], Tuple[Any, int]] = field(default_factory=dict)  # the probe's frame, bytes
+    preview_note: str = ""  # which preview source, or why none (for the log and the panel)
 
     def count_attempts(self, slices: Sequence[Tuple[int, int]]) -> int:
         """Count one more failed try for each slice; returns the most any of them has had."""

@@ -18,6 +18,7 @@ from ..engine import BREADTH_FIRST, DEFAULT_CONNECTIONS, EngineUpdate, SeriesPro
 from ..engine.events import CANCELLED_STATE, FAILED
 from ..engine.scheduler import STRATEGIES
 from ..pixels.codecs import missing_packages
+from ..pixels.htj2k_preview import preview_packages
 from ..server_check import ServerCheck, check_server
 from .scene_loader import SceneLoader
 
@@ -130,6 +131,14 @@ class FetchSession:
             return []
         syntaxes = [uid for load in self.loader.engine.loads(series_uid) for uid in load.stored_transfer_syntaxes]
         return missing_packages(syntaxes)
+
+    def optional_packages(self, series_uid: str) -> List[str]:
+        """Packages that would add in-plane previews to the series (imagecodecs for HTJ2K prefixes);
+        loading works without them. Offer them with the user's consent, never install silently."""
+        if self.loader is None or series_uid not in {p.series_uid for p in self.loader.progress()}:
+            return []
+        syntaxes = [uid for load in self.loader.engine.loads(series_uid) for uid in load.stored_transfer_syntaxes]
+        return preview_packages(syntaxes)
 
     def process(self, budget_ms: float = 5.0, yield_ms: float = 0.0) -> EngineUpdate:
         """The main-thread tick (the panel's QTimer); nothing to do without a load."""
