@@ -140,9 +140,10 @@ def level_end(codestream: bytes, skip: int) -> int:
     return low
 
 
-def preview_level(layout: CodestreamLayout, smallest_side: int = 64) -> int:
+def preview_level(layout: CodestreamLayout, smallest_side: int = 128) -> int:
     """How many levels to skip for the preview: the most that keeps its shorter side >= smallest_side
-    (128x128 for a 512x512 frame with 64; at most the codestream's levels, at least 1)."""
+    (128x128 for a 512x512 frame: 1/16 of the pixels, ~8 % of the bytes; at most the codestream's
+    levels, at least 1)."""
     side = min(layout.rows, layout.columns)
     skip = 1
     while skip < layout.levels and math.ceil(side / 2 ** (skip + 1)) >= smallest_side:
@@ -173,5 +174,8 @@ def clip_to_stored(values: np.ndarray, pixels: PixelDescription) -> np.ndarray:
         array = array.view(np.int16)
     bits = pixels.bits_stored
     low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if pixels.signed else (0, (1 << bits) - 1)
-    return np.clip(np.rint(array.astype(np.float64)) if array.dtype.kind == "f" else array.astype(np.int64),
-                   low, high).astype(pixels.stored_dtype)
+    if array.dtype.kind == "f":
+        array = np.rint(array)
+    elif not (np.iinfo(array.dtype).min <= low and high <= np.iinfo(array.dtype).max):
+        array = array.astype(np.int64)  # clip where both bounds fit (in place of the decoder's dtype: fast)
+    return np.clip(array, low, high).astype(pixels.stored_dtype, copy=False)
