@@ -10,8 +10,10 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 from servers.orthanc import orthanc_available
 from support import missing
@@ -139,3 +141,105 @@ def test_report_only_redraws_the_same_table_from_the_raw_runs(tiny_run):
                              "--report-only", "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-4000:]
     assert (out / "summary.md").read_text() == before
+
+
+# -- the in-plane stage benchmark (in_plane_stages.py): its pieces, without root -----------------
+IN_PLANE = BENCH / "in_plane_stages.py"
+PLAIN_PLAN = "anchors,8,4,2"
+
+
+def test_in_plane_error_is_mean_absolute_and_psnr_over_the_truth_range():
+    from in_plane_run import preview_error
+
+    truth = np.arange(-1024, 1024, dtype=np.int16).reshape(2, 32, 32)
+    off = truth.copy()
+    off[1] += 3  # half the voxels 3 HU off
+    mae, psnr = preview_error(off, truth)
+    assert mae == pytest.approx(1.5)
+    assert psnr == pytest.approx(10 * np.log10(float(truth.max() - truth.min()) ** 2 / 4.5))
+    assert preview_error(truth, truth) == (0.0, float("inf"))
+    with pytest.raises(ValueError, match="shape"):
+        preview_error(truth[:1], truth)
+
+
+def test_in_plane_bad_arguments_are_named_before_anything_starts():
+    for args, word in ((["--rates", "fast"], "fast"), (["--plan-previews", "preview-x"], "--plan-previews"),
+                       (["--plan-plain", "8,8"], "--plan-plain"), (["--repeats", "0"], "--repeats")):
+        result = subprocess.run([sys.executable, str(IN_PLANE)] + args, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert word in result.stderr
+
+
+@pytest.fixture(scope="module")
+def in_plane_series(sample_full):
+    from in_plane_data import ensure_series
+    from servers.nginx import nginx_available
+
+    if not nginx_available():
+        missing("nginx (Debian package nginx)")
+    return ensure_series()
+
+
+def test_in_plane_series_is_served_as_htj2k_rpcl(in_plane_series):
+    from ProgressiveDicomFetchLib.sampledata.static_tree import StaticTree
+    from ProgressiveDicomFetchLib.sampledata.transcode import RPCL, progression_order
+    from ProgressiveDicomFetchLib.transfer_syntax import HTJ2K_LOSSLESS_RPCL
+
+    tree = StaticTree.load(in_plane_series.tree_root)
+    assert in_plane_series.slices == len(tree.instances) >= 200
+    assert {i.transfer_syntax for i in tree.instances} == {HTJ2K_LOSSLESS_RPCL}
+    frames = [tree.frame_path(i, 1).read_bytes() for i in tree.instances]
+    assert all(progression_order(frame) == RPCL for frame in frames)
+    assert sum(len(frame) for frame in frames) == in_plane_series.frame_bytes < in_plane_series.native_bytes / 2
+
+
+def _in_plane_run(series, plan: str, out: Path, *options: str) -> dict:
+    """One run of in_plane_run.py against nginx on plain loopback (no root, no rate limit)."""
+    from servers.nginx import NginxStaticServer
+
+    with NginxStaticServer(series.tree_root) as nginx:
+        command = [sys.executable, str(BENCH / "in_plane_run.py"), "--plan", plan, "--url", nginx.dicomweb_url,
+                   "--study", series.study_uid, "--series", series.series_uid, "--truth", series.truth,
+                   "--out", str(out), *options]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(out.read_text())
+
+
+def test_in_plane_run_fetches_exactly_and_judges_the_previews(in_plane_series, tmp_path):
+    """One real run: the engine gets every frame once, the final volume is the truth, the error
+    shrinks from stage to stage, and the report reads the record."""
+    from in_plane_report import PLAIN, PREVIEWS, summarise, table
+
+    run = _in_plane_run(in_plane_series, PLAIN_PLAN, tmp_path / "run.json", "--snapshot-at", "0")
+    assert run["errors"] == [] and run["final_exact"]
+    assert run["body_bytes"] == in_plane_series.frame_bytes  # each frame once, whole
+    assert list(run["stages"]) == ["anchors", "every-8", "every-4", "every-2", "rest"]
+    assert 0 < run["first_slice_s"] <= run["covered_s"] <= run["stages"]["anchors"] <= run["complete_s"]
+    errors = [run["snapshots"][f"stage:{stage}"]["mae"] for stage in run["stages"]]
+    assert errors == sorted(errors, reverse=True) and errors[0] > 0 and errors[-1] == 0
+    truth = np.load(in_plane_series.truth)
+    assert run["snapshots"]["at_time"]["mae"] == pytest.approx(float(np.abs(truth.astype(np.float64)).mean()))
+    assert run["snapshots"]["covered"]["counts"]["MISSING"] == 0
+
+    wire = run["wire"][-1][1]
+    raw = {"rate": "loopback", "rate_bps": None, "connections": 4, "series": asdict(in_plane_series),
+           "runs": [dict(run, label=label, repeat=0, wire_bytes=wire, qdisc={}) for label in (PREVIEWS, PLAIN)]}
+    summary = summarise(raw)
+    assert summary["body_vs_frames"] == pytest.approx(1.0)
+    assert summary["extra_bytes"]["body_MB"] == 0.0
+    lines = "\n".join(table("loopback", raw, summary))
+    assert f"`{PLAIN_PLAN}`" in lines and "never finished a 'preview-rest' stage" in lines
+    assert "WARNING" not in lines
+
+
+def test_in_plane_run_catches_the_all_previewed_moment(in_plane_series, tmp_path):
+    """With the in-plane stage: every slice is real (no MISSING, no FILLED) at the end of "preview-rest",
+    the prefixes and their rests add up to the frames exactly, and the preview is no exact volume."""
+    run = _in_plane_run(in_plane_series, "preview-4,anchors,8,4,2", tmp_path / "run.json")
+    assert run["errors"] == [] and run["final_exact"]
+    assert run["body_bytes"] == in_plane_series.frame_bytes
+    assert 0 < run["covered_s"] <= run["all_previewed_s"] == run["stages"]["preview-rest"] < run["complete_s"]
+    previewed = run["snapshots"]["stage:preview-rest"]
+    assert previewed["counts"]["MISSING"] == previewed["counts"]["FILLED"] == 0
+    assert previewed["counts"]["SUBRESOLUTION"] > 0 and 0 < previewed["mae"] < run["snapshots"]["covered"]["mae"]
