@@ -18,7 +18,7 @@ from .dicomweb.metadata import InstanceMetadata, series_metadata
 from .dicomweb.records import text
 from .dicomweb.server import DicomwebServer
 from .geometry import VolumeGeometry, series_geometry
-from .pixels import decode_frame, stored_to_modality
+from .pixels import can_decode, decode_frame, stored_to_modality
 from .volume import ProgressiveVolume, Quality
 
 logger = logging.getLogger(__name__)
@@ -115,7 +115,8 @@ class VolumeLoad:
         if any(task.sop_instance_uid != sop for task in tasks):
             raise ValueError("one request carries frames of one instance only")
         return fetch_frames(server, self.study_uid, self.geometry.series_uid, sop, [t.frame_number for t in tasks],
-                            stored_syntax=self._stored.get(sop), bulk_data_uri=self._bulk.get(sop), routes=routes)
+                            stored_syntax=self._stored.get(sop), bulk_data_uri=self._bulk.get(sop), routes=routes,
+                            can_decode=can_decode)
 
     def cache_key(self, server: DicomwebServer, task: SliceTask) -> Optional[FrameKey]:
         """The frame's cache key; None (not cached) when a UID is not one (they come from the server)."""

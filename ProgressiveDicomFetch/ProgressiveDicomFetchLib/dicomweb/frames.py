@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, replace
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .. import transfer_syntax as ts
 from .errors import BadResponse, NotFound
@@ -29,6 +29,13 @@ logger = logging.getLogger(__name__)
 ANY_SYNTAX = "*"
 REFUSED_STATUSES = (400, 406, 415, 500)
 PIXEL_HEADERS = {"Accept-Encoding": "identity"}
+#: family (transfer_syntax.family) -> whether a decoder for it is installed. The codec layer sits
+#: above this one, so the caller passes its answer in (pixels.can_decode); None: every family.
+Decodable = Callable[[str], bool]
+
+
+def _every_family(family: str) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
@@ -158,13 +165,11 @@ def frame_accept(transfer_syntax: Optional[str]) -> str:
     return f'multipart/related; type="{media}"; transfer-syntax={transfer_syntax}'
 
 
-def negotiate(stored_syntax: Optional[str] = None) -> List[str]:
+def negotiate(stored_syntax: Optional[str] = None, can_decode: Optional[Decodable] = None) -> List[str]:
     """Syntaxes to ask for, in order: the stored one (`*`) when it can be decoded here (or is not
     known yet), then explicit VR little endian, which every server must be able to send."""
-    from ..pixels import can_decode  # the pixel layer knows which codec packages are installed
-
     family = ts.family(stored_syntax)
-    if stored_syntax and not can_decode(family):
+    if stored_syntax and not (can_decode or _every_family)(family):
         return [ts.EXPLICIT_VR_LITTLE_ENDIAN]
     return [ANY_SYNTAX, ts.EXPLICIT_VR_LITTLE_ENDIAN]
 
@@ -263,9 +268,7 @@ def _fetch(server: DicomwebServer, path: str, numbers: Sequence[int], syntax: Op
     return [f for n in numbers for f in _request(server, path, [n], syntax, retry)], True
 
 
-def _undecodable(frames: List[FrameData]) -> bool:
-    from ..pixels import can_decode
-
+def _undecodable(frames: List[FrameData], can_decode: Decodable) -> bool:
     for frame in frames:
         family = ts.family(frame.transfer_syntax_uid) or ts.media_type_family(frame.content_type)
         if family is not None and not can_decode(family):
@@ -276,12 +279,13 @@ def _undecodable(frames: List[FrameData]) -> bool:
 def fetch_frames(server: DicomwebServer, study_uid: str, series_uid: str, sop_instance_uid: str,
                  frame_numbers: Sequence[int], transfer_syntax: Optional[str] = None, *,
                  stored_syntax: Optional[str] = None, bulk_data_uri: Optional[str] = None,
-                 routes: Optional[FrameRoutes] = None) -> List[FrameData]:
+                 routes: Optional[FrameRoutes] = None, can_decode: Optional[Decodable] = None) -> List[FrameData]:
     """Frames (1-based numbers) of one instance, in the order asked.
 
     `transfer_syntax` None negotiates (module docstring) and remembers the outcome in `routes`
     (default: the module's ROUTES); a UID or `*` asks exactly that. `stored_syntax`, when the
-    metadata tells it, skips asking for an encoding that cannot be decoded here.
+    metadata tells it, skips asking for an encoding that cannot be decoded here; `can_decode`
+    says what can (pixels.can_decode; None: anything, so stored frames are always accepted).
     Raises NotFound (unknown instance or frame), BadResponse (wrong number of frames, refusal).
     """
     for keyword, uid in (("StudyInstanceUID", study_uid), ("SeriesInstanceUID", series_uid),
@@ -299,7 +303,7 @@ def fetch_frames(server: DicomwebServer, study_uid: str, series_uid: str, sop_in
         if one_per_request and not (route and route.one_per_request):
             routes.remember(server, series_uid, FrameRoute(route.syntax if route else transfer_syntax, True))
         return frames
-    candidates = [route.syntax] if route else negotiate(stored_syntax)
+    candidates = [route.syntax] if route else negotiate(stored_syntax, can_decode)
     for index, syntax in enumerate(candidates):
         last = index == len(candidates) - 1
         try:
@@ -311,7 +315,7 @@ def fetch_frames(server: DicomwebServer, study_uid: str, series_uid: str, sop_in
             logger.info("%s refused frames as %s (HTTP %s); trying %s", server.url, syntax, error.status,
                         candidates[index + 1])
             continue
-        if not last and syntax == ANY_SYNTAX and _undecodable(frames):
+        if not last and syntax == ANY_SYNTAX and _undecodable(frames, can_decode or _every_family):
             logger.info("%s sent frames no installed decoder reads; asking %s", server.url, candidates[index + 1])
             continue
         routes.remember(server, series_uid, FrameRoute(syntax, one_per_request))

@@ -19,7 +19,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 import requests
 from requests.auth import AuthBase
 
-from ..server_check import redact_url, validate_base_url
+from .urls import redact_url, validate_base_url
 from .auth import BasicAuth, TokenProvider
 from .body import BodyInterrupted, BodyLimits, read_body
 from .errors import AuthenticationFailed, BadResponse, DicomwebError, NotFound, ServerUnreachable
