@@ -20,7 +20,8 @@ FLOORS: Tuple[Tuple[str, ...], ...] = (
     ("files", "transfer_syntax"),  # ground floor: helpers for everyone
     ("pixels", "volume", "output", "dicomweb"),  # codecs; progressive buffer; reports; DICOMweb client
     ("geometry", "cache"),  # frames -> volumes (needs pixels); frames kept on disk (needs dicomweb)
-    ("loading", "sampledata"),  # the volume model and frame fetcher; demo data
+    ("loading", "sampledata"),  # the volume model; demo data
+    ("retrieve",),  # series made ready, frame fetchers
     ("previews",),  # preview sources
     ("engine",),  # scheduling, workers, events, timeline
     ("scene", "panel", "cli"),  # Slicer scene binding, panel logic, command line

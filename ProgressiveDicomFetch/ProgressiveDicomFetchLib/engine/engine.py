@@ -18,17 +18,17 @@ from typing import Callable, Deque, Dict, List, Optional, Tuple
 from ..cache import FrameCache
 from ..dicomweb.errors import DicomwebError
 from ..dicomweb.frames import FrameRoutes
-from ..dicomweb.metadata import series_metadata
 from ..dicomweb.server import DicomwebServer
-from ..geometry import series_geometry
 from ..loading import SliceTask, VolumeLoad
 from ..previews import PreviewSource, Probe, find_preview_source
+from ..retrieve import prepare_series
 from ..volume import Quality
 from .events import (CANCELLED, CANCELLED_STATE, COMPLETE, COMPLETE_STATE, COVERED, ERROR, FAILED, FIRST_SLICE,
                      FOCUS, LOADING, METADATA, STAGE, EngineEvent, SeriesProgress)
 from .scheduler import BREADTH_FIRST, Assignment, Scheduler
 from .series_state import SeriesState
 from .stage_plan import PREVIEW_PART, StagePlan
+from .wait_loop import run_until
 
 logger = logging.getLogger(__name__)
 
@@ -186,17 +186,12 @@ class ProgressiveFetchEngine:
     def run_until_finished(self, on_update: Optional[Callable[[EngineUpdate], None]] = None,
                            poll_s: float = 0.02, timeout: Optional[float] = None) -> bool:
         """The main-thread loop for scripts and the command line; False on timeout."""
-        limit = None if timeout is None else time.monotonic() + timeout
-        while True:
-            done = self.finished()
+        def tick() -> None:
             update = self.process_events()
             if on_update is not None and update:
                 on_update(update)
-            if done:
-                return True
-            if limit is not None and time.monotonic() > limit:
-                return False
-            time.sleep(poll_s)
+
+        return run_until(self.finished, tick, poll_s, timeout)
 
     def elapsed(self) -> float:
         return self._clock() - self.started_at
@@ -244,14 +239,10 @@ class ProgressiveFetchEngine:
         if not state.loads:
             state.state = METADATA
             try:
-                instances = series_metadata(self.server, state.study_uid, series_uid)
-                geometry = series_geometry(instances, series_uid)
-                loads = [VolumeLoad(volume, state.study_uid, instances, fill=self.fill) for volume in geometry.volumes]
+                loads = prepare_series(self.server, state.study_uid, series_uid, self.fill)
             except (DicomwebError, ValueError, MemoryError) as error:
                 self._fail(state, f"cannot load series {series_uid}: {error}")
                 return
-            for message in geometry.messages + [m for v in geometry.volumes for m in v.messages]:
-                logger.info("series %s: %s", series_uid, message)
             with self._wake:
                 if state.state == CANCELLED_STATE or self._closed:
                     return
