@@ -216,20 +216,22 @@ def probe_policy(server: DicomwebServer) -> RetryPolicy:
 
 # -- fetching ----------------------------------------------------------------------------------
 def frames_path(study_uid: str, series_uid: str, sop_instance_uid: str, bulk_data_uri: Optional[str] = None,
-                server: Optional[DicomwebServer] = None) -> str:
+                server: Optional[DicomwebServer] = None, resource: str = "frames") -> str:
     """Path of an instance's frames below the service root. A metadata BulkDataURI is used when it
     names a frames resource (static trees: `instances/<sop>/frames`, relative to the series, or
     absolute on the same server); others, like Orthanc's `.../bulk/7fe00010`, are whole-element
-    bulk data, not frames, so the standard frames URL is used."""
+    bulk data, not frames, so the standard frames URL is used. Another `resource` names a folder
+    beside `frames/` in the same instance (static-wado alternates such as `jlsThumbnail`)."""
     series_path = f"studies/{study_uid}/series/{series_uid}"
-    uri = (bulk_data_uri or "").rstrip("/")
-    if uri.rsplit("/", 1)[-1] != "frames":
-        return f"{series_path}/instances/{sop_instance_uid}/frames"
-    if "://" in uri:
-        if server is None or not uri.startswith(server.url + "/"):
-            raise ValueError(f"BulkDataURI {uri} is not on this server")
-        return uri[len(server.url) + 1:]
-    return f"{series_path}/{uri.lstrip('/')}"
+    parts = (bulk_data_uri or "").rstrip("/").rsplit("/", 1)
+    if parts[-1] != "frames":
+        return f"{series_path}/instances/{sop_instance_uid}/{resource}"
+    instance = parts[0] if len(parts) == 2 else ""
+    if "://" in instance:
+        if server is None or not instance.startswith(server.url + "/"):
+            raise ValueError(f"BulkDataURI {bulk_data_uri} is not on this server")
+        return f"{instance[len(server.url) + 1:]}/{resource}"
+    return "/".join(p for p in (series_path, instance.strip("/"), resource) if p)
 
 
 def _request(server: DicomwebServer, path: str, numbers: Sequence[int], syntax: Optional[str],

@@ -20,8 +20,8 @@ from ..dicomweb.errors import DicomwebError
 from ..dicomweb.frames import FrameRoutes
 from ..dicomweb.server import DicomwebServer
 from ..loading import SliceTask, VolumeLoad
-from ..previews import PreviewSource, Probe, find_preview_source
-from ..retrieve import prepare_series
+from ..previews import PreviewSource, Probe, SliceFetch, find_preview_source
+from ..retrieve import FrameFetcher, fetcher_for, load_slices, prepare_series, write_cached, write_fetched
 from ..volume import Quality
 from .events import (CANCELLED, CANCELLED_STATE, COMPLETE, COMPLETE_STATE, COVERED, ERROR, FAILED, FIRST_SLICE,
                      FOCUS, LOADING, METADATA, STAGE, EngineEvent, SeriesProgress)
@@ -258,13 +258,21 @@ class ProgressiveFetchEngine:
         """Find the series' preview source (one request; see previews/probe.py)."""
         if self._ranges is None:  # the first probes ask the server about Range one at a time
             with self._probe_lock:
-                probe = find_preview_source(self.server, state.loads[0], self.cache, self._ranges)
+                probe = find_preview_source(state.fetcher, state.loads[0], self._ranges)
                 if probe.ranges is not None:
                     self._ranges = probe.ranges
         else:
-            probe = find_preview_source(self.server, state.loads[0], self.cache, self._ranges)
+            probe = find_preview_source(state.fetcher, state.loads[0], self._ranges)
         logger.info("series %s: %s", state.series_uid, probe.reason)
         state.preview_note = probe.reason
+        if probe.preview is not None:  # the probe's slice: its preview (or its whole short frame)
+            task, got = probe.preview
+            try:
+                self._write(state.loads[0], state.fetcher, probe.source or PreviewSource(), task, got)
+            except ValueError as error:  # the slice still comes in its turn
+                logger.info("series %s: the probe's preview of slice %d does not decode (%s)",
+                            state.series_uid, task.k, error)
+                probe.preview = None
         return probe
 
     def _take_loads(self, state: SeriesState, loads: List[VolumeLoad], announce: bool) -> None:
@@ -272,6 +280,7 @@ class ProgressiveFetchEngine:
         first = loads[0].geometry.dataset
         state.label = f"{first.get('SeriesNumber', '')}: {first.get('SeriesDescription', '')}".strip(": ")
         state.loads = loads
+        state.fetcher = fetcher_for(self.server, loads[0], self.cache, self._routes)
         state.state = LOADING
         if announce:
             for index, load in enumerate(loads):
@@ -291,7 +300,7 @@ class ProgressiveFetchEngine:
             state.prefetched[(0, task.k)] = (frame, size)
         if probe is not None:
             state.bytes += probe.bytes
-        if probe is not None and probe.wrote is not None:
+        if probe is not None and probe.preview is not None:
             state.first_slice = True
             self._emit(state.series_uid, FIRST_SLICE)
 
@@ -308,9 +317,10 @@ class ProgressiveFetchEngine:
             sizes = [self._take_prefetched(state, load, batch[0].volume, task) for task in tasks]
             wanted = [i for i, size in enumerate(sizes) if size is None]
             if state.preview is not None:
-                sizes = [self._load_part(state.preview, load, tasks[0], batch[0].part) if wanted else sizes[0]]
+                sizes = [self._load_part(state.preview, load, state.fetcher, tasks[0], batch[0].part)
+                         if wanted else sizes[0]]
             else:
-                fetched = load.load_many(self.server, [tasks[i] for i in wanted], self._routes, self.cache)
+                fetched = load_slices(load, state.fetcher, [tasks[i] for i in wanted])
                 for index, size in zip(wanted, fetched):
                     sizes[index] = size  # network bytes, 0 if cached
         except (DicomwebError, ValueError) as error:
@@ -325,16 +335,34 @@ class ProgressiveFetchEngine:
             kept = state.prefetched.pop((volume, task.k), None)
         if kept is None:
             return None
-        load.write_fetched(self.server, task, kept[0], self.cache)
+        write_fetched(load, state.fetcher, task, kept[0])
         return kept[1]
 
-    def _load_part(self, source: PreviewSource, load: VolumeLoad, task: SliceTask, part: int) -> int:
-        """A slice's preview, or its whole frame; nothing when the slice is already that good (the
-        probe wrote it, or a short frame came whole with its preview)."""
+    def _load_part(self, source: PreviewSource, load: VolumeLoad, fetcher: FrameFetcher, task: SliceTask,
+                   part: int) -> int:
+        """A slice's preview, or its whole frame (the cache first); nothing when the slice is already
+        that good (the probe wrote it, or a short frame came whole with its preview)."""
         quality = load.volume.quality(task.k)
         if part == PREVIEW_PART:
-            return 0 if quality >= source.quality else source.fetch_preview(self.server, load, task, self.cache)
-        return 0 if quality >= Quality.FULL else source.fetch_whole(self.server, load, task, self._routes, self.cache)
+            if quality >= source.quality or write_cached(load, fetcher, task):
+                return 0
+            got = source.fetch_preview(fetcher, task, load.geometry.pixels)
+        else:
+            if quality >= Quality.FULL:
+                return 0
+            got = source.fetch_whole(fetcher, task)
+            if got is None:  # an ordinary frame request
+                return load_slices(load, fetcher, [task])[0]
+        self._write(load, fetcher, source, task, got)
+        return got.size
+
+    @staticmethod
+    def _write(load: VolumeLoad, fetcher: FrameFetcher, source: PreviewSource, task: SliceTask, got: SliceFetch) -> None:
+        """Write what a preview source brought: a whole frame exact (and kept), a preview at its quality."""
+        if got.frame is not None:
+            write_fetched(load, fetcher, task, got.frame)
+        elif got.preview is not None:
+            load.write_stored(task.k, got.preview, source.quality)
 
     def _slices_failed(self, state: SeriesState, batch: List[Assignment], error: Exception, started: float) -> None:
         """Retry the slices first in line, or fail the series: after MAX_CONSECUTIVE_FAILURES failure

@@ -1,4 +1,5 @@
-"""One series made ready to load: metadata -> geometry -> one VolumeLoad per volume.
+"""One series made ready to load: metadata -> geometry -> one VolumeLoad per volume; and, for
+scripts and tests, a whole series loaded in one thread.
 
 The engine, the scene (which makes nodes before any pixel arrives) and `load_series` all start
 a series here, so the fill setting and the checks (geometry, memory) are the same everywhere.
@@ -6,12 +7,16 @@ a series here, so the fill setting and the checks (geometry, memory) are the sam
 from __future__ import annotations
 
 import logging
-from typing import List
+from typing import Callable, List, Optional
 
+from ..cache import FrameCache
+from ..dicomweb.frames import FrameRoutes
 from ..dicomweb.metadata import series_metadata
 from ..dicomweb.server import DicomwebServer
 from ..geometry import series_geometry
-from ..loading import VolumeLoad
+from ..loading import SliceTask, VolumeLoad
+from .dicomweb_fetcher import DicomwebFrameFetcher
+from .frame_fetcher import load_slices
 
 logger = logging.getLogger(__name__)
 
@@ -24,3 +29,25 @@ def prepare_series(server: DicomwebServer, study_uid: str, series_uid: str, fill
     for message in geometry.messages + [m for v in geometry.volumes for m in v.messages]:
         logger.info("series %s: %s", series_uid, message)
     return [VolumeLoad(volume, study_uid, instances, fill=fill) for volume in geometry.volumes]
+
+
+def fetcher_for(server: DicomwebServer, load: VolumeLoad, cache: Optional[FrameCache] = None,
+                routes: Optional[FrameRoutes] = None) -> DicomwebFrameFetcher:
+    """The DICOMweb fetcher of the series a volume belongs to."""
+    return DicomwebFrameFetcher(server, load.study_uid, load.geometry.series_uid, load.instances, cache, routes)
+
+
+def load_series(server: DicomwebServer, study_uid: str, series_uid: str,
+                order: Optional[Callable[[List[SliceTask]], List[SliceTask]]] = None,
+                fill: str = "linear", routes: Optional[FrameRoutes] = None,
+                cache: Optional[FrameCache] = None) -> List[VolumeLoad]:
+    """Every volume of a series, loaded in one thread; `order` chooses the slice order (default k);
+    frames in `cache` are not fetched again."""
+    loads = prepare_series(server, study_uid, series_uid, fill)
+    for load in loads:
+        fetcher = fetcher_for(server, load, cache, routes)
+        tasks = load.tasks()
+        for task in (order(tasks) if order else tasks):
+            load_slices(load, fetcher, [task])
+        logger.info("series %s %s: %d slices loaded", series_uid, load.geometry.label, len(tasks))
+    return loads
