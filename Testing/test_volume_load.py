@@ -10,7 +10,7 @@ import pydicom
 import pytest
 
 from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
-from ProgressiveDicomFetchLib.dicomweb.frames import FrameRoutes
+from ProgressiveDicomFetchLib.dicomweb.server_traits import ServerTraits
 from ProgressiveDicomFetchLib.dicomweb.metadata import series_metadata
 from ProgressiveDicomFetchLib.geometry import series_geometry
 from ProgressiveDicomFetchLib.loading import VolumeLoad
@@ -48,11 +48,11 @@ def pydicom_volume(paths, skip_sop=()):
 
 
 def test_every_series_and_syntax_is_bit_exact_in_any_arrival_order(server, sample_small):
-    routes = FrameRoutes()
+    traits = ServerTraits()
     assert set(SMALL_KEYS) == set(sample_small.keys()), "a generated series is not covered by this test"
     for key in SMALL_KEYS:
         info = sample_small.series(key)
-        loads = load_series(server, info.study_uid, info.series_uid, order=shuffled(key), routes=routes)
+        loads = load_series(server, info.study_uid, info.series_uid, order=shuffled(key), traits=traits)
         truth = sample_small.load_truth(key)
         if key == "edge_multiphase":
             assert len(loads) == truth.shape[0]

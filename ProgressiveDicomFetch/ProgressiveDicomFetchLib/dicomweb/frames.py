@@ -15,7 +15,6 @@ Pixel data is requested with `Accept-Encoding: identity`: Orthanc's gzip cuts fr
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, replace
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -23,6 +22,7 @@ from .. import transfer_syntax as ts
 from .errors import BadResponse, NotFound
 from .filters import check_single_uid
 from .server import DicomwebServer, RetryPolicy
+from .server_traits import FrameRoute, ServerTraits
 
 logger = logging.getLogger(__name__)
 
@@ -174,41 +174,6 @@ def negotiate(stored_syntax: Optional[str] = None, can_decode: Optional[Decodabl
     return [ANY_SYNTAX, ts.EXPLICIT_VR_LITTLE_ENDIAN]
 
 
-@dataclass(frozen=True)
-class FrameRoute:
-    """What worked for a series on a server: the syntax asked for, and one frame per request."""
-
-    syntax: str
-    one_per_request: bool = False
-
-
-class FrameRoutes:
-    """Negotiation outcomes per (server URL, SeriesInstanceUID); thread-safe."""
-
-    def __init__(self) -> None:
-        self._routes: Dict[Tuple[str, str], FrameRoute] = {}
-        self._lock = threading.Lock()
-
-    def get(self, server: DicomwebServer, series_uid: str) -> Optional[FrameRoute]:
-        with self._lock:
-            return self._routes.get((server.url, series_uid))
-
-    def remember(self, server: DicomwebServer, series_uid: str, route: FrameRoute) -> None:
-        with self._lock:
-            previous = self._routes.get((server.url, series_uid))
-            self._routes[(server.url, series_uid)] = route
-        if previous != route:
-            logger.info("frames of series %s on %s: asking %s%s", series_uid, server.url, route.syntax,
-                        ", one frame per request" if route.one_per_request else "")
-
-    def clear(self) -> None:
-        with self._lock:
-            self._routes.clear()
-
-
-ROUTES = FrameRoutes()
-
-
 def probe_policy(server: DicomwebServer) -> RetryPolicy:
     """The server's retries without 500: a refused encoding must fail fast, not back off."""
     return replace(server.retry, statuses=tuple(s for s in server.retry.statuses if s != 500))
@@ -281,11 +246,11 @@ def _undecodable(frames: List[FrameData], can_decode: Decodable) -> bool:
 def fetch_frames(server: DicomwebServer, study_uid: str, series_uid: str, sop_instance_uid: str,
                  frame_numbers: Sequence[int], transfer_syntax: Optional[str] = None, *,
                  stored_syntax: Optional[str] = None, bulk_data_uri: Optional[str] = None,
-                 routes: Optional[FrameRoutes] = None, can_decode: Optional[Decodable] = None) -> List[FrameData]:
+                 traits: Optional[ServerTraits] = None, can_decode: Optional[Decodable] = None) -> List[FrameData]:
     """Frames (1-based numbers) of one instance, in the order asked.
 
-    `transfer_syntax` None negotiates (module docstring) and remembers the outcome in `routes`
-    (default: the module's ROUTES); a UID or `*` asks exactly that. `stored_syntax`, when the
+    `transfer_syntax` None negotiates (module docstring) and remembers the outcome in `traits`
+    (default: the server's own, `server.traits`); a UID or `*` asks exactly that. `stored_syntax`, when the
     metadata tells it, skips asking for an encoding that cannot be decoded here; `can_decode`
     says what can (pixels.can_decode; None: anything, so stored frames are always accepted).
     Raises NotFound (unknown instance or frame), BadResponse (wrong number of frames, refusal).
@@ -297,13 +262,13 @@ def fetch_frames(server: DicomwebServer, study_uid: str, series_uid: str, sop_in
     if not numbers or min(numbers) < 1:
         raise ValueError(f"frame numbers are 1-based and at least one is needed: {list(frame_numbers)}")
     path = frames_path(study_uid, series_uid, sop_instance_uid, bulk_data_uri, server)
-    routes = ROUTES if routes is None else routes
-    route = routes.get(server, series_uid)
+    traits = server.traits if traits is None else traits
+    route = traits.route(server, series_uid)
     one_per_request = bool(route and route.one_per_request)
     if transfer_syntax is not None:
         frames, one_per_request = _fetch(server, path, numbers, transfer_syntax, one_per_request)
         if one_per_request and not (route and route.one_per_request):
-            routes.remember(server, series_uid, FrameRoute(route.syntax if route else transfer_syntax, True))
+            traits.remember_route(server, series_uid, FrameRoute(route.syntax if route else transfer_syntax, True))
         return frames
     candidates = [route.syntax] if route else negotiate(stored_syntax, can_decode)
     for index, syntax in enumerate(candidates):
@@ -320,6 +285,6 @@ def fetch_frames(server: DicomwebServer, study_uid: str, series_uid: str, sop_in
         if not last and syntax == ANY_SYNTAX and _undecodable(frames, can_decode or _every_family):
             logger.info("%s sent frames no installed decoder reads; asking %s", server.url, candidates[index + 1])
             continue
-        routes.remember(server, series_uid, FrameRoute(syntax, one_per_request))
+        traits.remember_route(server, series_uid, FrameRoute(syntax, one_per_request))
         return frames
     raise AssertionError("unreachable: the last candidate returns or raises")

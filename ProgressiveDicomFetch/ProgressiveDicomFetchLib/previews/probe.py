@@ -2,7 +2,7 @@
 
 HTJ2K prefixes first (no extra bytes): the first bytes of the slice nearest the middle are asked
 with Range. A 206 with a validator says the server honours Range (never assumed); the prefix sizes
-the prefixes of the series and is that slice's preview. A 200 (Orthanc 1.10) is the whole frame:
+the prefixes of the series and is that slice's preview. A 200 (Range ignored) is the whole frame:
 no previews, and the frame is kept for its turn in the plan (`Probe.frame`), so nothing is fetched
 twice. Then alternates beside `frames/`. Nothing found: the plan's
 preview stages stay empty and the series loads by full frames, as on any server.
@@ -36,7 +36,6 @@ class Probe:
     bytes: int = 0
     preview: Optional[Tuple[SliceTask, SliceFetch]] = None
     reason: str = ""
-    ranges: Optional[bool] = None  # what the probe learnt: the server honours Range (None: not asked)
     frame: Optional[Tuple[SliceTask, FrameData, int]] = None  # a whole frame it got, its network bytes
 
 
@@ -50,14 +49,14 @@ def probe_task(fetcher: DicomwebFrameFetcher, load: VolumeLoad) -> Optional[Slic
     return None
 
 
-def find_preview_source(fetcher: DicomwebFrameFetcher, load: VolumeLoad, ranges: Optional[bool] = None) -> Probe:
-    """`ranges` False: the server is known to ignore Range (a probe of an earlier series), so only
-    alternates are looked for; a server is asked once, and series after the first load as usual."""
+def find_preview_source(fetcher: DicomwebFrameFetcher, load: VolumeLoad) -> Probe:
+    """A server known to ignore Range (its traits, learnt by the probe of an earlier series) is
+    only asked for alternates; a server is asked once, and series after the first load as usual."""
     task = probe_task(fetcher, load)
     if task is None:
         return Probe(None, reason="every frame is in the cache")
-    if ranges is False:
-        found = Probe(None, reason="no prefixes: the server ignores Range", ranges=False)
+    if fetcher.traits.ranges(fetcher.server) is False:
+        found = Probe(None, reason="no prefixes: the server ignores Range")
     else:
         found = _probe_prefixes(fetcher, load, task)
     if found.source is not None:
@@ -65,7 +64,7 @@ def find_preview_source(fetcher: DicomwebFrameFetcher, load: VolumeLoad, ranges:
     alternate = _probe_alternates(fetcher, load, task)
     alternate.bytes += found.bytes
     alternate.preview = found.preview if alternate.preview is None else alternate.preview
-    alternate.ranges, alternate.frame = found.ranges, found.frame
+    alternate.frame = found.frame
     if alternate.source is None:
         alternate.reason = f"{found.reason}; {alternate.reason}"
     return alternate
@@ -77,7 +76,7 @@ def _probe_prefixes(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: Slice
         return Probe(None, reason="no prefixes: the frames are not stored as HTJ2K")
     if not previews_available():
         return Probe(None, reason="no prefixes: decoding them needs imagecodecs (not installed)")
-    accept = frame_accept(None)  # the server's default: Orthanc sends stored HTJ2K only so
+    accept = frame_accept(None)  # the server's default: some send stored HTJ2K only so (frames.py)
     server = fetcher.server
     path = fetcher.frame_path(task)
     try:
@@ -88,7 +87,8 @@ def _probe_prefixes(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: Slice
             frame = frames_from_body(answer.data, answer.content_type, [task.frame_number], server.url_for(path))[0]
     except (DicomwebError, ValueError) as error:  # the ordinary requests will meet (and report) it again
         return Probe(None, reason=f"no prefixes: the probe failed ({error})")
-    probe = Probe(None, 0 if frame is not None else len(answer.data), ranges=answer.partial)
+    fetcher.traits.learn_ranges(server, answer.partial)
+    probe = Probe(None, 0 if frame is not None else len(answer.data))
     if frame is not None:  # kept for its turn in the plan: the probe never changes the order slices show
         probe.frame = (task, frame, len(frame.data) if not answer.partial else len(answer.data))
     if not answer.partial:

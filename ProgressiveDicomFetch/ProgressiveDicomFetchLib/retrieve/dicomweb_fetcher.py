@@ -1,13 +1,14 @@
 """Frames of one series from a DICOMweb server (WADO-RS): frame paths (BulkDataURIs of static
 trees, alternates beside `frames/`), the stored syntax the metadata tells, the codecs installed
-here, the routes learnt per server, and frames of one instance batched in one request."""
+here, what is learnt about the server (its ServerTraits), and frames of one instance batched in one request."""
 from __future__ import annotations
 
 import logging
 from typing import Dict, List, Optional, Sequence
 
 from ..cache import FrameCache, FrameKey
-from ..dicomweb.frames import FrameData, FrameRoutes, fetch_frames, frames_path
+from ..dicomweb.frames import FrameData, fetch_frames, frames_path
+from ..dicomweb.server_traits import ServerTraits
 from ..dicomweb.metadata import InstanceMetadata
 from ..dicomweb.server import DicomwebServer
 from ..loading import SliceTask
@@ -20,12 +21,12 @@ logger = logging.getLogger(__name__)
 class DicomwebFrameFetcher(FrameFetcher):
     def __init__(self, server: DicomwebServer, study_uid: str, series_uid: str,
                  instances: Sequence[InstanceMetadata], cache: Optional[FrameCache] = None,
-                 routes: Optional[FrameRoutes] = None) -> None:
+                 traits: Optional[ServerTraits] = None) -> None:
         super().__init__(cache)
         self.server = server
         self.study_uid = study_uid
         self.series_uid = series_uid
-        self.routes = routes
+        self.traits = server.traits if traits is None else traits  # what is learnt about the server
         self._uri: Dict[str, Optional[str]] = {i.sop_instance_uid: i.pixel_data_uri for i in instances}
         self._stored: Dict[str, Optional[str]] = {i.sop_instance_uid: i.stored_syntax for i in instances}
 
@@ -43,7 +44,7 @@ class DicomwebFrameFetcher(FrameFetcher):
             raise ValueError("one request carries frames of one instance only")
         return fetch_frames(self.server, self.study_uid, self.series_uid, sop, [t.frame_number for t in tasks],
                             stored_syntax=self._stored.get(sop), bulk_data_uri=self._uri.get(sop),
-                            routes=self.routes, can_decode=can_decode)
+                            traits=self.traits, can_decode=can_decode)
 
     def key(self, task: SliceTask) -> Optional[FrameKey]:
         """None (not cached) when a UID is not one (they come from the server)."""

@@ -10,9 +10,9 @@ import logging
 from typing import Callable, List, Optional
 
 from ..cache import FrameCache
-from ..dicomweb.frames import FrameRoutes
 from ..dicomweb.metadata import series_metadata
 from ..dicomweb.server import DicomwebServer
+from ..dicomweb.server_traits import ServerTraits
 from ..geometry import series_geometry
 from ..loading import SliceTask, VolumeLoad
 from .dicomweb_fetcher import DicomwebFrameFetcher
@@ -32,20 +32,20 @@ def prepare_series(server: DicomwebServer, study_uid: str, series_uid: str, fill
 
 
 def fetcher_for(server: DicomwebServer, load: VolumeLoad, cache: Optional[FrameCache] = None,
-                routes: Optional[FrameRoutes] = None) -> DicomwebFrameFetcher:
+                traits: Optional[ServerTraits] = None) -> DicomwebFrameFetcher:
     """The DICOMweb fetcher of the series a volume belongs to."""
-    return DicomwebFrameFetcher(server, load.study_uid, load.geometry.series_uid, load.instances, cache, routes)
+    return DicomwebFrameFetcher(server, load.study_uid, load.geometry.series_uid, load.instances, cache, traits)
 
 
 def load_series(server: DicomwebServer, study_uid: str, series_uid: str,
                 order: Optional[Callable[[List[SliceTask]], List[SliceTask]]] = None,
-                fill: str = "linear", routes: Optional[FrameRoutes] = None,
+                fill: str = "linear", traits: Optional[ServerTraits] = None,
                 cache: Optional[FrameCache] = None) -> List[VolumeLoad]:
     """Every volume of a series, loaded in one thread; `order` chooses the slice order (default k);
     frames in `cache` are not fetched again."""
     loads = prepare_series(server, study_uid, series_uid, fill)
     for load in loads:
-        fetcher = fetcher_for(server, load, cache, routes)
+        fetcher = fetcher_for(server, load, cache, traits)
         tasks = load.tasks()
         for task in (order(tasks) if order else tasks):
             load_slices(load, fetcher, [task])
