@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, Optional, Tuple
-
-if TYPE_CHECKING:  # the server module imports this one
-    from .server import DicomwebServer
+from typing import Dict, Optional, Protocol, Tuple
 
 logger = logging.getLogger(__name__)
+
+
+class Located(Protocol):
+    """A server as the traits see it: its URL (DicomwebServer has one; it imports this module)."""
+
+    url: str
 
 
 @dataclass(frozen=True)
@@ -33,11 +36,11 @@ class ServerTraits:
         self._ranges: Dict[str, bool] = {}
         self._lock = threading.Lock()
 
-    def route(self, server: "DicomwebServer", series_uid: str) -> Optional[FrameRoute]:
+    def route(self, server: Located, series_uid: str) -> Optional[FrameRoute]:
         with self._lock:
             return self._routes.get((server.url, series_uid))
 
-    def remember_route(self, server: "DicomwebServer", series_uid: str, route: FrameRoute) -> None:
+    def remember_route(self, server: Located, series_uid: str, route: FrameRoute) -> None:
         with self._lock:
             previous = self._routes.get((server.url, series_uid))
             self._routes[(server.url, series_uid)] = route
@@ -45,12 +48,12 @@ class ServerTraits:
             logger.info("frames of series %s on %s: asking %s%s", series_uid, server.url, route.syntax,
                         ", one frame per request" if route.one_per_request else "")
 
-    def ranges(self, server: "DicomwebServer") -> Optional[bool]:
+    def ranges(self, server: Located) -> Optional[bool]:
         """True: the server honours Range; False: it ignores it; None: not asked yet."""
         with self._lock:
             return self._ranges.get(server.url)
 
-    def learn_ranges(self, server: "DicomwebServer", honoured: bool) -> None:
+    def learn_ranges(self, server: Located, honoured: bool) -> None:
         with self._lock:
             self._ranges[server.url] = honoured
 
