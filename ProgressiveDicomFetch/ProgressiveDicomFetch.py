@@ -66,7 +66,7 @@ class ProgressiveDicomFetch(ScriptedLoadableModule):
             'See the <a href="https://github.com/ProgressiveDicomFetch/ProgressiveDicomFetch#readme">README</a>.'
         ) + f" (version {__version__})"
         self.parent.acknowledgementText = _(
-            "Built on 3D Slicer, pydicom, dicomweb-client and requests. "
+            "Built on 3D Slicer, pydicom, numpy and requests. "
             "Progressive loading follows the ideas of Cornerstone3D's progressive loading."
         )
 

@@ -1,7 +1,6 @@
 """Resume after an interruption, against the real servers: a `fetch` killed with SIGKILL mid-load
 downloads again exactly the frames that were not complete; a cancelled engine's successor fetches
-no frame twice; a large body resumes with Range/If-Range on nginx and is fetched whole again on
-Orthanc 1.10, which has no Range support. Byte counts are exact, volumes bit-exact.
+no frame twice. Byte counts are exact, volumes bit-exact.
 
 A throttling relay (loopback, in this file) slows the server's answers so that a kill or a
 cancel reliably lands in the middle of a load; it forwards bytes untouched.
@@ -9,7 +8,6 @@ cancel reliably lands in the middle of a load; it forwards bytes untouched.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
@@ -21,18 +19,13 @@ from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
-import pydicom
 import pytest
 
 from ProgressiveDicomFetchLib.cache import FrameCache
-from ProgressiveDicomFetchLib.dicomweb.errors import BadResponse
-from ProgressiveDicomFetchLib.dicomweb.frames import body_parts, frame_accept
-from ProgressiveDicomFetchLib.dicomweb.ranged_download import DownloadCancelled, download_resumable
 from ProgressiveDicomFetchLib.dicomweb.server import DicomwebServer
 from ProgressiveDicomFetchLib.engine import ProgressiveFetchEngine
 
 SERIES = ("ct_thin", "ct_thick")  # 120 single-frame instances of 32 KiB
-ACCESS_LINE = re.compile(r'"GET (\S+) HTTP/[\d.]+" (\d{3}) (\d+)')
 
 
 class ThrottledRelay:
@@ -213,87 +206,3 @@ def test_a_cancelled_engine_leaves_frames_its_successor_never_fetches_again(orth
     assert fetched_first + fetched_second == info.num_slices  # every frame crossed the network once
     assert cache.stats.hits == fetched_first and cache.stats.stores == fetched_second
     np.testing.assert_array_equal(second.loads(info.series_uid)[0].volume.array, sample_small.load_truth("ct_thin"))
-
-
-def access_log(server) -> List[tuple]:
-    """(path, status, body bytes sent) of every request nginx logged."""
-    text = (server.work_dir / "access.log").read_text()
-    return [(m.group(1), int(m.group(2)), int(m.group(3))) for m in ACCESS_LINE.finditer(text)]
-
-
-def interrupt_after(limit: int):
-    cancel = threading.Event()
-
-    def on_bytes(n: int) -> None:
-        if n >= limit:
-            cancel.set()
-
-    return cancel, on_bytes
-
-
-def interrupted_static_frame(static_server, sample_small, partial: Path, index: int, after: int):
-    """Start downloading frame 1 of a ct_thin instance from nginx and cancel it after `after` bytes."""
-    info = sample_small.series("ct_thin")
-    instance = next(i for i in static_server.tree.instances if i.sop_uid == info.sop_instance_uids[index])
-    server = DicomwebServer(static_server.dicomweb_url)
-    path = f"{instance.frames_dir}/1"
-    cancel, on_bytes = interrupt_after(after)
-    with pytest.raises(DownloadCancelled):
-        download_resumable(server, path, partial, cancel=cancel, on_bytes=on_bytes, chunk_size=4096)
-    return server, path, static_server.tree.frame_path(instance, 1)
-
-
-def test_range_resume_on_nginx_sends_only_the_missing_bytes(static_server, sample_small, tmp_path):
-    server, path, file = interrupted_static_frame(static_server, sample_small, tmp_path / "f.part", 5, 12_000)
-    truth = file.read_bytes()
-    kept = (tmp_path / "f.part").stat().st_size
-    assert 12_000 <= kept < len(truth)
-    result = download_resumable(server, path, tmp_path / "f.part", chunk_size=4096)
-    assert result.data == truth and result.resumed_from == kept and result.received == len(truth) - kept
-    assert access_log(static_server)[-1] == (f"/dicom-web/{path}", 206, len(truth) - kept)  # what nginx sent
-    assert not list(tmp_path.iterdir())  # partial and sidecar gone once verified
-
-
-def test_a_changed_object_or_a_failed_check_starts_over(static_server, sample_small, tmp_path):
-    server, path, file = interrupted_static_frame(static_server, sample_small, tmp_path / "f.part", 6, 8_000)
-    truth = file.read_bytes()
-    stat = file.stat()
-    try:
-        os.utime(str(file), (stat.st_atime, stat.st_mtime + 7))  # new Last-Modified and ETag: If-Range fails
-        result = download_resumable(server, path, tmp_path / "f.part", chunk_size=4096)
-    finally:
-        os.utime(str(file), (stat.st_atime, stat.st_mtime))
-    assert result.data == truth and result.resumed_from == 0 and result.received == len(truth)
-    assert access_log(static_server)[-1] == (f"/dicom-web/{path}", 200, len(truth))
-
-    def reject(data: bytes, content_type: str) -> None:
-        raise ValueError("decodes to the wrong size")
-
-    with pytest.raises(BadResponse, match="does not verify"):
-        download_resumable(server, path, tmp_path / "g.part", verify=reject)
-    assert not list(tmp_path.iterdir())
-
-
-def test_orthanc_without_range_support_fetches_the_object_again_exactly(orthanc, sample_small, tmp_path):
-    info = sample_small.series("ct_thin")
-    sop = info.sop_instance_uids[5]
-    pixels = pydicom.dcmread(str(sample_small.files("ct_thin")[5])).PixelData
-    server = DicomwebServer(orthanc.dicomweb_url)
-    path = f"studies/{info.study_uid}/series/{info.series_uid}/instances/{sop}/frames/1"
-    accept = frame_accept("*")
-    cancel, on_bytes = interrupt_after(12_000)
-    with pytest.raises(DownloadCancelled):
-        download_resumable(server, path, tmp_path / "o.part", accept=accept, cancel=cancel, on_bytes=on_bytes,
-                           chunk_size=4096)
-    sidecar = json.loads((tmp_path / "o.part.json").read_text())
-    assert sidecar["resumable"] is False  # no Accept-Ranges: the partial is worthless
-    result = download_resumable(server, path, tmp_path / "o.part", accept=accept, chunk_size=4096)
-    assert result.resumed_from == 0 and result.received == len(result.data) > len(pixels)
-    [part] = body_parts(result.data, result.content_type)
-    assert part.data == pixels
-    # A partial claiming a validator: Orthanc ignores Range and answers 200, which restarts cleanly.
-    (tmp_path / "o.part").write_bytes(result.data[:5000])
-    sidecar.update(resumable=True, validator='"forged"', total=len(result.data))
-    (tmp_path / "o.part.json").write_text(json.dumps(sidecar))
-    again = download_resumable(server, path, tmp_path / "o.part", accept=accept)
-    assert again.resumed_from == 0 and body_parts(again.data, again.content_type)[0].data == pixels

@@ -2,7 +2,7 @@
 
 Why frames: the engine fetches frame by frame (or 8 frames of one multi-frame object), so a killed
 or cancelled load resumes at frame granularity: every frame that was decoded is on disk and never
-asked again. Writes are atomic (temp file + rename: output/atomic.py), so a kill -9 leaves either
+asked again. Writes are atomic (temp file + rename: files/atomic.py), so a kill -9 leaves either
 a whole entry or a temp file, which the next FrameCache removes once its writer is gone.
 
 Recency is the file's mtime (touched on every hit), so it survives restarts and is shared by
@@ -14,7 +14,6 @@ a frame cache holds patient images.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import threading
@@ -33,7 +32,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 2 * 1024 ** 3
 ENTRIES = "v1"
-PARTIALS = "partial"
 SUFFIX = ".frame"
 STALE_TEMP_S = 3600.0  # a temp file this old is abandoned even if its PID was reused
 
@@ -93,7 +91,6 @@ class FrameCache:
         try:
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
             (self.root / ENTRIES).mkdir(exist_ok=True, mode=0o700)
-            (self.root / PARTIALS).mkdir(exist_ok=True, mode=0o700)
         except OSError as error:
             raise ValueError(f"cache folder {self.root} cannot be created: {error.strerror or error}") from None
         self._scan()
@@ -108,10 +105,6 @@ class FrameCache:
     def path(self, key: FrameKey) -> Path:
         digest = key.digest()
         return self.root / ENTRIES / digest[:2] / (digest + SUFFIX)
-
-    def partial_path(self, name: str) -> Path:
-        """Where a resumable download keeps its bytes (dicomweb/ranged_download.py); `name` is hashed."""
-        return self.root / PARTIALS / (hashlib.sha256(name.encode("utf-8")).hexdigest() + ".part")
 
     # -- reading and writing ----------------------------------------------------------------------
     def get(self, key: FrameKey) -> Optional[FrameData]:
@@ -204,7 +197,7 @@ class FrameCache:
         """Build the LRU index from the files (oldest mtime first), remove abandoned temp files, evict."""
         now = time.time()
         found: List[tuple] = []
-        for folder in [self.root / ENTRIES, self.root / PARTIALS] + list((self.root / ENTRIES).glob("??")):
+        for folder in [self.root / ENTRIES] + list((self.root / ENTRIES).glob("??")):
             for path in folder.glob(".*.tmp"):
                 if _stale_temp(path, now):
                     with contextlib.suppress(OSError):

@@ -8,15 +8,19 @@ Content-Range fits the request counts; Orthanc 1.10 answers 200 with the whole b
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Optional
 
+import requests
+
 from .errors import BadResponse
 from .frames import PIXEL_HEADERS
-from .ranged_download import content_range, validator_of
 from .server import DicomwebServer, RetryPolicy
 
 logger = logging.getLogger(__name__)
+
+CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+)\s*\Z")
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,20 @@ class RangeAnswer:
     def whole(self) -> bool:
         """The answer holds the resource to its end."""
         return self.total is not None and self.end == self.total
+
+
+def content_range(value: Optional[str]) -> Optional[tuple]:
+    """`bytes 10-99/100` -> (10, 99, 100); None when absent or not of that form."""
+    match = CONTENT_RANGE.match((value or "").strip())
+    return None if match is None else tuple(int(g) for g in match.groups())
+
+
+def validator_of(response: requests.Response) -> Optional[str]:
+    """A validator If-Range may carry: a strong ETag (weak ones are not allowed), else Last-Modified."""
+    etag = response.headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return response.headers.get("Last-Modified")
 
 
 def get_range(server: DicomwebServer, path: str, accept: str, start: int, end: Optional[int] = None,

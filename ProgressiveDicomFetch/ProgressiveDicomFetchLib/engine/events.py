@@ -16,7 +16,6 @@ COMPLETE = "complete"
 FOCUS = "focus"
 ERROR = "error"
 CANCELLED = "cancelled"
-EVENT_KINDS = (FIRST_SLICE, COVERED, STAGE, COMPLETE, FOCUS, ERROR, CANCELLED)
 
 
 @dataclass(frozen=True)

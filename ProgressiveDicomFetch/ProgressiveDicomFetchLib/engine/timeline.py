@@ -94,10 +94,6 @@ class Timeline:
             else:
                 self._record(series_uid).bytes += n
 
-    def set_bytes(self, series_uid: str, n: int) -> None:
-        with self._lock:
-            self._record(series_uid).bytes = n
-
     def set_slices(self, series_uid: str, n: int) -> None:
         with self._lock:
             self._record(series_uid).slices = n

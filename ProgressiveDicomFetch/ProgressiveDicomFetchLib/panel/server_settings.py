@@ -19,7 +19,7 @@ MAX_RECENT = 10
 
 # Keys in Slicer's settings (QSettings), under the module's group.
 KEY_URL, KEY_AUTH_KIND, KEY_USERNAME, KEY_HEADER_NAME = "ServerURL", "AuthKind", "Username", "HeaderName"
-KEY_REMEMBER, KEY_SECRET, KEY_RECENT = "RememberCredentials", "Secret", "RecentServers"
+KEY_REMEMBER, KEY_SECRET = "RememberCredentials", "Secret"
 
 
 @dataclass

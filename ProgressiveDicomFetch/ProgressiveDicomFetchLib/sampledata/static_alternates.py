@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Iterable, List, Optional, Sequence
 
 import numpy as np
 
@@ -51,11 +51,6 @@ def _jpeg_ls() -> Any:
         raise RuntimeError("static-tree alternates need the 'pyjpegls' package (pip install pyjpegls), "
                            "the JPEG-LS encoder that writes P = BitsStored") from error
     return jpeg_ls
-
-
-def thumbnail_shape(rows: int, columns: int) -> Tuple[int, int]:
-    """Rows and columns of a thumbnail: ceil of a quarter of each side."""
-    return -(-rows // THUMBNAIL_FACTOR), -(-columns // THUMBNAIL_FACTOR)
 
 
 def reduce_blocks(values: np.ndarray, factor: int = THUMBNAIL_FACTOR) -> np.ndarray:
