@@ -130,7 +130,7 @@ def test_table_json_and_figures_are_written(tiny_run):
     assert any(rate == RATE and name.startswith("whole study") for rate, name in names)
     measured = [t for t in document["targets"] if t["measured"] is not None]
     assert measured and all(isinstance(t["met"], bool) for t in measured)
-    assert "targets (design.md)" in stdout
+    assert "targets (docs/benchmarks.md)" in stdout
 
 
 def test_report_only_redraws_the_same_table_from_the_raw_runs(tiny_run):

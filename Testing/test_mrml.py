@@ -1,6 +1,6 @@
 """Real MRML through the slicer-core wheel: what the scene layer will rely on, checked for real.
 
-These pin the facts of slicer-notes.md that later issues build on: geometry goes on the node,
+These pin the facts of Slicer's MRML that the scene layer builds on: geometry goes on the node,
 LPS->RAS, `arrayFromVolume` is a view of the node's buffer, and `arrayFromVolumeModified`
 fires the ModifiedEvent that makes slice views redraw.
 """

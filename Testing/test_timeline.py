@@ -1,4 +1,4 @@
-"""The --timeline JSON: exactly the keys and types of design.md's contract, nulls for milestones
+"""The --timeline JSON: exactly the keys and types of the contract in docs/architecture.md, nulls for milestones
 never reached, stage times, offsets, and an atomic write that round-trips through json."""
 from __future__ import annotations
 

@@ -118,7 +118,7 @@ def link_limit(raw: Mapping) -> Optional[float]:
 
 @dataclass
 class Target:
-    """One target of design.md, judged on one rate's medians."""
+    """One target of docs/benchmarks.md, judged on one rate's medians."""
 
     rate: str
     target: str
@@ -145,7 +145,7 @@ class Target:
 
 
 def targets(rate: str, raw: Mapping, summary: Mapping[str, Dict]) -> List[Target]:
-    """design.md's targets that this rate measures (the bulk-retrieve comparison only on loopback)."""
+    """The targets (docs/benchmarks.md) that this rate measures (the bulk-retrieve comparison only on loopback)."""
     def figure(contender: str, key: str) -> Optional[float]:
         return summary.get(contender, {}).get("median", {}).get(key)
 

@@ -112,7 +112,7 @@ def report(rates: List[str], raw_dir: Path, out: Path, header: Dict[str, object]
                                    "summary": summary, "figure": figure.name,
                                    "runs": [{k: v for k, v in run.items() if k not in ("samples", "wire")}
                                             for run in raw["runs"]]}
-    lines += ["targets (design.md), on the medians:"] + [t.line() for t in all_targets]
+    lines += ["targets (docs/benchmarks.md), on the medians:"] + [t.line() for t in all_targets]
     document["targets"] = [t.to_json() for t in all_targets]
     with atomic_write(out / "compare_alternatives.json", text=True) as handle:
         json.dump(document, handle, indent=1)

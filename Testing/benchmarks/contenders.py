@@ -79,7 +79,7 @@ def pump_stats(durations: Sequence[float]) -> Dict[str, float]:
 
 class MainLoop:
     """The main thread's tick. Plain: a 10 ms poll that releases the GIL. GIL-holding: Slicer's
-    embedded Python keeps the GIL while Qt idles (slicer-notes.md); emulated by `usleep` through
+    embedded Python keeps the GIL while Qt idles (docs/architecture.md); emulated by `usleep` through
     ctypes.PyDLL, which does not release it, after engine.pump's GIL-free yield."""
 
     def __init__(self, gil: bool, idle_ms: float = 2.0, yield_ms: float = 8.0) -> None:

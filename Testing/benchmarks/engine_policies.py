@@ -8,7 +8,7 @@ complete per series, throughput, and main-thread pump cost. Prints a table; not 
 With --rate the script re-runs itself under `unshare -n` (root): a private network namespace
 whose loopback is rate-limited by `tc ... tbf`; Orthanc and the client both live in it.
 --gil-main-loop emulates Slicer's embedded Python, whose idle main thread holds the GIL
-(slicer-notes.md): between pumps the main thread sleeps in `usleep` through ctypes.PyDLL, which
+(docs/architecture.md): between pumps the main thread sleeps in `usleep` through ctypes.PyDLL, which
 does not release the GIL, so workers advance only while the main thread runs Python.
 """
 from __future__ import annotations

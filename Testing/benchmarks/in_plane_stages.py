@@ -125,6 +125,9 @@ def run_session(rate: str, repeats: int, plans: Dict[str, str], connections: int
         json.dump(document, handle)
 
 
+LOCAL_PATHS = ("root", "truth")  # this machine's cache: not part of a published result
+
+
 def report(rates: Sequence[str], out: Path, header: Dict[str, object]) -> List[str]:
     """Per rate: the summary JSON; all rates: the markdown; returns the printed lines."""
     lines: List[str] = []
@@ -133,7 +136,8 @@ def report(rates: Sequence[str], out: Path, header: Dict[str, object]) -> List[s
         summary = summarise(raw)
         lines += table(rate, raw, summary) + [""]
         runs = [{k: v for k, v in run.items() if k != "wire"} for run in raw["runs"]]
-        document = dict(header, rate=rate, rate_bps=raw["rate_bps"], series=raw["series"], plans=raw["plans"],
+        series = {k: v for k, v in raw["series"].items() if k not in LOCAL_PATHS}
+        document = dict(header, rate=rate, rate_bps=raw["rate_bps"], series=series, plans=raw["plans"],
                         summary=summary, targets=[t.to_json() for t in targets(rate, summary)], runs=runs)
         with atomic_write(out / f"in_plane_{rate}.json", text=True) as handle:
             json.dump(document, handle, indent=1)

@@ -1,5 +1,5 @@
 """The benchmarks' slow link: a private network namespace (`unshare -n`, root) whose loopback the
-kernel rate-limits with `tc ... tbf` (dicomweb-servers.md: the kernel here has no netem).
+kernel rate-limits with `tc ... tbf` (the kernel here has no netem).
 
 Server and client both live in the namespace, so nothing else shares the link and no traffic can
 leave the machine. The loopback MTU is set to 1500 for a rate limit: tbf stalls on 64 KB loopback

@@ -1,4 +1,4 @@
-"""Command line entry point: one sub-command per module (the contract is in design.md)."""
+"""Command line entry point: one sub-command per module (the contract is in docs/architecture.md)."""
 from __future__ import annotations
 
 import argparse

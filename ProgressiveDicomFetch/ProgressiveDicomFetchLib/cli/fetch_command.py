@@ -1,6 +1,6 @@
 """`fetch`: load series progressively with the engine, write one NRRD per volume, and a timeline.
 
-Contract (design.md): NRRD files named `<SeriesInstanceUID>.nrrd` (`_<n>` for a series that
+Contract (docs/architecture.md): NRRD files named `<SeriesInstanceUID>.nrrd` (`_<n>` for a series that
 splits into several volumes) with exact geometry and modality values; `--focus SECONDS:UID[:SLICE]`
 moves the focus during the run; `--timeline FILE.json` records what happened when.
 """

@@ -3,7 +3,7 @@ coarse to fine, as the scheduler decides; the main thread collects what changed.
 
 Threads: workers fetch (metadata, then one frame per request), decode and write into the
 volume buffers, and post events. Only `process_events()` hands things to the main thread, which
-alone touches MRML/Qt (design.md). Each worker has its own keep-alive HTTP session.
+alone touches MRML/Qt (docs/architecture.md, "The main-thread tick"). Each worker has its own keep-alive HTTP session.
 """
 from __future__ import annotations
 
@@ -161,7 +161,7 @@ class ProgressiveFetchEngine:
 
     def pump(self, budget_ms: float = 5.0, yield_ms: float = 8.0) -> EngineUpdate:
         """`process_events()` then sleep `yield_ms` with the GIL released: the main-thread tick for
-        Slicer. Slicer's embedded Python keeps the GIL while its Qt loop idles (slicer-notes.md), so
+        Slicer. Slicer's embedded Python keeps the GIL while its Qt loop idles (docs/architecture.md, "The main-thread tick"), so
         workers run only while the main thread sleeps in Python; a short timer interval and this
         sleep give them most of the time (see the README's figures)."""
         update = self.process_events(budget_ms)

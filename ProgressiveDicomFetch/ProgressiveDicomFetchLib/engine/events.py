@@ -1,6 +1,6 @@
 """What the engine reports to the main thread: series-level events and per-series progress.
 
-Events follow the timeline contract of design.md: first_slice, covered, stage, complete, focus,
+Events follow the timeline contract (docs/architecture.md): first_slice, covered, stage, complete, focus,
 error (plus cancelled). A series with several volumes (stacks) is covered when all its volumes
 are covered, complete when all are complete.
 """

@@ -1,4 +1,4 @@
-"""Which slice the next free connection fetches: the scheduling policies of design.md.
+"""Which slice the next free connection fetches: the scheduling rules of docs/architecture.md.
 
 Pure bookkeeping under one lock, no threads or I/O, so every decision is unit-tested exactly.
 - breadth-first: the series whose next slice is in the lowest stage goes first, ties to the one

@@ -1,4 +1,4 @@
-"""The stage plan: which slices come in which stage (design.md, "Stage plan").
+"""The stage plan: which slices come in which stage (docs/architecture.md, "The stage plan").
 
 Default: in-plane previews of every 4th slice, then of the rest (where the server offers a preview
 source: HTJ2K prefixes by Range, or a reduced alternate; elsewhere these stages are empty), then

@@ -1,5 +1,5 @@
 """The `--timeline` record of a fetch: when each series showed its first slice, was covered, finished
-each stage and completed, and how many bytes it took (the JSON contract is in design.md).
+each stage and completed, and how many bytes it took (the JSON contract is in docs/architecture.md).
 
 A milestone a series never reached (an error, an interrupted command) is `null` in the JSON, so
 a benchmark can tell "never" from "at 0 s". `cancelled` is not an event kind of the contract: it

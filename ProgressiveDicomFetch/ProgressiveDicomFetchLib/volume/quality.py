@@ -1,4 +1,4 @@
-"""The per-slice quality ladder (design.md): a slice is never overwritten by worse data."""
+"""The per-slice quality ladder (docs/architecture.md): a slice is never overwritten by worse data."""
 from __future__ import annotations
 
 from enum import IntEnum
