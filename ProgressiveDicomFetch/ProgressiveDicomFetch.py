@@ -39,7 +39,7 @@ SETTINGS_GROUP = "ProgressiveDicomFetch/"
 SAMPLE_SERVER_ITEM = "Sample server (local)"
 AUTH_LABELS = {"none": "None", "basic": "Basic (user, password)", "bearer": "Bearer token", "header": "Custom header"}
 # Slicer's Python keeps the GIL while Qt idles (docs/architecture.md): tick often, and sleep with the GIL
-# released inside the tick so the download threads run (engine.pump; figures in the README).
+# released inside the tick so the download threads run (engine.pump; figures in docs/benchmarks.md).
 PUMP_INTERVAL_MS = 2
 PUMP_BUDGET_MS = 5.0
 PUMP_YIELD_MS = 8.0

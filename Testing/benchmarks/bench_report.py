@@ -181,7 +181,7 @@ def _cell(value: Optional[float], width: int, digits: int = 2) -> str:
 
 
 def table(rate: str, raw: Mapping, summary: Mapping[str, Dict]) -> List[str]:
-    """The printed (and README) table of one rate: medians per contender, then the physical limit."""
+    """The printed (and docs/benchmarks.md) table of one rate: medians per contender, then the physical limit."""
     keys = [s["key"] for s in raw["series"]]
     limit = link_limit(raw)
     study_mb = sum(s["pixel_bytes"] for s in raw["series"]) / MB

@@ -31,7 +31,7 @@ from .wait_loop import run_until
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CONNECTIONS = 4  # best throughput on loopback and LAN in our measurements (README)
+DEFAULT_CONNECTIONS = 4  # best throughput on loopback and LAN in our measurements (docs/benchmarks.md)
 FRAMES_PER_REQUEST = 8  # frames of one multi-frame object per request: 28 -> 1.6 ms a frame, ~12 ms a request (measured)
 MAX_CONSECUTIVE_FAILURES = 4  # rounds: with the default retries, a server may be gone ~15 s
 MAX_SLICE_ATTEMPTS = 5  # more than the rounds: an outage fails the same slice each round
@@ -163,7 +163,7 @@ class ProgressiveFetchEngine:
         """`process_events()` then sleep `yield_ms` with the GIL released: the main-thread tick for
         Slicer. Slicer's embedded Python keeps the GIL while its Qt loop idles (docs/architecture.md, "The main-thread tick"), so
         workers run only while the main thread sleeps in Python; a short timer interval and this
-        sleep give them most of the time (see the README's figures)."""
+        sleep give them most of the time (figures: docs/benchmarks.md)."""
         update = self.process_events(budget_ms)
         if yield_ms > 0 and not self.finished():
             time.sleep(yield_ms / 1000.0)

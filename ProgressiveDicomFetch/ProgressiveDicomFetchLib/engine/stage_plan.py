@@ -4,7 +4,7 @@ Default: in-plane previews of every 4th slice, then of the rest (where the serve
 source: HTJ2K prefixes by Range, or a reduced alternate; elsewhere these stages are empty), then
 full frames: anchors (middle, first, last, and the viewed slice when the series is focused), every
 8th, 4th and 2nd slice, then the rest. Full stages work with any DICOMweb server; missing slices in
-between are filled from loaded neighbours. Why this default: README, "In-plane previews".
+between are filled from loaded neighbours. Why this default: docs/previews.md.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 In a single-tile codestream whose progression is resolution first (RPCL or RLCP), the bytes of
 the lowest resolutions come first: a prefix holds a reduced image. imagecodecs (OpenJPH) decodes
 such a prefix with `resilient=True`; decoding at full size (skipres 0) gives the best preview (the
-missing detail subbands are zero: a wavelet interpolation; measured in the README). Its output of
+missing detail subbands are zero: a wavelet interpolation; measured in docs/previews.md). Its output of
 unsigned data wraps small undershoots to large values, so the result is re-read as signed and
 clipped to the stored range. imagecodecs is optional (not bundled with Slicer): without it there
 are no prefix previews and loading goes on with full frames.
