@@ -26,7 +26,7 @@ from slicer.util import VTKObservationMixin
 
 from ProgressiveDicomFetchLib import __version__
 from ProgressiveDicomFetchLib.cache import FrameCache
-from ProgressiveDicomFetchLib.engine.events import COMPLETE, ERROR
+from ProgressiveDicomFetchLib.engine.events import EventKind
 from ProgressiveDicomFetchLib.engine.scheduler import BREADTH_FIRST, STRATEGIES
 from ProgressiveDicomFetchLib.panel import (AUTH_KINDS, DATE_PRESETS, SERIES_COLUMNS, STUDY_COLUMNS, RecentServers,
                                             SearchForm, ServerSettings, is_loadable, progress_row, status_message,
@@ -310,9 +310,9 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
             message = status_message(event, self._labels)
             if message:
                 slicer.util.showStatusMessage(message, 5000)
-            if event.event == ERROR:
+            if event.event == EventKind.ERROR:
                 self._offerDecoders(event.series_uid)
-            elif event.event == COMPLETE:
+            elif event.event == EventKind.COMPLETE:
                 self._offerPreviews(event.series_uid)
         if update:
             self._showProgress()

@@ -10,7 +10,7 @@ import pytest
 from ProgressiveDicomFetchLib.dicomweb import BasicAuth, BearerToken, DicomwebServer, HeaderAuth, search_series, search_studies
 from ProgressiveDicomFetchLib.dicomweb.records import SeriesRecord
 from ProgressiveDicomFetchLib.engine import ProgressiveFetchEngine
-from ProgressiveDicomFetchLib.engine.events import COMPLETE, ERROR, FIRST_SLICE, STAGE, EngineEvent
+from ProgressiveDicomFetchLib.engine.events import EngineEvent, EventKind
 from ProgressiveDicomFetchLib.panel import (SERIES_COLUMNS, STUDY_COLUMNS, RecentServers, SearchForm, ServerSettings,
                                             bar_style, is_loadable, progress_row, status_message, table_rows)
 from ProgressiveDicomFetchLib.panel.result_tables import default_order
@@ -183,13 +183,13 @@ def test_progress_rows_and_messages_follow_a_real_engine(orthanc, sample_small):
     labels = {info.series_uid: "CT thin"}
     messages = [m for m in (status_message(e, labels) for e in events) if m]
     assert messages[0].startswith("CT thin: first slice after") and messages[-1].startswith("CT thin: complete")
-    assert not any(status_message(e, labels) for e in events if e.event == STAGE)
-    assert {FIRST_SLICE, COMPLETE} <= {e.event for e in events}
+    assert not any(status_message(e, labels) for e in events if e.event == EventKind.STAGE)
+    assert {EventKind.FIRST_SLICE, EventKind.COMPLETE} <= {e.event for e in events}
 
 
 def test_bar_style_darkens_the_full_part_of_the_covered_chunk():
     assert "stop:0.250 #2e7d32" in bar_style(covered=0.8, full=0.2)
     assert "stop:1.000 #2e7d32" in bar_style(covered=1.0, full=1.0)
     assert "stop:1.000 #2e7d32" in bar_style(covered=0.0, full=0.0)
-    failed = status_message(EngineEvent(1.0, "1.2.3", ERROR, message="404 for frame 3"), {})
+    failed = status_message(EngineEvent(1.0, "1.2.3", EventKind.ERROR, message="404 for frame 3"), {})
     assert failed == "1.2.3 failed: 404 for frame 3"

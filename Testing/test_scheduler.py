@@ -6,7 +6,7 @@ from collections import deque
 import pytest
 
 from ProgressiveDicomFetchLib.engine.scheduler import DEPTH_FIRST, Scheduler
-from ProgressiveDicomFetchLib.engine.stage_plan import PREVIEW_PART, WHOLE_PART, StagePlan
+from ProgressiveDicomFetchLib.engine.stage_plan import Part, Pick, Stage, StagePlan
 
 pytestmark = pytest.mark.compat  # also run on Slicer 5.8's stack (Makefile)
 
@@ -46,15 +46,39 @@ def test_stage_plan_default():
     assert sorted(k for k, s in stages.items() if s == 4) == [4, 12]
     assert sorted(k for k, s in stages.items() if s == 6) == [1, 3, 5, 7, 9, 11, 13, 15]
     assert sorted(k for k, s in StagePlan().assign(range(17), viewed=5).items() if s == 2) == [0, 5, 8, 16]
-    previews = plan.assign_previews(range(17))
+    previews = plan.assign(range(17), part=Part.PREVIEW)
     assert sorted(k for k, s in previews.items() if s == 0) == [0, 4, 8, 12, 16] and len(previews) == 17
     assert set(previews.values()) == {0, 1}
     assert StagePlan.parse("8,4").stage_ids() == ["every-8", "every-4", "rest"]
-    assert StagePlan.parse("anchors,8,4,2").assign_previews(range(5)) == {}
+    assert StagePlan.parse("anchors,8,4,2").assign(range(5), part=Part.PREVIEW) == {}
     assert StagePlan.parse("preview,8").stage_ids() == ["preview-rest", "every-8", "rest"]
-    for bad in ("anchors,2,4", "preview-1,8", "preview-x", "preview-2,preview-4"):
+    for bad in ("anchors,2,4", "preview-1,8", "preview-x", "preview-2,preview-4", "8,8"):
         with pytest.raises(ValueError):
             StagePlan.parse(bad)
+
+
+def test_stages_are_records_of_which_slices_and_how_fetched():
+    plan = StagePlan.parse("preview-8,anchors,4")
+    assert plan.stages == (Stage(Pick.EVERY, Part.PREVIEW, 8), Stage(Pick.REST, Part.PREVIEW), Stage(Pick.ANCHORS),
+                           Stage(Pick.EVERY, Part.WHOLE, 4), Stage(Pick.REST))
+    for text in ("preview,8", "none", "anchors", "preview-4,anchors,8,4,2", "8,anchors"):
+        assert str(StagePlan.parse(text)) == text and StagePlan.parse(str(StagePlan.parse(text))) == StagePlan.parse(text)
+    # A plan built from records: anchors after the every-8 pass; the scheduler hands out what the records say.
+    plan = StagePlan((Stage(Pick.EVERY, step=8), Stage(Pick.ANCHORS), Stage(Pick.REST)))
+    assert plan.stage_ids() == ["every-8", "anchors", "rest"] and not plan.has_previews
+    scheduler = Scheduler(1, plan=plan)
+    scheduler.add("A", [(17, range(17))])
+    handed = []
+    while (assignment := scheduler.next()) is not None:
+        handed.append((assignment.stage, assignment.k, assignment.part))
+        scheduler.done(assignment)
+    assert [stage for stage, _, _ in handed] == sorted(stage for stage, _, _ in handed)  # stage by stage
+    assert sorted(k for stage, k, _ in handed if stage == 0) == [0, 8, 16]
+    assert not [k for stage, k, _ in handed if stage == 1]  # middle, first and last were all in every-8
+    assert sorted(k for stage, k, _ in handed) == list(range(17)) and {part for _, _, part in handed} == {Part.WHOLE}
+    assert scheduler.current_stage("A") is None
+    with pytest.raises(ValueError, match="previews first"):
+        StagePlan((Stage(Pick.REST), Stage(Pick.REST, Part.PREVIEW)))
 
 
 def test_breadth_first_gives_every_series_its_coarse_stages_before_any_refines():
@@ -222,20 +246,20 @@ def test_previews_of_every_slice_come_before_any_whole_frame_and_each_whole_wait
             assignment = scheduler.next()
             if assignment is None:
                 break
-            if assignment.part == WHOLE_PART and assignment.series == "A":
+            if assignment.part == Part.WHOLE and assignment.series == "A":
                 assert len(done) == 33, f"{assignment} before every preview was done"
             in_flight.append(assignment)
             handed.append(assignment)
         if not in_flight:
             break
         finished = in_flight.popleft()
-        if finished.part == PREVIEW_PART:
+        if finished.part == Part.PREVIEW:
             done.add((finished.volume, finished.k))
         scheduler.done(finished)
     a_parts = [(a.k, a.part) for a in handed if a.series == "A"]
-    assert sorted(a_parts) == sorted((k, part) for k in range(33) for part in (PREVIEW_PART, WHOLE_PART))
-    first_whole = min(i for i, a in enumerate(handed) if a.part == WHOLE_PART)
-    assert all(a.part == PREVIEW_PART for a in handed[:first_whole]) and first_whole == 33
+    assert sorted(a_parts) == sorted((k, part) for k in range(33) for part in (Part.PREVIEW, Part.WHOLE))
+    first_whole = min(i for i, a in enumerate(handed) if a.part == Part.WHOLE)
+    assert all(a.part == Part.PREVIEW for a in handed[:first_whole]) and first_whole == 33
     every4 = [a.k for a in handed[:9]]
     assert sorted(every4) == [0, 4, 8, 12, 16, 20, 24, 28, 32]  # previews of every 4th slice first
     assert scheduler.idle()
@@ -246,12 +270,12 @@ def test_a_viewed_slice_gets_its_preview_then_its_whole_frame_first():
     scheduler.set_focus("A", viewed_slice=21)
     scheduler.add("A", [(40, range(40))], previews=True)
     first = scheduler.next()
-    assert (first.k, first.part) == (21, PREVIEW_PART)
+    assert (first.k, first.part) == (21, Part.PREVIEW)
     second = scheduler.next()  # the whole of 21 is blocked while its preview is in flight
-    assert second.part == PREVIEW_PART and second.k != 21
+    assert second.part == Part.PREVIEW and second.k != 21
     scheduler.done(first)
     third = scheduler.next()
-    assert (third.k, third.part) == (21, WHOLE_PART)
+    assert (third.k, third.part) == (21, Part.WHOLE)
 
 
 def test_a_failed_preview_is_retried_before_its_whole_frame_and_cancel_clears_the_waits():
@@ -262,13 +286,13 @@ def test_a_failed_preview_is_retried_before_its_whole_frame_and_cancel_clears_th
         assignment = scheduler.next()
         if assignment is None:
             break
-        if assignment.part == PREVIEW_PART and assignment.k == 1 and (1, PREVIEW_PART) not in parts:
-            parts.append((1, PREVIEW_PART))
+        if assignment.part == Part.PREVIEW and assignment.k == 1 and (1, Part.PREVIEW) not in parts:
+            parts.append((1, Part.PREVIEW))
             scheduler.retry(assignment)
             continue
         parts.append((assignment.k, assignment.part))
         scheduler.done(assignment)
-    assert parts.index((1, PREVIEW_PART)) < parts.index((1, WHOLE_PART)) and scheduler.idle()
+    assert parts.index((1, Part.PREVIEW)) < parts.index((1, Part.WHOLE)) and scheduler.idle()
     scheduler = Scheduler(1)
     scheduler.add("A", [(5, range(5))], previews=True)
     scheduler.next()

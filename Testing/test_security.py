@@ -88,7 +88,7 @@ def test_credentials_are_in_no_log_message_or_repr(name, caplog):
 
 def test_tls_verification_is_on_by_default():
     server = DicomwebServer("https://127.0.0.1:1/dicom-web")
-    assert server.verify is True and server.session().verify is True
+    assert server.verify is True and server.connection().verify is True
 
 
 def test_foreign_bulk_data_and_retrieve_urls_get_no_request(sample_small, caplog):

@@ -7,14 +7,14 @@ import os
 
 import pytest
 
-from ProgressiveDicomFetchLib.engine.events import (CANCELLED, COMPLETE, COVERED, ERROR, FIRST_SLICE, FOCUS, STAGE,
-                                                    EngineEvent, SeriesProgress)
+from ProgressiveDicomFetchLib.engine.events import EngineEvent, EventKind, SeriesProgress, SeriesStatus
 from ProgressiveDicomFetchLib.engine.timeline import Timeline
 
 pytestmark = pytest.mark.compat  # also run on Slicer 5.8's stack (Makefile)
 
 A, B, C = "1.2.3.1", "1.2.3.2", "1.2.3.3"
-CONTRACT_EVENTS = {FIRST_SLICE, COVERED, STAGE, COMPLETE, FOCUS, ERROR}
+CONTRACT_EVENTS = {EventKind.FIRST_SLICE, EventKind.COVERED, EventKind.STAGE, EventKind.COMPLETE, EventKind.FOCUS,
+                   EventKind.ERROR}
 
 
 class Clock:
@@ -31,11 +31,11 @@ def sample_timeline() -> Timeline:
     for uid in (A, B, C):
         timeline.add_series(uid)
     timeline.extend([
-        EngineEvent(0.20, A, FIRST_SLICE), EngineEvent(0.25, B, FIRST_SLICE),
-        EngineEvent(0.30, A, STAGE, stage="anchors"), EngineEvent(0.31, A, COVERED),
-        EngineEvent(0.90, A, STAGE, stage="every-8"), EngineEvent(1.50, B, FOCUS, slice=40),
-        EngineEvent(2.00, B, ERROR, message="HTTP 503"), EngineEvent(2.10, A, STAGE, stage="rest"),
-        EngineEvent(2.10, A, COMPLETE),
+        EngineEvent(0.20, A, EventKind.FIRST_SLICE), EngineEvent(0.25, B, EventKind.FIRST_SLICE),
+        EngineEvent(0.30, A, EventKind.STAGE, stage="anchors"), EngineEvent(0.31, A, EventKind.COVERED),
+        EngineEvent(0.90, A, EventKind.STAGE, stage="every-8"), EngineEvent(1.50, B, EventKind.FOCUS, slice=40),
+        EngineEvent(2.00, B, EventKind.ERROR, message="HTTP 503"), EngineEvent(2.10, A, EventKind.STAGE, stage="rest"),
+        EngineEvent(2.10, A, EventKind.COMPLETE),
     ])
     timeline.set_slices(A, 20)
     timeline.set_slices(B, 200)
@@ -86,9 +86,9 @@ def test_contract_keys_types_milestones_and_nulls():
 
 def test_first_time_wins_and_cancelled_is_an_error_event():
     timeline = Timeline(clock=Clock())
-    timeline.extend([EngineEvent(1.0, A, FIRST_SLICE), EngineEvent(2.0, A, FIRST_SLICE),
-                     EngineEvent(3.0, A, STAGE, stage="every-4"), EngineEvent(4.0, A, STAGE, stage="every-4"),
-                     EngineEvent(5.0, A, CANCELLED)])
+    timeline.extend([EngineEvent(1.0, A, EventKind.FIRST_SLICE), EngineEvent(2.0, A, EventKind.FIRST_SLICE),
+                     EngineEvent(3.0, A, EventKind.STAGE, stage="every-4"), EngineEvent(4.0, A, EventKind.STAGE, stage="every-4"),
+                     EngineEvent(5.0, A, EventKind.CANCELLED)])
     document = timeline.to_json()
     check_contract(document)
     assert document["series"][A]["first_slice_s"] == 1.0
@@ -98,8 +98,8 @@ def test_first_time_wins_and_cancelled_is_an_error_event():
 
 def test_event_offset_shifts_engine_times_to_command_times():
     timeline = Timeline(clock=Clock(), event_offset_s=0.5)
-    timeline.append(EngineEvent(1.0, A, COVERED))
-    timeline.append(EngineEvent(2.0, A, FOCUS, slice=3))
+    timeline.append(EngineEvent(1.0, A, EventKind.COVERED))
+    timeline.append(EngineEvent(2.0, A, EventKind.FOCUS, slice=3))
     document = timeline.to_json()
     assert document["series"][A]["covered_s"] == 1.5
     assert [e["t"] for e in document["events"]] == [1.5, 2.5]
@@ -151,3 +151,18 @@ def test_summary_names_every_series_and_never_reached_milestones():
     assert lines[1].startswith(B) and "covered never" in lines[1] and "complete never" in lines[1]
     assert lines[2].startswith(C) and "first slice never" in lines[2]
     assert lines[3].startswith("total 2.50 s")
+
+
+def test_event_kinds_and_states_are_enums_that_read_as_the_contract_words():
+    assert {kind.value for kind in CONTRACT_EVENTS} == {"first_slice", "covered", "stage", "complete", "focus", "error"}
+    event = EngineEvent(1.0, A, "covered")  # a contract word is taken and checked
+    assert event.event is EventKind.COVERED
+    assert json.dumps(event.to_json()) == '{"t": 1.0, "series": "1.2.3.1", "event": "covered"}'
+    with pytest.raises(ValueError, match="'coverd'"):
+        EngineEvent(1.0, A, "coverd")
+    snapshot = SeriesProgress(A, "1: CT", 10, state="failed")
+    assert snapshot.state is SeriesStatus.FAILED and snapshot.state.final and not SeriesStatus.COVERED.final
+    # str() and format() give the word on every Python (3.12 changed format() for mixed-in Enums).
+    assert (str(EventKind.STAGE), f"{SeriesStatus.COVERED}", "{}".format(EventKind.ERROR)) == ("stage", "covered", "error")
+    with pytest.raises(ValueError):
+        SeriesProgress(A, "1: CT", 10, state="done")

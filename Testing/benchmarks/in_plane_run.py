@@ -1,6 +1,6 @@
 """One run of in_plane_stages.py, in its own process: our engine fetches the HTJ2K RPCL series under
 one stage plan, driven like Slicer drives it (process_events() on a 10 ms tick), and copies the
-volume at the moments the preview is judged -- the COVERED event, the end of every stage but the
+volume at the moments the preview is judged -- the EventKind.COVERED event, the end of every stage but the
 last (the end of "preview-rest" is the all-previewed moment; the last one is judged on the final
 volume), and optionally a given time (the
 other plan's all-previewed moment). The copies are compared
@@ -52,7 +52,7 @@ class PlanRun:
     plan: str
     first_slice_s: Optional[float] = None
     covered_s: Optional[float] = None
-    all_previewed_s: Optional[float] = None  # STAGE "preview-rest"; None without in-plane stage
+    all_previewed_s: Optional[float] = None  # EventKind.STAGE "preview-rest"; None without in-plane stage
     complete_s: Optional[float] = None
     total_s: float = 0.0
     stages: Dict[str, float] = field(default_factory=dict)  # stage id -> when it finished
@@ -88,7 +88,7 @@ def run_plan(plan: str, url: str, study: str, series: str, connections: int = 4,
     """Fetch the series under `plan`; returns the record and the volume copies by moment."""
     from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
     from ProgressiveDicomFetchLib.engine import ProgressiveFetchEngine, StagePlan
-    from ProgressiveDicomFetchLib.engine.events import COMPLETE, COVERED, ERROR, FIRST_SLICE, STAGE
+    from ProgressiveDicomFetchLib.engine.events import EventKind
 
     stage_plan = StagePlan.parse(plan)
     record = PlanRun(str(stage_plan))
@@ -112,20 +112,20 @@ def run_plan(plan: str, url: str, study: str, series: str, connections: int = 4,
                 now = time.monotonic() - started
                 for event in events:
                     t = event.t + offset
-                    if event.event == FIRST_SLICE and record.first_slice_s is None:
+                    if event.event == EventKind.FIRST_SLICE and record.first_slice_s is None:
                         record.first_slice_s = t
-                    elif event.event == COVERED and record.covered_s is None:
+                    elif event.event == EventKind.COVERED and record.covered_s is None:
                         record.covered_s = t
                         snap(AT_COVERED)
-                    elif event.event == STAGE and event.stage:
+                    elif event.event == EventKind.STAGE and event.stage:
                         record.stages[event.stage] = t
                         if event.stage == PREVIEW_REST:
                             record.all_previewed_s = t
                         if event.stage != LAST_STAGE:
                             snap(AT_STAGE + event.stage)
-                    elif event.event == COMPLETE:
+                    elif event.event == EventKind.COMPLETE:
                         record.complete_s = t
-                    elif event.event == ERROR:
+                    elif event.event == EventKind.ERROR:
                         record.errors.append(event.message or "error")
                 if snapshot_at is not None and AT_GIVEN_TIME not in copies and now >= snapshot_at:
                     snap(AT_GIVEN_TIME)

@@ -40,8 +40,8 @@ def _fit(text: str, width: int) -> str:
 
 
 def _details(snapshot: SeriesProgress) -> str:
-    text = snapshot.state
-    if snapshot.stage and snapshot.state not in ("complete", "failed", "cancelled"):
+    text = snapshot.state.value
+    if snapshot.stage and not snapshot.state.final:
         text += f" {snapshot.stage}"
     if snapshot.error:
         text += f": {snapshot.error}"

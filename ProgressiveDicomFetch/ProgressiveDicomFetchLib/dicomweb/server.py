@@ -36,7 +36,7 @@ MAX_REDIRECTS = 5
 
 
 def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
-    """Overrides the session's auth for a request that must carry no credentials."""
+    """Overrides the connection's auth for a request that must carry no credentials."""
     return request
 
 
@@ -134,22 +134,22 @@ class DicomwebServer:
         return f"DicomwebServer({self.url!r}, auth={self.auth!r}, headers=[{header_names}])"
 
     # -- requests -------------------------------------------------------------------------------
-    def session(self) -> requests.Session:
-        """This thread's keep-alive session (requests sessions are not shared across threads)."""
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.auth = self.auth
-            session.headers.update(self.headers)
-            session.verify = self.verify
-            self._local.session = session
-        return session
+    def connection(self) -> requests.Session:
+        """This thread's keep-alive HTTP connection (a requests.Session: not shared across threads)."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = requests.Session()
+            connection.auth = self.auth
+            connection.headers.update(self.headers)
+            connection.verify = self.verify
+            self._local.connection = connection
+        return connection
 
     def close(self) -> None:
-        session = getattr(self._local, "session", None)
-        if session is not None:
-            session.close()
-            self._local.session = None
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
 
     def url_for(self, path: str, params: Optional[Params] = None) -> str:
         query = encode_query(params) if params else ""
@@ -235,15 +235,15 @@ class DicomwebServer:
 
     def _send(self, url: str, headers: Dict[str, str]) -> requests.Response:
         """One request with its redirects followed; credentials go to this server's origin only."""
-        session = self.session()
+        connection = self.connection()
         credentials = True
         for _ in range(MAX_REDIRECTS + 1):
             extra: Dict[str, Any] = {}
             if not credentials:
-                headers = {**headers, **{name: None for name in self.headers}}  # None drops a session header
+                headers = {**headers, **{name: None for name in self.headers}}  # None drops a connection header
                 extra["auth"] = _no_auth
-            # `verify` per request: on the session alone, REQUESTS_CA_BUNDLE from the environment would win.
-            response = session.get(url, headers=headers, timeout=self.timeout, stream=True, verify=self.verify,
+            # `verify` per request: on the connection alone, REQUESTS_CA_BUNDLE from the environment would win.
+            response = connection.get(url, headers=headers, timeout=self.timeout, stream=True, verify=self.verify,
                                    allow_redirects=False, **extra)
             location = response.headers.get("Location")
             if response.status_code not in REDIRECTS or not location:

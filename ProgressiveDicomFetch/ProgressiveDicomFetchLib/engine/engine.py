@@ -3,7 +3,7 @@ coarse to fine, as the scheduler decides; the main thread collects what changed.
 
 Threads: workers fetch (metadata, then one frame per request), decode and write into the
 volume buffers, and post events. Only `process_events()` hands things to the main thread, which
-alone touches MRML/Qt (docs/architecture.md, "The main-thread tick"). Each worker has its own keep-alive HTTP session.
+alone touches MRML/Qt (docs/architecture.md, "The main-thread tick"). Each worker has its own keep-alive HTTP connection.
 """
 from __future__ import annotations
 
@@ -22,11 +22,10 @@ from ..loading import SliceTask, VolumeLoad
 from ..previews import PreviewSource, Probe, SliceFetch, find_preview_source
 from ..retrieve import FrameFetcher, fetcher_for, load_slices, prepare_series, write_cached, write_fetched
 from ..volume import Quality
-from .events import (CANCELLED, CANCELLED_STATE, COMPLETE, COMPLETE_STATE, COVERED, ERROR, FAILED, FIRST_SLICE,
-                     FOCUS, LOADING, METADATA, STAGE, EngineEvent, SeriesProgress)
+from .events import EngineEvent, EventKind, SeriesProgress, SeriesStatus
 from .scheduler import BREADTH_FIRST, Assignment, Scheduler
 from .series_state import SeriesState
-from .stage_plan import PREVIEW_PART, StagePlan
+from .stage_plan import Part, StagePlan
 from .wait_loop import run_until
 
 logger = logging.getLogger(__name__)
@@ -87,7 +86,7 @@ class ProgressiveFetchEngine:
             self.scheduler.expect(series_uid)  # keeps its place in line while its metadata comes
             if loads is not None:
                 self._take_loads(state, loads, announce=False)
-            if loads is None or self.plan.previews is not None:
+            if loads is None or self.plan.has_previews:
                 self._metadata_jobs.append(series_uid)  # metadata, then the probe for a preview source
             else:
                 self._schedule(state, None)
@@ -97,7 +96,7 @@ class ProgressiveFetchEngine:
         """Boost the series the user looks at (None: no boost); the next free connection follows."""
         self.scheduler.set_focus(series_uid, slice_index, volume)
         if series_uid is not None:
-            self._emit(series_uid, FOCUS, slice=None if slice_index is None else int(round(slice_index)))
+            self._emit(series_uid, EventKind.FOCUS, slice=None if slice_index is None else int(round(slice_index)))
         with self._wake:
             self._wake.notify_all()
 
@@ -105,13 +104,13 @@ class ProgressiveFetchEngine:
         """Drop the series' queued work; its volumes keep what they have."""
         with self._wake:
             state = self._series[series_uid]
-            if state.state in (COMPLETE_STATE, CANCELLED_STATE, FAILED):
+            if state.state.final:
                 return
-            state.state = CANCELLED_STATE
+            state.state = SeriesStatus.CANCELLED
             if series_uid in self._metadata_jobs:
                 self._metadata_jobs.remove(series_uid)
         dropped = self.scheduler.drop(series_uid)
-        self._emit(series_uid, CANCELLED, message=f"{dropped} slices not fetched")
+        self._emit(series_uid, EventKind.CANCELLED, message=f"{dropped} slices not fetched")
 
     def pause(self) -> None:
         with self._wake:
@@ -213,7 +212,7 @@ class ProgressiveFetchEngine:
                         self._busy -= 1
                         self._wake.notify_all()
         finally:
-            self.server.close()  # this thread's session
+            self.server.close()  # this thread's HTTP connection
 
     def _next_job(self):
         with self._wake:
@@ -234,19 +233,19 @@ class ProgressiveFetchEngine:
         """Metadata (unless the caller gave the volumes), then the preview probe, then the slices."""
         state = self._series[series_uid]
         if not state.loads:
-            state.state = METADATA
+            state.state = SeriesStatus.METADATA
             try:
                 loads = prepare_series(self.server, state.study_uid, series_uid, self.fill)
             except (DicomwebError, ValueError, MemoryError) as error:
                 self._fail(state, f"cannot load series {series_uid}: {error}")
                 return
             with self._wake:
-                if state.state == CANCELLED_STATE or self._closed:
+                if state.state == SeriesStatus.CANCELLED or self._closed:
                     return
                 self._take_loads(state, loads, announce=True)
-        probe = self._probe(state) if self.plan.previews is not None else None
+        probe = self._probe(state) if self.plan.has_previews else None
         with self._wake:
-            if state.state == CANCELLED_STATE or self._closed:
+            if state.state == SeriesStatus.CANCELLED or self._closed:
                 return
             self._schedule(state, probe)
             self._wake.notify_all()
@@ -276,7 +275,7 @@ class ProgressiveFetchEngine:
         state.label = f"{first.get('SeriesNumber', '')}: {first.get('SeriesDescription', '')}".strip(": ")
         state.loads = loads
         state.fetcher = fetcher_for(self.server, loads[0], self.cache)
-        state.state = LOADING
+        state.state = SeriesStatus.LOADING
         if announce:
             for index, load in enumerate(loads):
                 self._new_volumes.put((state.series_uid, index, load))
@@ -297,7 +296,7 @@ class ProgressiveFetchEngine:
             state.bytes += probe.bytes
         if probe is not None and probe.preview is not None:
             state.first_slice = True
-            self._emit(state.series_uid, FIRST_SLICE)
+            self._emit(state.series_uid, EventKind.FIRST_SLICE)
 
     def _load_slices(self, batch: List[Assignment]) -> None:
         """Fetch one request's frames (one slice, or several frames of one multi-frame object)."""
@@ -334,11 +333,11 @@ class ProgressiveFetchEngine:
         return kept[1]
 
     def _load_part(self, source: PreviewSource, load: VolumeLoad, fetcher: FrameFetcher, task: SliceTask,
-                   part: int) -> int:
+                   part: Part) -> int:
         """A slice's preview, or its whole frame (the cache first); nothing when the slice is already
         that good (the probe wrote it, or a short frame came whole with its preview)."""
         quality = load.volume.quality(task.k)
-        if part == PREVIEW_PART:
+        if part is Part.PREVIEW:
             if quality >= source.quality or write_cached(load, fetcher, task):
                 return 0
             got = source.fetch_preview(fetcher, task, load.geometry.pixels)
@@ -384,20 +383,20 @@ class ProgressiveFetchEngine:
             state.failures = 0
             state.bytes += size
             finished = self.scheduler.done(assignment)
-            if state.state in (CANCELLED_STATE, FAILED):
+            if state.state in (SeriesStatus.CANCELLED, SeriesStatus.FAILED):
                 return
             if not state.first_slice:
                 state.first_slice = True
-                self._emit(state.series_uid, FIRST_SLICE)
+                self._emit(state.series_uid, EventKind.FIRST_SLICE)
             if state.check_covered():
-                self._emit(state.series_uid, COVERED)
+                self._emit(state.series_uid, EventKind.COVERED)
             stage_ids = self.plan.stage_ids()
             for stage in finished:
-                self._emit(state.series_uid, STAGE, stage=stage_ids[stage])
+                self._emit(state.series_uid, EventKind.STAGE, stage=stage_ids[stage])
                 state.stage = stage_ids[stage + 1] if stage + 1 < len(stage_ids) else None
                 if stage == len(stage_ids) - 1:
-                    state.complete, state.state = True, COMPLETE_STATE
-                    self._emit(state.series_uid, COMPLETE)
+                    state.complete, state.state = True, SeriesStatus.COMPLETE
+                    self._emit(state.series_uid, EventKind.COMPLETE)
 
     def _abandon(self, job, error: Exception) -> None:
         """Give back what an unexpected error left in flight and fail its series."""
@@ -412,11 +411,11 @@ class ProgressiveFetchEngine:
         Once per series: several workers may hit the same failure at the same time."""
         self.scheduler.drop(state.series_uid)
         with self._wake:
-            if state.state == FAILED:
+            if state.state == SeriesStatus.FAILED:
                 return
-            state.state, state.error = FAILED, message
+            state.state, state.error = SeriesStatus.FAILED, message
         logger.warning(message)
-        self._emit(state.series_uid, ERROR, message=message)
+        self._emit(state.series_uid, EventKind.ERROR, message=message)
 
-    def _emit(self, series_uid: str, kind: str, **details) -> None:
+    def _emit(self, series_uid: str, kind: EventKind, **details) -> None:
         self._events.put(EngineEvent(self.elapsed(), series_uid, kind, **details))

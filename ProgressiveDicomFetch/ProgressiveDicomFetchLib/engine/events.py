@@ -6,16 +6,45 @@ are covered, complete when all are complete.
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
-FIRST_SLICE = "first_slice"
-COVERED = "covered"
-STAGE = "stage"
-COMPLETE = "complete"
-FOCUS = "focus"
-ERROR = "error"
-CANCELLED = "cancelled"
+
+class Word(str, enum.Enum):
+    """A str Enum whose str() and format() are its value on every Python we support (3.9-3.12), so
+    it can go wherever the contract's words went (JSON, messages, comparisons with strings)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class EventKind(Word):
+    """What happened to a series; the values are the timeline contract's event words."""
+
+    FIRST_SLICE = "first_slice"
+    COVERED = "covered"
+    STAGE = "stage"
+    COMPLETE = "complete"
+    FOCUS = "focus"
+    ERROR = "error"
+    CANCELLED = "cancelled"  # recorded in the timeline as an error "cancelled"
+
+
+class SeriesStatus(Word):
+    """Where a series is, in the order a series normally goes through them."""
+
+    WAITING = "waiting"
+    METADATA = "metadata"
+    LOADING = "loading"
+    COVERED = "covered"
+    COMPLETE = "complete"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+    @property
+    def final(self) -> bool:
+        return self in (SeriesStatus.COMPLETE, SeriesStatus.CANCELLED, SeriesStatus.FAILED)
 
 
 @dataclass(frozen=True)
@@ -24,23 +53,21 @@ class EngineEvent:
 
     t: float
     series_uid: str
-    event: str
+    event: EventKind  # a plain contract word is accepted and checked
     stage: Optional[str] = None  # STAGE: the stage id that finished (e.g. "every-8")
     slice: Optional[int] = None  # FOCUS: the viewed slice, if known
     message: Optional[str] = None  # ERROR: what went wrong
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "event", EventKind(self.event))
+
     def to_json(self) -> Dict[str, object]:
-        record: Dict[str, object] = {"t": round(self.t, 4), "series": self.series_uid, "event": self.event}
+        record: Dict[str, object] = {"t": round(self.t, 4), "series": self.series_uid, "event": self.event.value}
         for key in ("stage", "slice", "message"):
             value = getattr(self, key)
             if value is not None:
                 record[key] = value
         return record
-
-
-# Series states, in the order a series normally goes through them.
-WAITING, METADATA, LOADING, COVERED_STATE, COMPLETE_STATE = "waiting", "metadata", "loading", "covered", "complete"
-CANCELLED_STATE, FAILED = "cancelled", "failed"
 
 
 @dataclass(frozen=True)
@@ -53,8 +80,11 @@ class SeriesProgress:
     counts: Dict[str, int] = field(default_factory=dict)  # Quality name -> number of slices
     stage: Optional[str] = None  # stage id in progress
     bytes: int = 0
-    state: str = WAITING
+    state: SeriesStatus = SeriesStatus.WAITING
     error: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", SeriesStatus(self.state))
 
     @property
     def covered_fraction(self) -> float:

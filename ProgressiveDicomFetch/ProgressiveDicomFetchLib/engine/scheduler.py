@@ -7,7 +7,7 @@ Pure bookkeeping under one lock, no threads or I/O, so every decision is unit-te
 - focus boost: the focused series takes free connections (up to `focus_share` of them, default
   all) until nothing of it is queued; the others share the rest by the base policy. Within the
   focused series the viewed slice comes first, then the nearest slices, coarse to fine.
-A slice with an in-plane preview is fetched in two parts (stage_plan.PREVIEW_PART, WHOLE_PART); its
+A slice with an in-plane preview is fetched in two parts (stage_plan.Part.PREVIEW, Part.WHOLE); its
 whole part waits until its preview is done (an HTJ2K rest continues the preview's bytes), and until
 the series' preview stages are, so every slice shows its preview before any is exact (the slice in
 view excepted: it gets its preview, then its whole frame, first).
@@ -19,13 +19,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from .stage_plan import PREVIEW_PART, WHOLE_PART, StagePlan
+from .stage_plan import Part, Pick, StagePlan
 
 BREADTH_FIRST = "breadth-first"
 DEPTH_FIRST = "depth-first"
 STRATEGIES = (BREADTH_FIRST, DEPTH_FIRST)
 
-Key = Tuple[int, int, int]  # (volume index, slice k, part)
+Key = Tuple[int, int, Part]  # (volume index, slice k, part)
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Assignment:
     volume: int
     k: int
     stage: int
-    part: int = WHOLE_PART
+    part: Part = Part.WHOLE
 
 
 @dataclass
@@ -67,7 +67,7 @@ class _Series:
     def waits(self, key: Key) -> bool:
         """A whole part waits for its own preview, and for the previews of every slice (so each slice
         shows something before any is exact), except the slice in view."""
-        if key not in self.blocked and (key[2] != WHOLE_PART or self.finished_stages >= self.preview_stages):
+        if key not in self.blocked and (key[2] != Part.WHOLE or self.finished_stages >= self.preview_stages):
             return False
         return key in self.blocked or (key[0], key[1]) != self.viewed
 
@@ -99,7 +99,7 @@ class _Series:
             self.order.extend(reversed(waiting))  # blocked parts keep their place in line
 
 
-def _spread_ranks(stage_of: Dict[Key, int], anchor_stage: Optional[int]) -> Dict[Key, int]:
+def _spread_ranks(stage_of: Dict[Key, int], anchor_stages: Set[int]) -> Dict[Key, int]:
     """Order within each (volume, stage): anchors middle first then the ends; other stages in
     bisection order 0, n/2, n/4, 3n/4, ... (bit-reversed positions)."""
     groups: Dict[Tuple[int, int], List[Key]] = {}
@@ -108,7 +108,7 @@ def _spread_ranks(stage_of: Dict[Key, int], anchor_stage: Optional[int]) -> Dict
     ranks: Dict[Key, int] = {}
     for (_, stage), keys in groups.items():
         keys.sort()
-        if stage == anchor_stage:
+        if stage in anchor_stages:
             middle = keys[len(keys) // 2][1]
             ranks.update({key: rank for rank, key in enumerate(sorted(keys, key=lambda k: (k[1] != middle, k[1])))})
             continue
@@ -133,6 +133,7 @@ class Scheduler:
         self.strategy = strategy
         self.focus_share = focus_share
         self.plan = plan
+        self._anchor_stages = {i for i, stage in enumerate(plan.stages) if stage.pick is Pick.ANCHORS}
         self._series: Dict[str, _Series] = {}
         self._focus: Optional[str] = None
         self._viewed: Optional[Tuple[int, float]] = None  # (volume, slice) in view in the focused series
@@ -158,22 +159,21 @@ class Scheduler:
             if announced is not None and not announced.pending:
                 raise ValueError(f"series {series} is already scheduled")
             viewed = self._viewed if self._focus == series else None
+            parts = tuple(Part) if previews else (Part.WHOLE,)
             stage_of: Dict[Key, int] = {}
             for volume, (_, present) in enumerate(volumes):
                 hint = viewed[1] if viewed is not None and viewed[0] == volume else None
-                stage_of.update({(volume, k, WHOLE_PART): stage for k, stage in self.plan.assign(present, hint).items()})
-                if previews:
-                    stage_of.update({(volume, k, PREVIEW_PART): stage
-                                     for k, stage in self.plan.assign_previews(present).items()})
-            outstanding = [0] * len(self.plan.stage_ids())
+                for part in parts:
+                    stage_of.update({(volume, k, part): stage for k, stage in self.plan.assign(present, hint, part).items()})
+            outstanding = [0] * len(self.plan.stages)
             for stage in stage_of.values():
                 outstanding[stage] += 1
             order = announced.order_index if announced is not None else len(self._series)
-            group_of = {(v, k, WHOLE_PART): g for v, mapping in enumerate(groups or ()) for k, g in mapping.items()}
+            group_of = {(v, k, Part.WHOLE): g for v, mapping in enumerate(groups or ()) for k, g in mapping.items()}
             entry = _Series(order_index=order, stage_of=stage_of, queued=dict(stage_of), outstanding=outstanding,
-                            spread=_spread_ranks(stage_of, self.plan.preview_stages if self.plan.anchors else None),
+                            spread=_spread_ranks(stage_of, self._anchor_stages),
                             group_of=group_of,
-                            blocked={(v, k, WHOLE_PART) for (v, k, part) in stage_of if part == PREVIEW_PART},
+                            blocked={(v, k, Part.WHOLE) for (v, k, part) in stage_of if part is Part.PREVIEW},
                             preview_stages=self.plan.preview_stages if previews else 0)
             self._series[series] = entry
             self._point_view(entry, viewed)
@@ -237,8 +237,8 @@ class Scheduler:
                 return []
             entry.in_flight -= 1
             entry.outstanding[assignment.stage] -= 1
-            if assignment.part == PREVIEW_PART:
-                entry.blocked.discard((assignment.volume, assignment.k, WHOLE_PART))
+            if assignment.part is Part.PREVIEW:
+                entry.blocked.discard((assignment.volume, assignment.k, Part.WHOLE))
             return self._advance_stages(entry)
 
     def retry(self, assignment: Assignment) -> None:

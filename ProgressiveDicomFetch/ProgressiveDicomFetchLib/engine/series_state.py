@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..loading import VolumeLoad
 from ..volume import Quality
-from .events import COMPLETE_STATE, COVERED_STATE, WAITING, SeriesProgress
+from .events import SeriesProgress, SeriesStatus
 
 
 @dataclass
@@ -15,7 +15,7 @@ class SeriesState:
     series_uid: str
     label: str = ""
     loads: List[VolumeLoad] = field(default_factory=list)
-    state: str = WAITING
+    state: SeriesStatus = SeriesStatus.WAITING
     bytes: int = 0
     failures: int = 0  # consecutive failure rounds (see engine._slices_failed)
     failed_at: float = float("-inf")  # time.monotonic() of the last counted round
@@ -41,8 +41,8 @@ class SeriesState:
         if self.covered or not self.loads or not all(load.volume.covered for load in self.loads):
             return False
         self.covered = True
-        if self.state not in (COMPLETE_STATE,):
-            self.state = COVERED_STATE
+        if self.state is not SeriesStatus.COMPLETE:
+            self.state = SeriesStatus.COVERED
         return True
 
     def progress(self) -> SeriesProgress:

@@ -1,115 +1,145 @@
-"""The stage plan: which slices come in which stage (docs/architecture.md, "The stage plan").
+"""The stage plan: which slices come in which stage, and how they are fetched (docs/architecture.md,
+"The stage plan").
 
-Default: in-plane previews of every 4th slice, then of the rest (where the server offers a preview
-source: HTJ2K prefixes by Range, or a reduced alternate; elsewhere these stages are empty), then
-full frames: anchors (middle, first, last, and the viewed slice when the series is focused), every
-8th, 4th and 2nd slice, then the rest. Full stages work with any DICOMweb server; missing slices in
-between are filled from loaded neighbours. Why this default: docs/previews.md.
+A plan is a sequence of `Stage` records. Default: in-plane previews of every 4th slice, then of the
+rest (where the series has a preview source: HTJ2K prefixes by Range, or a reduced alternate;
+elsewhere these stages are empty), then whole frames: anchors (middle, first, last, and the viewed
+slice when the series is focused), every 8th, 4th and 2nd slice, then the rest. Whole-frame stages
+work with any DICOMweb server; missing slices in between are filled from loaded neighbours. Why this
+default: docs/previews.md. A new kind of stage is a new `Pick` and its branch in `Stage`.
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
-ANCHORS = "anchors"
-REST = "rest"
-PREVIEW = "preview"
-PREVIEW_REST = "preview-rest"
-
-# The parts of one slice's fetch: a reduced preview first (when the series has a preview source),
-# then the whole frame (for HTJ2K prefixes: the rest of the same bytes).
-PREVIEW_PART = 0
-WHOLE_PART = 1
+NONE = "none"
 
 
-def every(step: int) -> str:
-    return f"every-{step}"
+class Part(enum.IntEnum):
+    """How a slice is fetched in a stage: each slice is fetched once per part it is planned for."""
+
+    PREVIEW = 0  # a reduced copy from the series' preview source (no source: the stage is empty)
+    WHOLE = 1  # the whole frame (after an HTJ2K prefix: the rest of the same bytes)
 
 
-def preview_every(step: int) -> str:
-    return f"preview-every-{step}"
+class Pick(enum.Enum):
+    """Which slices a stage takes, of those its part has not placed yet."""
+
+    ANCHORS = "anchors"  # middle, first, last, and the slice nearest the view
+    EVERY = "every"  # every `step`-th slice (k % step == 0)
+    REST = "rest"  # all the others
 
 
-def _check_steps(steps: Sequence[int], what: str) -> None:
-    if any(step < 2 for step in steps) or list(steps) != sorted(set(steps), reverse=True):
-        raise ValueError(f"{what} steps must be distinct, >= 2 and decreasing, not {tuple(steps)}")
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a plan: its id (as the timeline names it), which slices, and how fetched."""
+
+    pick: Pick
+    part: Part = Part.WHOLE
+    step: int = 0  # Pick.EVERY only
+
+    @property
+    def id(self) -> str:
+        name = self.pick.value if self.pick is not Pick.EVERY else f"every-{self.step}"
+        return f"preview-{name}" if self.part is Part.PREVIEW else name
+
+    @property
+    def token(self) -> str:
+        """Its word in a plan's text (`--stages`); '' for the rest stages, which every plan ends with."""
+        if self.pick is Pick.REST:
+            return ""
+        word = self.pick.value if self.pick is Pick.ANCHORS else str(self.step)
+        return f"preview-{word}" if self.part is Part.PREVIEW else word
+
+    @classmethod
+    def from_token(cls, token: str) -> "Stage":
+        """`anchors`, `8` or `preview-4` (ValueError otherwise)."""
+        part = Part.PREVIEW if token.startswith("preview-") else Part.WHOLE
+        word = token[len("preview-"):] if part is Part.PREVIEW else token
+        if word == Pick.ANCHORS.value:
+            return cls(Pick.ANCHORS, part)
+        step = int(word)
+        if step < 2:
+            raise ValueError(f"a stage step must be at least 2, not {step}")
+        return cls(Pick.EVERY, part, step)
+
+    def select(self, present: Sequence[int], placed: Dict[int, int], viewed: Optional[int]) -> List[int]:
+        """The present slices (sorted) this stage takes, given those earlier stages `placed`."""
+        if self.pick is Pick.ANCHORS:
+            if not present:
+                return []
+            picked = [present[len(present) // 2], present[0], present[-1]]
+            if viewed is not None:
+                picked.append(min(present, key=lambda k: (abs(k - viewed), k)))
+            return [k for k in dict.fromkeys(picked) if k not in placed]
+        if self.pick is Pick.EVERY:
+            return [k for k in present if k % self.step == 0 and k not in placed]
+        return [k for k in present if k not in placed]
+
+
+DEFAULT_STAGES = (Stage(Pick.EVERY, Part.PREVIEW, 4), Stage(Pick.REST, Part.PREVIEW), Stage(Pick.ANCHORS),
+                  Stage(Pick.EVERY, step=8), Stage(Pick.EVERY, step=4), Stage(Pick.EVERY, step=2), Stage(Pick.REST))
 
 
 @dataclass(frozen=True)
 class StagePlan:
-    """`steps` are the decimated full-quality passes, coarse to fine; `anchors` puts middle/first/last
-    first; `previews` (None: no in-plane stage) are the decimated preview passes, then the rest."""
+    """The stages in order: the preview part's stages first (ending with its rest), then the whole
+    part's (ending with its rest); EVERY steps distinct and decreasing within a part."""
 
-    steps: Tuple[int, ...] = (8, 4, 2)
-    anchors: bool = True
-    previews: Optional[Tuple[int, ...]] = (4,)
+    stages: Tuple[Stage, ...] = DEFAULT_STAGES
 
     def __post_init__(self) -> None:
-        _check_steps(self.steps, "stage")
-        if self.previews is not None:
-            _check_steps(self.previews, "preview")
+        parts = [stage.part for stage in self.stages]
+        if parts != sorted(parts) or not parts or self.stages[-1] != Stage(Pick.REST):
+            raise ValueError(f"stage plan {self}: previews first, then whole frames, ending with the rest")
+        for part in Part:
+            mine = [stage for stage in self.stages if stage.part is part]
+            steps = [stage.step for stage in mine if stage.pick is Pick.EVERY]
+            if steps != sorted(set(steps), reverse=True):
+                raise ValueError(f"stage plan {self}: steps must be distinct and decreasing, not {tuple(steps)}")
+            if mine and (mine[-1].pick is not Pick.REST or [s.pick for s in mine].count(Pick.REST) != 1):
+                raise ValueError(f"stage plan {self}: each part ends with exactly one rest stage")
 
     @classmethod
     def parse(cls, text: str) -> "StagePlan":
         """`preview-4,anchors,8,4,2` (the default), `anchors,8,4,2` (no in-plane previews),
         `preview,8,4` (previews of every slice in one stage), or `none` (every slice in one stage)."""
-        parts = [p.strip().lower() for p in text.split(",") if p.strip()]
-        anchors = ANCHORS in parts
-        previews: Optional[List[int]] = None
-        steps = []
+        words = [w.strip().lower() for w in text.split(",") if w.strip() and w.strip().lower() != NONE]
         try:
-            for part in parts:
-                if part == PREVIEW:
-                    previews = previews or []
-                elif part.startswith(PREVIEW + "-"):
-                    previews = (previews or []) + [int(part[len(PREVIEW) + 1:])]
-                elif part not in (ANCHORS, "none"):
-                    steps.append(int(part))
+            chosen = [Stage.from_token(w) for w in words if w != "preview"]
         except ValueError:
             raise ValueError(f"stage plan {text!r}: use e.g. 'preview-4,anchors,8,4,2'") from None
-        return cls(steps=tuple(steps), anchors=anchors, previews=None if previews is None else tuple(previews))
+        previews = "preview" in words or any(stage.part is Part.PREVIEW for stage in chosen)
+        ordered = sorted(chosen, key=lambda stage: stage.part)  # stable: the order given within a part
+        rest = [Stage(Pick.REST, Part.PREVIEW)] if previews else []
+        split = sum(1 for stage in ordered if stage.part is Part.PREVIEW)
+        return cls(tuple(ordered[:split] + rest + ordered[split:] + [Stage(Pick.REST)]))
 
     def __str__(self) -> str:
-        previews = [] if self.previews is None else [f"{PREVIEW}-{s}" for s in self.previews] or [PREVIEW]
-        return ",".join(previews + ([ANCHORS] if self.anchors else []) + [str(s) for s in self.steps]) or "none"
+        words = [stage.token for stage in self.stages if stage.token]
+        if self.has_previews and not any(stage.part is Part.PREVIEW and stage.token for stage in self.stages):
+            words.insert(0, "preview")
+        return ",".join(words) or NONE
+
+    @property
+    def has_previews(self) -> bool:
+        return any(stage.part is Part.PREVIEW for stage in self.stages)
 
     @property
     def preview_stages(self) -> int:
-        """How many stages come before the full-quality ones (0 without previews)."""
-        return 0 if self.previews is None else len(self.previews) + 1
+        """How many stages come before the whole-frame ones (0 without previews)."""
+        return sum(1 for stage in self.stages if stage.part is Part.PREVIEW)
 
     def stage_ids(self) -> List[str]:
-        previews = [] if self.previews is None else [preview_every(s) for s in self.previews] + [PREVIEW_REST]
-        return previews + ([ANCHORS] if self.anchors else []) + [every(s) for s in self.steps] + [REST]
+        return [stage.id for stage in self.stages]
 
-    def assign(self, present: Sequence[int], viewed: Optional[int] = None) -> Dict[int, int]:
-        """Stage index (in `stage_ids()`) of each present slice's full-quality fetch."""
+    def assign(self, present: Sequence[int], viewed: Optional[int] = None, part: Part = Part.WHOLE) -> Dict[int, int]:
+        """Stage index (in `stages`) of each present slice's fetch of `part` ({} when no stage has it)."""
         present = sorted(present)
-        stage_of: Dict[int, int] = {}
-        stage = self.preview_stages
-        if self.anchors and present:
-            anchors = [present[len(present) // 2], present[0], present[-1]]
-            if viewed is not None:
-                anchors.append(min(present, key=lambda k: (abs(k - viewed), k)))
-            stage_of.update({k: stage for k in anchors})
-            stage += 1
-        stage = _decimated(stage_of, present, self.steps, stage)
-        stage_of.update({k: stage for k in present if k not in stage_of})
-        return stage_of
-
-    def assign_previews(self, present: Sequence[int]) -> Dict[int, int]:
-        """Stage index of each present slice's preview ({} without previews)."""
-        if self.previews is None:
-            return {}
-        stage_of: Dict[int, int] = {}
-        stage = _decimated(stage_of, sorted(present), self.previews, 0)
-        stage_of.update({k: stage for k in present if k not in stage_of})
-        return stage_of
-
-
-def _decimated(stage_of: Dict[int, int], present: Sequence[int], steps: Sequence[int], stage: int) -> int:
-    """Every `step`-th slice not yet placed goes to the next stage; returns the stage after them."""
-    for step in steps:
-        stage_of.update({k: stage for k in present if k % step == 0 and k not in stage_of})
-        stage += 1
-    return stage
+        placed: Dict[int, int] = {}
+        for index, stage in enumerate(self.stages):
+            if stage.part is part:
+                placed.update({k: index for k in stage.select(present, placed, viewed)})
+        return placed

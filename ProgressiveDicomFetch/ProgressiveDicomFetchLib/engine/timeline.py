@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional
 
 from ..files import PathLike, atomic_write
-from .events import CANCELLED, COMPLETE, COVERED, ERROR, FIRST_SLICE, STAGE, EngineEvent, SeriesProgress
+from .events import EngineEvent, EventKind, SeriesProgress
 
-MILESTONES = {FIRST_SLICE: "first_slice_s", COVERED: "covered_s", COMPLETE: "complete_s"}
+MILESTONES = {EventKind.FIRST_SLICE: "first_slice_s", EventKind.COVERED: "covered_s", EventKind.COMPLETE: "complete_s"}
 
 
 def _seconds(value: Optional[float]) -> Optional[float]:
@@ -24,7 +24,7 @@ def _seconds(value: Optional[float]) -> Optional[float]:
 
 
 @dataclass
-class SeriesRecord:
+class SeriesTimes:
     """What the timeline knows of one series; milestone times are None until reached."""
 
     slices: int = 0
@@ -54,7 +54,7 @@ class Timeline:
         self.start = clock() if start is None else start
         self.event_offset_s = event_offset_s
         self.events: List[EngineEvent] = []
-        self.series: Dict[str, SeriesRecord] = {}  # in order of first mention
+        self.series: Dict[str, SeriesTimes] = {}  # in order of first mention
         self.other_bytes = 0  # received but not attributable to one series (e.g. searches)
         self.total_s: Optional[float] = None  # set by finish()
         self._lock = threading.Lock()
@@ -62,15 +62,15 @@ class Timeline:
     def elapsed(self) -> float:
         return self._clock() - self.start
 
-    def add_series(self, series_uid: str) -> SeriesRecord:
+    def add_series(self, series_uid: str) -> SeriesTimes:
         """Register a requested series so that it appears even if nothing ever happens to it."""
         with self._lock:
             return self._record(series_uid)
 
     def append(self, event: EngineEvent) -> None:
         t = event.t + self.event_offset_s
-        if event.event == CANCELLED:
-            event = EngineEvent(t, event.series_uid, ERROR, message=event.message or "cancelled")
+        if event.event == EventKind.CANCELLED:
+            event = EngineEvent(t, event.series_uid, EventKind.ERROR, message=event.message or "cancelled")
         elif self.event_offset_s:
             event = EngineEvent(t, event.series_uid, event.event, event.stage, event.slice, event.message)
         with self._lock:
@@ -79,7 +79,7 @@ class Timeline:
             attribute = MILESTONES.get(event.event)
             if attribute and getattr(record, attribute) is None:
                 setattr(record, attribute, t)
-            elif event.event == STAGE and event.stage is not None:
+            elif event.event == EventKind.STAGE and event.stage is not None:
                 record.stages.setdefault(event.stage, t)
 
     def extend(self, events: Iterable[EngineEvent]) -> None:
@@ -146,8 +146,8 @@ class Timeline:
         lines.append(f"total {total:.2f} s, {self.bytes / 1e6:.1f} MB")
         return lines
 
-    def _record(self, series_uid: str) -> SeriesRecord:
+    def _record(self, series_uid: str) -> SeriesTimes:
         record = self.series.get(series_uid)
         if record is None:
-            record = self.series[series_uid] = SeriesRecord()
+            record = self.series[series_uid] = SeriesTimes()
         return record

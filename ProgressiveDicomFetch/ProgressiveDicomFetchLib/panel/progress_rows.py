@@ -10,12 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
-from ..engine.events import (CANCELLED, CANCELLED_STATE, COMPLETE, COMPLETE_STATE, COVERED, ERROR, FAILED, FIRST_SLICE,
-                             FOCUS, METADATA, WAITING, EngineEvent, SeriesProgress)
+from ..engine.events import EngineEvent, EventKind, SeriesProgress, SeriesStatus
 
 FULL_COLOUR = "#2e7d32"  # full quality
 COVERED_COLOUR = "#a5d6a7"  # covered, not yet exact
-_FINAL_STATES = (COMPLETE_STATE, CANCELLED_STATE, FAILED)
 
 
 @dataclass(frozen=True)
@@ -47,12 +45,13 @@ def bar_style(covered: float, full: float) -> str:
 
 
 def _state_text(snapshot: SeriesProgress) -> str:
-    if snapshot.state == FAILED:
+    if snapshot.state == SeriesStatus.FAILED:
         return f"failed: {snapshot.error}" if snapshot.error else "failed"
-    if snapshot.state in (WAITING, METADATA, COMPLETE_STATE, CANCELLED_STATE):
-        return {WAITING: "waiting", METADATA: "reading metadata", COMPLETE_STATE: "complete",
-                CANCELLED_STATE: "cancelled"}[snapshot.state]
-    return f"{snapshot.state} ({snapshot.stage})" if snapshot.stage else snapshot.state
+    if snapshot.state is SeriesStatus.METADATA:
+        return "reading metadata"
+    if snapshot.state in (SeriesStatus.WAITING, SeriesStatus.COMPLETE, SeriesStatus.CANCELLED) or not snapshot.stage:
+        return snapshot.state.value
+    return f"{snapshot.state} ({snapshot.stage})"
 
 
 def progress_row(snapshot: SeriesProgress, label: Optional[str] = None) -> ProgressRow:
@@ -62,23 +61,23 @@ def progress_row(snapshot: SeriesProgress, label: Optional[str] = None) -> Progr
     text = f"full {_percent(full)}% · covered {_percent(covered)}% · {megabytes:.1f} MB"
     return ProgressRow(series_uid=snapshot.series_uid, label=label or snapshot.label or snapshot.series_uid,
                        covered_percent=_percent(covered), full_percent=_percent(full), bar_text=text,
-                       state_text=_state_text(snapshot), can_cancel=snapshot.state not in _FINAL_STATES,
+                       state_text=_state_text(snapshot), can_cancel=not snapshot.state.final,
                        bar_style=bar_style(covered, full))
 
 
 def status_message(event: EngineEvent, labels: Mapping[str, str]) -> Optional[str]:
     """A line for Slicer's status bar, or None for events too frequent to show (stages)."""
     name = labels.get(event.series_uid) or event.series_uid
-    if event.event == FIRST_SLICE:
+    if event.event == EventKind.FIRST_SLICE:
         return f"{name}: first slice after {event.t:.1f} s"
-    if event.event == COVERED:
+    if event.event == EventKind.COVERED:
         return f"{name}: whole volume shown after {event.t:.1f} s (refining)"
-    if event.event == COMPLETE:
+    if event.event == EventKind.COMPLETE:
         return f"{name}: complete and exact after {event.t:.1f} s"
-    if event.event == FOCUS:
+    if event.event == EventKind.FOCUS:
         return f"{name}: in view, loading it first"
-    if event.event == ERROR:
+    if event.event == EventKind.ERROR:
         return f"{name} failed: {event.message}"
-    if event.event == CANCELLED:
+    if event.event == EventKind.CANCELLED:
         return f"{name}: cancelled ({event.message})" if event.message else f"{name}: cancelled"
     return None

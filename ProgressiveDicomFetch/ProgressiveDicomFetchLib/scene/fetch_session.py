@@ -15,7 +15,7 @@ from ..cache import FrameCache
 from ..dicomweb.search import SearchResult, search_series, search_studies
 from ..dicomweb.server import DicomwebServer
 from ..engine import BREADTH_FIRST, DEFAULT_CONNECTIONS, EngineUpdate, SeriesProgress
-from ..engine.events import CANCELLED_STATE, FAILED
+from ..engine.events import SeriesStatus
 from ..engine.scheduler import STRATEGIES
 from ..pixels.codecs import missing_packages
 from ..pixels.htj2k_preview import preview_packages
@@ -84,7 +84,7 @@ class FetchSession:
         if self.loader is None:
             return
         ended = [p.series_uid for p in self.loader.progress()
-                 if p.series_uid in series_uids and p.state in (FAILED, CANCELLED_STATE)]
+                 if p.series_uid in series_uids and p.state in (SeriesStatus.FAILED, SeriesStatus.CANCELLED)]
         if not ended:
             return
         if not self.loader.engine.finished():
