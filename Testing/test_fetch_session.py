@@ -80,7 +80,7 @@ def test_settings_apply_to_the_next_batch_and_earlier_series_are_reused(session,
     nodes = session.load(thin.study_uid, [thin.series_uid, thick.series_uid], strategy="depth-first", connections=3,
                          boost_focus=False)
     assert session.loader is not loader, "a finished loader is replaced when the settings change"
-    assert session.loader.engine.scheduler.strategy == "depth-first"
+    assert session.engine.scheduler.strategy == "depth-first"
     assert nodes[0] is first and len(nodes) == 2
     assert session.wait(timeout=60)
     assert [p.series_uid for p in session.progress()] == [thick.series_uid], "the thin series was not fetched again"
@@ -118,7 +118,7 @@ def test_cancel_and_close_stop_the_workers(session, sample_small):
     session.cancel(info.series_uid)
     assert session.wait(timeout=10)
     assert session.progress()[0].state == "cancelled"
-    engine = session.loader.engine
+    engine = session.engine
     session.close()
     assert session.loader is None and not any(w.is_alive() for w in engine._workers)
 

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
+from ProgressiveDicomFetchLib.engine import ProgressiveFetchEngine
 from ProgressiveDicomFetchLib.scene.scene_loader import SceneLoader
 
 
 @pytest.fixture()
 def loader(slicer_module, orthanc):
-    scene_loader = SceneLoader(DicomwebServer(orthanc.dicomweb_url), watch_focus=False)
+    scene_loader = SceneLoader(ProgressiveFetchEngine(DicomwebServer(orthanc.dicomweb_url)), watch_focus=False)
     yield scene_loader
     scene_loader.close()
 
@@ -125,7 +126,7 @@ def test_removing_a_node_cancels_its_series_and_loading_again_reuses(loader, sli
     loader.process()
     slicer.mrmlScene.RemoveNode(node_thin)
     assert loader.wait(timeout=60)
-    state = {p.series_uid: p.state for p in loader.progress()}
+    state = {p.series_uid: p.state for p in loader.engine.progress()}
     assert state[thin.series_uid] in ("cancelled", "complete") and state[thick.series_uid] == "complete"
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(node_thick), sample_small.load_truth("ct_thick"))
 
@@ -142,7 +143,7 @@ def test_closing_the_scene_stops_the_workers(loader, slicer_module, sample_small
 def test_the_view_the_user_looks_at_moves_the_engines_focus(slice_views, orthanc, sample_small):
     """Red's background volume and slice offset drive the boost (focus events carry the slice)."""
     thin, thick = sample_small.series("ct_thin"), sample_small.series("ct_thick")
-    loader = SceneLoader(DicomwebServer(orthanc.dicomweb_url), show=False)
+    loader = SceneLoader(ProgressiveFetchEngine(DicomwebServer(orthanc.dicomweb_url)), show=False)
     try:
         node_thin, node_thick = loader.load(thin.study_uid, [thin.series_uid, thick.series_uid])
         loader.engine.pause()  # keep both series loading while the views change
@@ -167,7 +168,7 @@ def test_the_view_the_user_looks_at_moves_the_engines_focus(slice_views, orthanc
 
 def test_a_refresh_reaches_the_slice_logic_that_shows_the_volume(slice_views, orthanc, sample_small):
     info = sample_small.series("ct_thick")
-    loader = SceneLoader(DicomwebServer(orthanc.dicomweb_url), watch_focus=False)
+    loader = SceneLoader(ProgressiveFetchEngine(DicomwebServer(orthanc.dicomweb_url)), watch_focus=False)
     try:
         (node,) = loader.load(info.study_uid, [info.series_uid])  # shown in every view (composite nodes)
         assert slice_views.red_composite.GetBackgroundVolumeID() == node.GetID()

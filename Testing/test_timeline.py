@@ -163,6 +163,6 @@ def test_event_kinds_and_states_are_enums_that_read_as_the_contract_words():
     snapshot = SeriesProgress(A, "1: CT", 10, state="failed")
     assert snapshot.state is SeriesStatus.FAILED and snapshot.state.final and not SeriesStatus.COVERED.final
     # str() and format() give the word on every Python (3.12 changed format() for mixed-in Enums).
-    assert (str(EventKind.STAGE), f"{SeriesStatus.COVERED}", "{}".format(EventKind.ERROR)) == ("stage", "covered", "error")
+    assert (str(EventKind.STAGE), f"{SeriesStatus.COVERED}", format(EventKind.ERROR)) == ("stage", "covered", "error")
     with pytest.raises(ValueError):
         SeriesProgress(A, "1: CT", 10, state="done")

@@ -23,6 +23,7 @@ from fixtures_data import cached_sample  # noqa: E402
 from servers.orthanc import OrthancServer  # noqa: E402
 
 from ProgressiveDicomFetchLib.dicomweb import DicomwebServer  # noqa: E402
+from ProgressiveDicomFetchLib.engine import ProgressiveFetchEngine  # noqa: E402
 from ProgressiveDicomFetchLib.scene.scene_loader import SceneLoader  # noqa: E402
 from ProgressiveDicomFetchLib.scene.volume_node import create_volume_node, refresh  # noqa: E402
 
@@ -53,7 +54,7 @@ def main() -> None:
     slicer.mrmlScene = slicer.vtkMRMLScene()
     with OrthancServer() as orthanc:
         orthanc.upload(sample.files("ct_thin"))
-        loader = SceneLoader(DicomwebServer(orthanc.dicomweb_url), watch_focus=False)
+        loader = SceneLoader(ProgressiveFetchEngine(DicomwebServer(orthanc.dicomweb_url)), watch_focus=False)
         started = time.perf_counter()
         loader.load(info.study_uid, [info.series_uid])
         print(f"load() returned the node after {time.perf_counter() - started:.2f} s (metadata + geometry)")

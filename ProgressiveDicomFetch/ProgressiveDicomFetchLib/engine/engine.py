@@ -23,6 +23,7 @@ from ..previews import PreviewSource, Probe, SliceFetch, find_preview_source
 from ..retrieve import FrameFetcher, fetcher_for, load_slices, prepare_series, write_cached, write_fetched
 from ..volume import Quality
 from .events import EngineEvent, EventKind, SeriesProgress, SeriesStatus
+from .package_advice import PackageAdvice, package_advice
 from .scheduler import BREADTH_FIRST, Assignment, Scheduler
 from .series_state import SeriesState
 from .stage_plan import Part, StagePlan
@@ -173,6 +174,11 @@ class ProgressiveFetchEngine:
 
     def loads(self, series_uid: str) -> List[VolumeLoad]:
         return list(self._series[series_uid].loads)
+
+    def package_advice(self, series_uid: str) -> PackageAdvice:
+        """Packages the series' stored syntaxes call for (nothing for a series not asked for)."""
+        state = self._series.get(series_uid)
+        return package_advice(state.loads) if state is not None else PackageAdvice()
 
     def finished(self) -> bool:
         """Nothing left to fetch or in flight (complete, cancelled or failed)."""

@@ -1,7 +1,7 @@
 """The one main-thread wait loop: tick until the work is finished, or a timeout.
 
 Scripts, the command line (`ProgressiveFetchEngine.run_until_finished`) and the scene
-(`SceneLoader.wait`) block the same way; only what a tick does differs.
+(`SceneLoader.wait`, `FetchSession.wait`) block the same way; only what a tick does differs.
 """
 from __future__ import annotations
 

@@ -2,9 +2,11 @@
 loaded into the scene.
 
 The Logic methods (camelCase, as Slicer's Python API) are one-line calls into this class, so the
-whole console API runs and is tested on slicer-core. Settings such as the strategy apply to the
-next batch of loads once the current one has finished (a running engine keeps its connections);
-a series loaded earlier is never downloaded again while its nodes are in the scene.
+whole console API runs and is tested on slicer-core. The session talks to the engine (progress,
+pause, cancel, the tick, package advice); its scene binding (SceneLoader) only makes nodes,
+refreshes them and follows the focus. Settings such as the strategy apply to the next batch of
+loads once the current one has finished (a running engine keeps its connections); a series loaded
+earlier is never downloaded again while its nodes are in the scene.
 """
 from __future__ import annotations
 
@@ -14,12 +16,12 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from ..cache import FrameCache
 from ..dicomweb.search import SearchResult, search_series, search_studies
 from ..dicomweb.server import DicomwebServer
-from ..engine import BREADTH_FIRST, DEFAULT_CONNECTIONS, EngineUpdate, SeriesProgress
-from ..engine.events import SeriesStatus
-from ..engine.scheduler import STRATEGIES
-from ..pixels.codecs import missing_packages
-from ..pixels.htj2k_preview import preview_packages
 from ..dicomweb.server_check import ServerCheck, check_server
+from ..engine import BREADTH_FIRST, DEFAULT_CONNECTIONS, EngineUpdate, ProgressiveFetchEngine, SeriesProgress
+from ..engine.events import SeriesStatus
+from ..engine.package_advice import PackageAdvice
+from ..engine.scheduler import STRATEGIES
+from ..engine.wait_loop import run_until
 from .scene_loader import SceneLoader
 
 logger = logging.getLogger(__name__)
@@ -30,12 +32,41 @@ class NoServerError(RuntimeError):
     """A search or load before `set_server`."""
 
 
+class _NoLoad:
+    """The engine's place before the first load: nothing loading, nothing to do."""
+
+    def progress(self) -> List[SeriesProgress]:
+        return []
+
+    def finished(self) -> bool:
+        return True
+
+    def pump(self, budget_ms: float = 5.0, yield_ms: float = 0.0) -> EngineUpdate:
+        return EngineUpdate()
+
+    def package_advice(self, series_uid: str) -> PackageAdvice:
+        return PackageAdvice()
+
+    def cancel(self, series_uid: str) -> None:
+        pass
+
+    def pause(self) -> None:
+        pass
+
+    def resume(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class FetchSession:
     def __init__(self, scene: Any = None, cache: Optional[FrameCache] = None) -> None:
         self.scene = scene
         self.cache = cache  # frames kept on disk: a series loaded again fetches only what is missing
         self.server: Optional[DicomwebServer] = None
-        self.loader: Optional[SceneLoader] = None
+        self.engine: Any = _NoLoad()  # a ProgressiveFetchEngine once something loads
+        self.loader: Optional[SceneLoader] = None  # the scene binding of that engine
         self._loader_settings: Optional[Tuple[str, int, bool]] = None
         self._earlier: Dict[str, List[Any]] = {}  # series UID -> nodes of finished loaders
 
@@ -83,11 +114,11 @@ class FetchSession:
         they load afresh in a new loader (the cache, if any, keeps what was already fetched)."""
         if self.loader is None:
             return
-        ended = [p.series_uid for p in self.loader.progress()
+        ended = [p.series_uid for p in self.engine.progress()
                  if p.series_uid in series_uids and p.state in (SeriesStatus.FAILED, SeriesStatus.CANCELLED)]
         if not ended:
             return
-        if not self.loader.engine.finished():
+        if not self.engine.finished():
             raise RuntimeError(f"series {', '.join(ended)} ended before completion; load them again once the "
                                "current loads have finished (or cancel those)")
         for key, node in sorted(self.loader.nodes.items()):
@@ -105,15 +136,15 @@ class FetchSession:
     def _loader_for(self, settings: Tuple[str, int, bool]) -> SceneLoader:
         server = self._server()
         if self.loader is not None:
-            same = self._loader_settings == settings and self.loader.server is server
-            if same or not self.loader.engine.finished():
+            same = self._loader_settings == settings and self.engine.server is server
+            if same or not self.engine.finished():
                 if not same:
                     logger.info("a load is running: the new series join it with its settings %s", self._loader_settings)
                 return self.loader
             self._retire_loader()
         strategy, connections, boost_focus = settings
-        self.loader = SceneLoader(server, self.scene, connections=connections, strategy=strategy,
-                                  watch_focus=boost_focus, cache=self.cache)
+        self.engine = ProgressiveFetchEngine(server, connections=connections, strategy=strategy, cache=self.cache)
+        self.loader = SceneLoader(self.engine, self.scene, watch_focus=boost_focus)
         self._loader_settings = settings
         return self.loader
 
@@ -122,52 +153,46 @@ class FetchSession:
         assert self.loader is not None
         for (uid, _), node in sorted(self.loader.nodes.items()):
             self._earlier.setdefault(uid, []).append(node)
-        self.loader.close()
-        self.loader = None
+        self.loader.close()  # and its engine
+        self.engine, self.loader = _NoLoad(), None
 
     def missing_decoders(self, series_uid: str) -> List[str]:
         """Packages to install before the series' compressed frames can be decoded here."""
-        if self.loader is None or series_uid not in {p.series_uid for p in self.loader.progress()}:
-            return []
-        syntaxes = [uid for load in self.loader.engine.loads(series_uid) for uid in load.stored_transfer_syntaxes]
-        return missing_packages(syntaxes)
+        return self.engine.package_advice(series_uid).required
 
     def optional_packages(self, series_uid: str) -> List[str]:
         """Packages that would add in-plane previews to the series (imagecodecs for HTJ2K prefixes);
         loading works without them. Offer them with the user's consent, never install silently."""
-        if self.loader is None or series_uid not in {p.series_uid for p in self.loader.progress()}:
-            return []
-        syntaxes = [uid for load in self.loader.engine.loads(series_uid) for uid in load.stored_transfer_syntaxes]
-        return preview_packages(syntaxes)
+        return self.engine.package_advice(series_uid).optional
 
     def process(self, budget_ms: float = 5.0, yield_ms: float = 0.0) -> EngineUpdate:
-        """The main-thread tick (the panel's QTimer); nothing to do without a load."""
-        return self.loader.process(budget_ms, yield_ms) if self.loader is not None else EngineUpdate()
+        """The main-thread tick (the panel's QTimer): the engine's tick, applied to the scene."""
+        update = self.engine.pump(budget_ms, yield_ms)
+        return self.loader.apply(update) if self.loader is not None else update
 
-    def wait(self, timeout: Optional[float] = None) -> bool:
-        return self.loader.wait(timeout) if self.loader is not None else True
+    def wait(self, timeout: Optional[float] = None, poll_s: float = 0.01) -> bool:
+        """Block (ticking) until every requested series is done; False on timeout. The last tick
+        comes after the engine finished, so the last refresh always lands."""
+        return run_until(self.engine.finished, self.process, poll_s, timeout)
 
     def progress(self) -> List[SeriesProgress]:
-        return self.loader.progress() if self.loader is not None else []
+        return self.engine.progress()
 
     def busy(self) -> bool:
-        return self.loader is not None and not self.loader.engine.finished()
+        return not self.engine.finished()
 
     def cancel(self, series_uid: str) -> None:
-        if self.loader is not None:
-            self.loader.cancel(series_uid)
+        self.engine.cancel(series_uid)
 
     def pause(self) -> None:
-        if self.loader is not None:
-            self.loader.pause()
+        self.engine.pause()
 
     def resume(self) -> None:
-        if self.loader is not None:
-            self.loader.resume()
+        self.engine.resume()
 
     def close(self) -> None:
         """Stop loading (scene close, module cleanup); the nodes stay in the scene."""
         if self.loader is not None:
-            self.loader.close()
-            self.loader = None
+            self.loader.close()  # and its engine
+        self.engine, self.loader = _NoLoad(), None
         self._earlier.clear()

@@ -1,20 +1,20 @@
-"""Series into a MRML scene: a volume node per volume as soon as the metadata is in (before any
-pixel), refined in place from the engine's buffers, with views and focus wired up.
+"""The scene binding: series into a MRML scene, a volume node per volume as soon as the metadata
+is in (before any pixel), refined in place from the engine's buffers, with views and focus wired up.
 
-Main thread only: `process()` is the tick (Slicer's module calls it from a QTimer; scripts call
-`wait()`), everything else happens in the engine's workers. Loading a series that is already
-loading or loaded returns its existing nodes (no second download).
+It does nodes, refreshes and focus only; the engine it is given does the loading (pause, cancel and
+progress are asked of the engine). Main thread only: `apply(update)` puts one engine tick into the
+scene (`process()` = the engine's tick + apply, for scripts; `wait()` blocks). Loading a series
+that is already loading or loaded returns its existing nodes (no second download). Closing the
+binding (or the scene) closes its engine.
 """
 from __future__ import annotations
 
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..cache import FrameCache
-from ..dicomweb.server import DicomwebServer
-from ..engine import BREADTH_FIRST, DEFAULT_CONNECTIONS, EngineUpdate, ProgressiveFetchEngine, SeriesProgress
+from ..engine import EngineUpdate, ProgressiveFetchEngine
 from ..engine.wait_loop import run_until
 from ..loading import VolumeLoad
 from ..retrieve import prepare_series
@@ -29,15 +29,14 @@ REFRESH_INTERVAL_S = 0.1  # at most ~10 redraws a second per volume; the last ch
 
 
 class SceneLoader:
-    def __init__(self, server: DicomwebServer, scene: Any = None, connections: int = DEFAULT_CONNECTIONS,
-                 strategy: str = BREADTH_FIRST, show: bool = True, refresh_interval_s: float = REFRESH_INTERVAL_S,
-                 watch_focus: bool = True, cache: Optional[FrameCache] = None) -> None:
+    def __init__(self, engine: ProgressiveFetchEngine, scene: Any = None, show: bool = True,
+                 refresh_interval_s: float = REFRESH_INTERVAL_S, watch_focus: bool = True) -> None:
         import slicer
 
         self.slicer = slicer
         self.scene = scene if scene is not None else slicer.mrmlScene
-        self.server = server
-        self.engine = ProgressiveFetchEngine(server, connections=connections, strategy=strategy, cache=cache)
+        self.engine = engine
+        self.server = engine.server
         self.show = show
         self.refresh_interval_s = refresh_interval_s
         self.nodes: Dict[Key, Any] = {}
@@ -48,7 +47,6 @@ class SceneLoader:
         self._windowed: set = set()
         self._requested: set = set()  # series UIDs given to the engine
         self._shown = False
-        self._callbacks: List[Callable[[List[SeriesProgress]], None]] = []
         import vtk
 
         self._on_node_removed.__func__.CallDataType = vtk.VTK_OBJECT  # receive the removed node
@@ -114,24 +112,14 @@ class SceneLoader:
         """Which (series, volume) a node is loading, for the focus watcher."""
         return self._by_node_id.get(node_id)
 
-    def cancel(self, series_uid: str) -> None:
-        self.engine.cancel(series_uid)
-
-    def pause(self) -> None:
-        self.engine.pause()
-
-    def resume(self) -> None:
-        self.engine.resume()
-
-    def on_progress(self, callback: Callable[[List[SeriesProgress]], None]) -> None:
-        """`callback(snapshots)` after each tick that changed something."""
-        self._callbacks.append(callback)
-
     # -- main thread -------------------------------------------------------------------------
     def process(self, budget_ms: float = 5.0, yield_ms: float = 0.0) -> EngineUpdate:
-        """One tick: engine events in, coalesced node refreshes out (at most one per volume per
-        `refresh_interval_s`, and a final one when the volume is done)."""
-        update = self.engine.pump(budget_ms, yield_ms) if yield_ms > 0 else self.engine.process_events(budget_ms)
+        """One tick for scripts: the engine's tick, applied to the scene."""
+        return self.apply(self.engine.pump(budget_ms, yield_ms))
+
+    def apply(self, update: EngineUpdate) -> EngineUpdate:
+        """One engine tick into the scene: nodes for new volumes, coalesced refreshes of changed
+        ones (at most one per volume per `refresh_interval_s`, and a final one when all is done)."""
         for uid, index, load in update.new_volumes:  # series loaded without waiting for their metadata
             if (uid, index) not in self.nodes:
                 self._add_node((uid, index), load, len(self.engine.loads(uid)))
@@ -144,10 +132,6 @@ class SceneLoader:
         for key, stale in list(self._stale.items()):
             if stale and (finished or now - self._last_refresh.get(key, 0.0) >= self.refresh_interval_s):
                 self._refresh(key, now)
-        if update and self._callbacks:
-            snapshots = self.engine.progress()
-            for callback in self._callbacks:
-                callback(snapshots)
         return update
 
     def _refresh(self, key: Key, now: float) -> None:
@@ -161,14 +145,9 @@ class SceneLoader:
         self._last_refresh[key] = now
 
     def wait(self, timeout: Optional[float] = None, poll_s: float = 0.01) -> bool:
-        """Block (pumping events) until every requested series is done; False on timeout."""
-        done = run_until(self.engine.finished, self.process, poll_s, timeout)
-        if done:
-            self.process()  # the last refresh always lands
-        return done
-
-    def progress(self) -> List[SeriesProgress]:
-        return self.engine.progress()
+        """Block (ticking) until every requested series is done; False on timeout (the last tick
+        comes after the engine finished, so the last refresh always lands)."""
+        return run_until(self.engine.finished, self.process, poll_s, timeout)
 
     def close(self) -> None:
         """Stop loading (workers gone within a second), stop watching the scene."""
