@@ -89,3 +89,20 @@ def test_focus_on_several_series_boosts_them_in_order_after_every_coarse_volume(
     assert series[thick]["complete_s"] < series[thin]["complete_s"] < series[sagittal]["complete_s"]
     # the coverage floor: the series shown nowhere has its first coarse volume before the boost ends
     assert series[sagittal]["stages"]["every-8"] < series[thick]["complete_s"]
+
+
+@pytest.mark.compat
+def test_focus_parses_one_series_as_before_or_several_the_first_touched_last():
+    from ProgressiveDicomFetchLib.cli.fetch_command import FocusChange
+    from ProgressiveDicomFetchLib.engine import Shown
+
+    old = FocusChange.parse("2.5:1.2.3:40")
+    assert (old.at_s, old.series_uid, old.series_uids, old.slice) == (2.5, "1.2.3", ("1.2.3",), 40)
+    assert old.shown() == [Shown("1.2.3", ((0, 40.0),))]
+    several = FocusChange.parse("1.0:1.2.3,1.2.4")
+    assert (several.series_uid, several.slice) == ("1.2.3", None)
+    assert several.shown() == [Shown("1.2.3"), Shown("1.2.4")]
+    with pytest.raises(ValueError, match="SERIES_UID"):
+        FocusChange.parse("1.0")
+    with pytest.raises(ValueError, match="empty series UID"):
+        FocusChange.parse("1.0:1.2.3,")

@@ -57,6 +57,8 @@ class FocusChange:
         if at < 0 or (slice_index is not None and slice_index < 0):
             raise ValueError(f"--focus {text!r}: times and slices cannot be negative")
         uids = tuple(parts[1].split(","))
+        if not all(uids):
+            raise ValueError(f"--focus {text!r}: an empty series UID")
         for uid in uids:
             check_single_uid("SeriesInstanceUID", uid)
         if len(set(uids)) != len(uids):
