@@ -1,6 +1,6 @@
 """The coverage floor and the visible set on a rate-limited link (docs/focus.md): what the floor
 costs the boosted series, and how soon every series has its first coarse volume after the switch.
-Prints a table; not a test. Needs root (a private network namespace, see netns.py); ~2 minutes.
+Prints a table; not a test. Needs root (a private network namespace, see netns.py); ~4 minutes.
 
     .venv/bin/python Testing/benchmarks/focus_floor.py [--rate 100mbit] [--repeat 1] [--switch-at 0,1]
 
