@@ -7,10 +7,13 @@ import threading
 import numpy as np
 import pytest
 
+from servers.fault_relay import DRIP, Fault
+
 from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
 from ProgressiveDicomFetchLib.engine import DEPTH_FIRST, ProgressiveFetchEngine
 
 STUDY_SERIES = ("ct_thin", "ct_sagittal", "ct_thick")  # a three-series study (80, 48 and 40 slices)
+FRAME_RATE = 1_000_000  # bytes a second per frame answer, through the relay
 
 
 def run_engine(orthanc, sample_small, strategy="breadth-first", connections=4, on_update=None, keys=STUDY_SERIES):
@@ -71,17 +74,37 @@ def test_depth_first_completes_series_in_the_order_given(orthanc, sample_small):
     assert_bit_exact(engine, sample_small)
 
 
-def test_focus_switch_makes_the_focused_series_complete_first(orthanc, sample_small):
-    target = sample_small.series("ct_thick").series_uid  # the last requested, smallest
+def others_loaded_when_target_completes(server, sample_small, target, focus):
+    """Load the study (focusing `target` once its first slice lands, if `focus`); returns the share
+    of the other series' slices that were exact when `target` completed, and the run."""
+    exact = []
 
-    def switch(engine, update, events):
-        if not any(e.event == "focus" for e in events) and any(e.event == "first_slice" for e in events):
-            engine.set_focus(target, slice_index=12)
+    def watch(engine, update, events):
+        if focus and not any(e.event == "focus" for e in events) and \
+                any(e.event == "first_slice" and e.series_uid == target for e in events):
+            engine.set_focus(target, slice_index=40)
+        if not exact and any(e.event == "complete" and e.series_uid == target for e in update.events):
+            exact.append(sum(p.counts["FULL"] for p in engine.progress() if p.series_uid != target))
 
-    engine, events = run_engine(orthanc, sample_small, on_update=switch)
+    engine, events = run_engine(server, sample_small, on_update=watch)
+    others = sum(sample_small.series(k).num_slices for k in STUDY_SERIES) - sample_small.series("ct_thin").num_slices
+    return exact[0] / others, engine, events
+
+
+def test_focus_switch_makes_the_focused_series_complete_first(orthanc_relay, sample_small):
+    """The focused series is the largest and first requested (80 of 168 slices): without focus the
+    others are nearly done when it completes; focused from its first slice on, it takes the
+    connections, completes first, and the others have barely moved meanwhile."""
+    target = sample_small.series("ct_thin").series_uid
+    # Frames paced by the relay so that fetching them, not the metadata, takes most of the time.
+    orthanc_relay.add(Fault(DRIP, "/frames/", times=None, rate=FRAME_RATE))
+    unfocused, _, _ = others_loaded_when_target_completes(orthanc_relay, sample_small, target, focus=False)
+    assert unfocused > 0.75, f"without focus only {unfocused:.0%} of the others had landed: a weak baseline"
+    focused, engine, events = others_loaded_when_target_completes(orthanc_relay, sample_small, target, focus=True)
+    assert focused < 0.25, f"{focused:.0%} of the other series landed before the focused one completed"
     focus_at = next(e.t for e in events if e.event == "focus")
     complete = times(events, "complete")
-    assert complete[target] == min(complete.values())
+    assert complete[target] == min(complete.values()), "the focused series did not complete first"
     assert all(t > focus_at for t in complete.values())
     assert_bit_exact(engine, sample_small)
 
