@@ -2,7 +2,9 @@
 focus switches, cancel and close (no thread left behind), and failures that stay contained."""
 from __future__ import annotations
 
+import math
 import threading
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -10,7 +12,8 @@ import pytest
 from servers.fault_relay import DRIP, Fault
 
 from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
-from ProgressiveDicomFetchLib.engine import DEPTH_FIRST, ProgressiveFetchEngine
+from ProgressiveDicomFetchLib.engine import DEPTH_FIRST, ProgressiveFetchEngine, StagePlan
+from ProgressiveDicomFetchLib.engine.engine import FRAMES_PER_REQUEST
 
 STUDY_SERIES = ("ct_thin", "ct_sagittal", "ct_thick")  # a three-series study (80, 48 and 40 slices)
 FRAME_RATE = 1_000_000  # bytes a second per frame answer, through the relay
@@ -197,10 +200,24 @@ def test_a_pump_loop_like_slicers_timer_finishes_the_load(orthanc, sample_small)
     np.testing.assert_array_equal(engine.loads(info.series_uid)[0].volume.array, sample_small.load_truth("ct_sagittal"))
 
 
-def test_multiframe_object_is_fetched_in_frame_batches_and_bit_exact(orthanc, sample_small):
-    engine, events = run_engine(orthanc, sample_small, keys=("enhanced_ct", "ct_thick"))
+def test_multiframe_object_is_fetched_in_frame_batches_and_bit_exact(orthanc_relay, sample_small):
+    """On the wire: the enhanced object's frames go at most 8 to a request, so at most
+    ceil(frames / 8) requests per stage, each frame exactly once; every frame request asks for
+    `Accept-Encoding: identity` (a gzipping Orthanc is ~20x slower on frames)."""
+    engine, events = run_engine(orthanc_relay, sample_small, keys=("enhanced_ct", "ct_thick"))
     assert_bit_exact(engine, sample_small, keys=("enhanced_ct", "ct_thick"))
-    assert sample_small.series("enhanced_ct").series_uid in times(events, "complete")
+    info = sample_small.series("enhanced_ct")
+    assert info.series_uid in times(events, "complete")
+    requests = orthanc_relay.requests_to(f"{info.series_uid}/.*/frames/")
+    asked = [int(n) for r in requests for n in r.path.rsplit("/frames/", 1)[1].split(",")]
+    assert sorted(asked) == list(range(1, info.num_slices + 1))  # each frame once
+    per_stage = Counter(StagePlan().assign(list(range(info.num_slices))).values())
+    bound = sum(math.ceil(n / FRAMES_PER_REQUEST) for n in per_stage.values())
+    bound += 1  # the series' preview probe: one frame, kept for its turn (previews/probe.py)
+    assert FRAMES_PER_REQUEST == 8 and len(requests) <= bound < info.num_slices / 2, [r.path.rsplit("/", 1)[1] for r in requests]
+    every_frame_request = orthanc_relay.requests_to("/frames/")
+    assert len(every_frame_request) > len(requests)  # ct_thick's too
+    assert {r.headers.get("accept-encoding") for r in every_frame_request} == {"identity"}
 
 
 def test_an_unexpected_worker_error_fails_its_series_and_never_hangs(orthanc, sample_small, monkeypatch):
