@@ -125,16 +125,27 @@ def tls_certificate(tmp_path_factory):
     return cert, context
 
 
-def test_tls_is_verified_by_default_with_ca_bundle_and_explicit_opt_out(tls_certificate, caplog):
+def test_tls_is_verified_by_default_with_ca_bundle_and_explicit_opt_out(tls_certificate, caplog, monkeypatch):
+    """Verified by default whatever this machine's environment says; an explicit CA bundle or
+    opt-out wins over a REQUESTS_CA_BUNDLE (here: certifi's bundle, which lacks our certificate)."""
+    import certifi
+
     cert, context = tls_certificate
     with ScriptedServer(lambda n, p, h: json_answer([]), tls=context) as scripted:
         assert scripted.url.startswith("https://")
+        for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+            monkeypatch.delenv(name, raising=False)
+        with pytest.raises(ServerUnreachable, match="TLS verification failed"):
+            search_studies(DicomwebServer(scripted.url, retry=RetryPolicy(attempts=1)))
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
         with pytest.raises(ServerUnreachable, match="TLS verification failed"):
             search_studies(DicomwebServer(scripted.url, retry=RetryPolicy(attempts=1)))
         assert len(search_studies(DicomwebServer(scripted.url, verify=str(cert)))) == 0
         with pytest.warns(urllib3.exceptions.InsecureRequestWarning):
             assert len(search_studies(DicomwebServer(scripted.url, verify=False))) == 0
         assert "TLS certificate verification is OFF" in caplog.text
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # requests' own rule: the environment's CAs
+        assert len(search_studies(DicomwebServer(scripted.url))) == 0
 
 
 def test_a_stalled_server_times_out():
