@@ -2,11 +2,13 @@
 in place (no copy), events for the views, steady window/level, subject hierarchy, lifecycle."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
 from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
-from ProgressiveDicomFetchLib.scene.scene_loader import SceneLoader
+from ProgressiveDicomFetchLib.scene.scene_loader import REFRESH_INTERVAL_S, SceneLoader
 
 
 @pytest.fixture()
@@ -59,8 +61,11 @@ def test_refreshes_fire_the_views_events_coalesced_and_window_level_stays(loader
     info = sample_small.series("ct_thin")
     (node,) = loader.load(info.study_uid, [info.series_uid])
     counts = {"modified": 0, "image": 0}
+    refreshed_at = []
     node.AddObserver("ModifiedEvent", lambda *a: counts.__setitem__("modified", counts["modified"] + 1))
     node.AddObserver(node.ImageDataModifiedEvent, lambda *a: counts.__setitem__("image", counts["image"] + 1))
+    node.AddObserver(node.ImageDataModifiedEvent,
+                     lambda *a: refreshed_at.append((time.monotonic(), loader.engine.finished())))
     display = node.GetDisplayNode()
     assert display.GetAutoWindowLevel() == 0
     windows = set()
@@ -71,6 +76,12 @@ def test_refreshes_fire_the_views_events_coalesced_and_window_level_stays(loader
         windows.add((display.GetWindow(), display.GetLevel()))
     loader.process()
     windows.add((display.GetWindow(), display.GetLevel()))
+    # The rate limit (README: at most one refresh per volume every 0.1 s; once the engine has
+    # finished, the last changes land at once).
+    assert REFRESH_INTERVAL_S == 0.1 and loader.refresh_interval_s == REFRESH_INTERVAL_S
+    gaps = [b - a for (a, _), (b, done) in zip(refreshed_at, refreshed_at[1:]) if not done]
+    assert len(gaps) >= 2, f"only {len(refreshed_at)} refreshes: the load was too short to see the limit"
+    assert min(gaps) >= REFRESH_INTERVAL_S - 0.02, f"refreshes {[round(g * 1000) for g in gaps]} ms apart"
     assert counts["image"] >= 1 and counts["modified"] == counts["image"]  # one of each per refresh
     assert counts["image"] <= dirty_batches, "refreshes are coalesced: never more than the batches"
     assert windows == {(400.0, 40.0)}, "the DICOM preset is kept all along"
