@@ -5,10 +5,12 @@ Retry-After, and bearer tokens that expire.
 """
 from __future__ import annotations
 
+import email.utils
 import shutil
 import ssl
 import subprocess
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import urllib3
@@ -33,13 +35,40 @@ def test_retry_after_is_honoured_on_503_and_429():
             return 429, {"Retry-After": "0"}, b""
         return json_answer([STUDY] if "offset=0" in path else [])
 
+    waits = []
+
+    def sleep(seconds):
+        waits.append(seconds)
+        time.sleep(seconds)
+
     with ScriptedServer(respond) as scripted:
-        server = DicomwebServer(scripted.url, retry=RetryPolicy(attempts=4, backoff_s=0.01))
+        server = DicomwebServer(scripted.url, retry=RetryPolicy(attempts=4, backoff_s=0.01), sleep=sleep)
         result = search_studies(server)
         assert [r.study_uid for r in result] == ["1.2.3"]
+        assert waits == [1.0, 0.0]  # what the server advised, not the 10 ms backoff
         gaps = [b.at - a.at for a, b in zip(scripted.requests, scripted.requests[1:])]
-        assert gaps[0] >= 0.95, "the 503's Retry-After: 1 was not honoured"
-        assert gaps[1] < 0.5
+        assert gaps[0] >= 0.95, "the 503's Retry-After: 1 was not honoured on the wire"
+
+
+def test_retry_after_as_a_future_date_and_a_hostile_value_against_the_cap():
+    """An HTTP-date 3 s ahead is waited for (1-3 s: the date has whole seconds, the test may be slow); a hostile
+    `Retry-After: 999999` is cut to the policy's cap instead of stalling the load for 11 days."""
+    future = email.utils.format_datetime(datetime.now(timezone.utc) + timedelta(seconds=3), usegmt=True)
+
+    def respond(n, path, headers):
+        if n == 1:
+            return 503, {"Retry-After": future}, b""
+        if n == 2:
+            return 503, {"Retry-After": "999999"}, b""
+        return json_answer([STUDY] if "offset=0" in path else [])
+
+    waits = []
+    with ScriptedServer(respond) as scripted:
+        server = DicomwebServer(scripted.url, retry=RetryPolicy(attempts=4, backoff_s=0.01, max_wait_s=5.0),
+                                sleep=waits.append)  # the waits asked for, recorded instead of slept
+        assert [r.study_uid for r in search_studies(server)] == ["1.2.3"]
+        assert len(scripted.requests) == 4  # two 503s, then the two pages
+    assert 1.0 <= waits[0] <= 3.0 and waits[1] == 5.0, waits
 
 
 def test_retries_give_up_with_the_status():
