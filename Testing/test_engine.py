@@ -129,18 +129,19 @@ def test_cancel_keeps_what_was_loaded_and_the_others_finish(orthanc, sample_smal
     assert no_worker_threads()
 
 
-def test_close_mid_load_stops_every_worker_within_a_second(orthanc, sample_small):
+def test_close_mid_load_stops_every_worker(orthanc, sample_small):
+    """close() returns True once every worker has ended (each finishes at most its request); the
+    deadline is generous (two shared cores), the time it takes is a benchmark's business."""
     engine = ProgressiveFetchEngine(DicomwebServer(orthanc.dicomweb_url), connections=4)
     for key in STUDY_SERIES:
         info = sample_small.series(key)
         engine.add_series(info.study_uid, info.series_uid)
     while not any(u.events for u in [engine.process_events()]):
         pass
-    import time
-
-    started = time.monotonic()
-    assert engine.close(timeout=1.0)
-    assert time.monotonic() - started < 1.0 and no_worker_threads()
+    assert not engine.finished() and not no_worker_threads()  # closed mid-load, workers running
+    assert engine.close(timeout=30.0) and no_worker_threads()
+    total = sum(sample_small.series(k).num_slices for k in STUDY_SERIES)
+    assert sum(p.counts.get("FULL", 0) for p in engine.progress()) < total, "close() waited for the load to end"
     with pytest.raises(RuntimeError, match="closed"):
         engine.add_series("1.2.3", "1.2.3.4")
 
