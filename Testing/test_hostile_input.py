@@ -124,7 +124,7 @@ HOSTILE = {
         [dict(i, **{"00280010": {"vr": "US", "Value": [65535]}, "00280011": {"vr": "US", "Value": [65535]}})
          for i in metadata_items(a)]) if k == "metadata" else a, "needs .* but only"),
     "frames of the wrong length": (lambda k, p, a: (200, a[1], a[2].replace(b"\r\n\r\n", b"\r\n\r\n\x00\x01\x02", 1))
-                                   if k == "frames" else a, "bytes"),
+                                   if k == "frames" else a, r"a raw frame needs 20480 bytes \(Rows 80 x Columns 128 x 2\), got 20483 bytes"),
     "undecodable codestream": (lambda k, p, a: (200, {"Content-Type": "image/jls"}, b"\xff\xd8garbage" * 50)
                                if k == "frames" else a, "JPEG-LS|jls|decode"),
     "metadata as text/html": (lambda k, p, a: (200, {"Content-Type": "text/html"}, b"<html>login</html>")
