@@ -124,6 +124,13 @@ def test_description_errors(sample_small):
         PixelDescription.from_dataset(no_image)
 
 
+def slice_index(info, ds) -> int:
+    """The index along k of a single-frame file, from its position and the series' ijk->LPS matrix."""
+    ijk = np.linalg.inv(np.array(info.ijk_to_lps)) @ np.append(np.asarray(ds.ImagePositionPatient, float), 1.0)
+    assert abs(ijk[2] - round(ijk[2])) < 1e-3 and abs(ijk[0]) < 1e-3 and abs(ijk[1]) < 1e-3
+    return int(round(ijk[2]))
+
+
 def test_rescale_matches_truth(sample_small):
     for key in ("ct_thick", "edge_rescale_float", "edge_unsigned16", "edge_signed", "edge_padding"):
         info = sample_small.series(key)
@@ -134,7 +141,8 @@ def test_rescale_matches_truth(sample_small):
         dtype = modality_dtype(slope, intercept, pixels.stored_range)
         assert dtype == np.dtype(info.dtype) or (info.expect.get("stored_exceeds_int16") and dtype == np.int32)
         values = stored_to_modality(decode_frame(split_frames(ds)[0], None, pixels), slope, intercept, dtype)
-        assert any(np.array_equal(values, truth[k]) for k in range(truth.shape[0]))
+        k = slice_index(info, ds)  # the truth slice at this file's position, not any slice that matches
+        np.testing.assert_array_equal(values, truth[k], err_msg=key)
 
 
 def test_rescale_rules_and_padding():
