@@ -7,18 +7,21 @@ order, for scripts and tests.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from .cache import FrameCache, FrameKey
+from .dicomweb.bulk_data import fetch_bulk_data
 from .dicomweb.frames import FrameData, FrameRoutes, fetch_frames, frames_path
 from .dicomweb.metadata import InstanceMetadata, series_metadata
 from .dicomweb.records import text
 from .dicomweb.server import DicomwebServer
 from .geometry import VolumeGeometry, series_geometry
 from .pixels import decode_frame, stored_to_modality
+from .pixels.palette import Palette
 from .volume import ProgressiveVolume, Quality
 
 logger = logging.getLogger(__name__)
@@ -42,9 +45,12 @@ class VolumeLoad:
                  fill: str = "linear", buffer: Optional[np.ndarray] = None) -> None:
         self.geometry = geometry
         self.study_uid = study_uid
-        self.volume = ProgressiveVolume(geometry.shape, geometry.dtype, fill=fill, buffer=buffer)
+        self.volume = ProgressiveVolume(geometry.buffer_shape, geometry.dtype, fill=fill, buffer=buffer)
         # Static servers point frames at BulkDataURIs; a known stored syntax saves a negotiation.
         self._bulk: Dict[str, Optional[str]] = {i.sop_instance_uid: i.bulk_data.get(PIXEL_DATA) for i in instances}
+        self._elements = {i.sop_instance_uid: i.bulk_data for i in instances}  # other bulk data (palettes)
+        self._palette: Optional[Palette] = None
+        self._palette_lock = threading.Lock()
         self._stored: Dict[str, Optional[str]] = {
             i.sop_instance_uid: i.transfer_syntax_uid or text(i.attributes, "00083002") or None for i in instances}
 
@@ -65,10 +71,29 @@ class VolumeLoad:
         return self.write_stored(k, stored, quality)
 
     def write_stored(self, k: int, stored: np.ndarray, quality: Quality) -> bool:
-        """Write slice k from (rows, columns) STORED values, e.g. a preview (False: not better)."""
+        """Write slice k from (rows, columns) STORED values, e.g. a preview, or (rows, columns, 3)
+        RGB (False: not better). PALETTE COLOR indices go through the palette (`prepare` first)."""
         geometry = self._slice(k)
+        if self.geometry.pixels.photometric_interpretation == "PALETTE COLOR":
+            if self._palette is None:
+                raise ValueError(f"series {self.geometry.series_uid}: the palette is not loaded (call prepare)")
+            return self.volume.write_slice(k, self._palette.apply(stored), quality)
+        if self.volume.components > 1:  # RGB samples are written as they are
+            return self.volume.write_slice(k, stored, quality)
         values = stored_to_modality(stored, geometry.slope, geometry.intercept, self.volume.dtype)
         return self.volume.write_slice(k, values, quality)
+
+    def prepare(self, server: Optional[DicomwebServer]) -> None:
+        """What decoding needs besides frames, once: a PALETTE COLOR image's LUTs (fetched when the
+        metadata gives them as BulkDataURIs)."""
+        if self.geometry.pixels.photometric_interpretation != "PALETTE COLOR" or self._palette is not None:
+            return
+        with self._palette_lock:
+            if self._palette is None:
+                dataset = self.geometry.dataset
+                sop = str(dataset.get("SOPInstanceUID", ""))
+                fetch = (lambda uri: fetch_bulk_data(server, uri)) if server is not None else None
+                self._palette = Palette.from_dataset(dataset, self._elements.get(sop, {}), fetch)
 
     def _slice(self, k: int):
         geometry = self.geometry.slices[k]
@@ -86,6 +111,7 @@ class VolumeLoad:
     def write_fetched(self, server: DicomwebServer, task: SliceTask, frame: FrameData,
                       cache: Optional[FrameCache]) -> None:
         """Write a whole frame fetched from the network at FULL; then (it decoded) keep it in the cache."""
+        self.prepare(server)
         self.write(task.k, frame)
         key = self.cache_key(server, task) if cache is not None else None
         if cache is not None and key is not None:
@@ -97,6 +123,7 @@ class VolumeLoad:
         frame = cache.get(key) if cache is not None and key is not None else None
         if frame is None:
             return False
+        self.prepare(server)
         try:
             self.write(task.k, frame)
             return True
@@ -112,6 +139,7 @@ class VolumeLoad:
                    routes: Optional[FrameRoutes] = None) -> List[FrameData]:
         """Frames of one instance in one request (several only for a multi-frame object)."""
         sop = tasks[0].sop_instance_uid
+        self.prepare(server)
         if any(task.sop_instance_uid != sop for task in tasks):
             raise ValueError("one request carries frames of one instance only")
         return fetch_frames(server, self.study_uid, self.geometry.series_uid, sop, [t.frame_number for t in tasks],
@@ -132,6 +160,7 @@ class VolumeLoad:
         from the network (0: served by the cache). A frame enters the cache only after it decoded,
         so a bad answer is never kept; one request carries only the frames the cache lacks."""
         sizes = [0] * len(tasks)
+        self.prepare(server)
         missing = [index for index, task in enumerate(tasks) if not self.from_cache(server, task, cache)]
         if missing:
             frames = self.fetch_many(server, [tasks[i] for i in missing], routes)
