@@ -80,7 +80,14 @@ def jpeg_says_ycbcr(data: bytes) -> bool:
 def _imagecodecs_rle(data: bytes, pixels: PixelDescription) -> Any:
     dtype = np.dtype(f"<u{pixels.bits_allocated // 8}")
     out = _module("imagecodecs").dicomrle_decode(data, dtype=dtype.str)
-    return np.frombuffer(out, dtype)
+    return _rle_planes(np.frombuffer(out, dtype), pixels)
+
+
+def _rle_planes(values: np.ndarray, pixels: PixelDescription) -> np.ndarray:
+    """RLE decoders give one plane per sample: colour as (rows, columns, 3)."""
+    if pixels.samples_per_pixel == 1:
+        return values
+    return values.reshape(pixels.samples_per_pixel, pixels.rows, pixels.columns).transpose(1, 2, 0)
 
 
 def _pylibjpeg_rle(data: bytes, pixels: PixelDescription) -> Any:
@@ -88,7 +95,7 @@ def _pylibjpeg_rle(data: bytes, pixels: PixelDescription) -> Any:
     out = utils.decode_pixel_data(data, version=2, rows=pixels.rows, columns=pixels.columns,
                                   bits_allocated=pixels.bits_allocated,
                                   samples_per_pixel=pixels.samples_per_pixel, byteorder="<")
-    return np.frombuffer(out, f"<u{pixels.bits_allocated // 8}")
+    return _rle_planes(np.frombuffer(out, f"<u{pixels.bits_allocated // 8}"), pixels)
 
 
 def _libjpeg(data: bytes, pixels: PixelDescription) -> Any:
@@ -128,6 +135,8 @@ def _pydicom(family: str) -> Backend:
             ds.is_little_endian, ds.is_implicit_VR = True, False
         ds.Rows, ds.Columns = pixels.rows, pixels.columns
         ds.SamplesPerPixel = pixels.samples_per_pixel
+        if pixels.samples_per_pixel > 1:  # RLE decodes to planes (pydicom 2.4 reads it from here)
+            ds.PlanarConfiguration = 1 if family == ts.RLE else pixels.planar_configuration
         ds.PhotometricInterpretation = pixels.photometric_interpretation
         ds.BitsAllocated, ds.BitsStored, ds.HighBit = pixels.bits_allocated, pixels.bits_stored, pixels.high_bit
         ds.PixelRepresentation = pixels.pixel_representation

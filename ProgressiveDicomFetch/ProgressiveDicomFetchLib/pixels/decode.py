@@ -41,8 +41,6 @@ def decode_frame(data: bytes, transfer_syntax_uid: Optional[str], pixels: PixelD
         if kind.family in MARKER_FAMILIES:
             check_end_marker(data, kind)
         decoded = decode_compressed(kind.family, bytes(data), pixels, kind.describe())
-        if pixels.colour and kind.family == ts.RLE:  # RLE decoders give one plane per sample
-            decoded = np.asarray(decoded).reshape(3, pixels.rows, pixels.columns).transpose(1, 2, 0)
         stored = to_stored(decoded, pixels, kind)
     return to_rgb(stored, pixels, kind.family) if pixels.colour else stored
 
