@@ -12,6 +12,7 @@ as unsigned), so every result is re-read from its bit pattern, which is what DIC
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any, Optional
 
 import numpy as np
@@ -32,6 +33,10 @@ MARKER_FAMILIES = (ts.JPEG, ts.JPEG_LL, ts.JPEG_LS, ts.J2K, ts.HTJ2K_FAMILY)
 def decode_frame(data: bytes, transfer_syntax_uid: Optional[str], pixels: PixelDescription,
                  content_type: Optional[str] = None) -> np.ndarray:
     """Decode one frame whatever its label says; see identify.py for how the bytes are recognised."""
+    if pixels.photometric_interpretation == "YBR_FULL_422" and len(data) in _interleaved_sizes(pixels) \
+            and ts.family(transfer_syntax_uid) in (ts.NATIVE_LE, ts.NATIVE_BE, None):
+        # three samples per pixel: a server decoded the (JPEG) frame, and decoders give RGB
+        pixels = replace(pixels, photometric_interpretation="RGB")
     kind = identify(data, transfer_syntax_uid, pixels, content_type)
     if kind.family == ts.NATIVE_LE:
         stored = native_to_stored(data, pixels, "<", kind)
@@ -43,6 +48,11 @@ def decode_frame(data: bytes, transfer_syntax_uid: Optional[str], pixels: PixelD
         decoded = decode_compressed(kind.family, bytes(data), pixels, kind.describe())
         stored = to_stored(decoded, pixels, kind)
     return to_rgb(stored, pixels, kind.family) if pixels.colour else stored
+
+
+def _interleaved_sizes(pixels: PixelDescription):
+    size = pixels.pixels_per_frame * (pixels.bits_allocated // 8)
+    return size, size + 1
 
 
 def check_end_marker(data: bytes, kind: FrameKind) -> None:
