@@ -19,6 +19,8 @@ from .server import DicomwebServer
 
 logger = logging.getLogger(__name__)
 
+FLOAT_PIXELS = {"7FE00008": "OF", "7FE00009": "OD"}  # FloatPixelData, DoubleFloatPixelData
+
 
 @dataclass(frozen=True)
 class InstanceMetadata(InstanceRecord):
@@ -46,6 +48,9 @@ def parse_instance(item: Dict[str, Any], where: str = "") -> InstanceMetadata:
         ds = pydicom.Dataset.from_json(inline)
     except Exception as error:  # pydicom raises several types for malformed JSON values
         raise BadResponse(f"{where}: instance {base.sop_instance_uid} has malformed metadata ({error})", where) from None
+    for tag, vr in FLOAT_PIXELS.items():  # which pixel data element it is tells float pixels apart
+        if tag in bulk:
+            ds.add_new(int(tag, 16), vr, b"")
     values = {f.name: getattr(base, f.name) for f in fields(InstanceRecord)}
     values["number_of_frames"] = base.number_of_frames or 1
     return InstanceMetadata(**values, transfer_syntax_uid=text(item, "00020010") or None, dataset=ds, bulk_data=bulk)
