@@ -152,3 +152,20 @@ def test_scene_nodes_of_each_kind(orthanc, kinds_on_orthanc, slicer_module):
                 assert "1 mm pixels assumed" in node.GetAttribute("ProgressiveDicomFetch.warnings")
             elif truth.ndim == 3:
                 assert display.GetColorNodeID() != INVERTED_GREY
+
+
+def test_colour_series_are_not_probed_with_the_servers_default_frame(orthanc, kinds_on_orthanc):
+    """Orthanc's default answer is a frame transcoded to little endian, whose colour it may already
+    have converted: a colour series takes no probe frame (its frames come as stored, `*`)."""
+    from ProgressiveDicomFetchLib.dicomweb.metadata import series_metadata
+    from ProgressiveDicomFetchLib.dicomweb.server import DicomwebServer
+    from ProgressiveDicomFetchLib.loading import VolumeLoad
+    from ProgressiveDicomFetchLib.previews.probe import find_preview_source
+
+    server = DicomwebServer(orthanc.dicomweb_url)
+    cine = next(s for s in kinds_on_orthanc if s.key == "us_cine")
+    instances = series_metadata(server, STUDY_UID, cine.series_uid)
+    load = VolumeLoad(series_geometry(instances, cine.series_uid).volumes[0], STUDY_UID, instances)
+    probe = find_preview_source(server, load)
+    assert probe.source is None and probe.frame is None and probe.bytes == 0, probe.reason
+    assert "colour" in probe.reason
