@@ -169,3 +169,15 @@ def test_colour_series_are_not_probed_with_the_servers_default_frame(orthanc, ki
     probe = find_preview_source(server, load)
     assert probe.source is None and probe.frame is None and probe.bytes == 0, probe.reason
     assert "colour" in probe.reason
+
+
+@pytest.mark.compat
+def test_the_series_table_says_what_each_series_is():
+    from ProgressiveDicomFetchLib.dicomweb.records import SeriesRecord
+    from ProgressiveDicomFetchLib.panel import SERIES_COLUMNS, table_rows
+
+    records = [SeriesRecord("1.2", f"1.2.{n}", modality, n, "", "", None, None, 1)
+               for n, modality in enumerate(("CT", "DX", "US", "RTDOSE", "SR"))]
+    kinds = [row[-1] for row in table_rows(records, SERIES_COLUMNS)]
+    assert SERIES_COLUMNS[-1].title == "Kind"
+    assert kinds == ["volume", "image", "image or cine (colour)", "dose", "not an image (SR)"]
