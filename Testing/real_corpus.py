@@ -8,7 +8,7 @@ import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pydicom
@@ -60,10 +60,11 @@ def pixel_files() -> List[Path]:
     return found
 
 
-def prepare(target: Path) -> List[CorpusFile]:
-    """Copies of every pixel file with their own series/SOP UIDs in one study, written to `target`."""
+def prepare(target: Path) -> Tuple[List[CorpusFile], Dict[str, str]]:
+    """Copies of every pixel file with their own series/SOP UIDs in one study, written to `target`;
+    and the files pydicom cannot write back (name -> why), which are only decoded from the file."""
     target.mkdir(parents=True, exist_ok=True)
-    corpus = []
+    corpus, unwritable = [], {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for path in pixel_files():
@@ -81,12 +82,14 @@ def prepare(target: Path) -> List[CorpusFile]:
             try:
                 ds.save_as(str(out), enforce_file_format=False) if int(pydicom.__version__[0]) >= 3 \
                     else ds.save_as(str(out))
-            except Exception:  # a file pydicom cannot write back: left out (said by `prepare_report`)
+            except Exception as error:  # a file pydicom cannot write back (odd text encodings)
+                unwritable[path.name] = f"{type(error).__name__}: {error}"
+                out.unlink(missing_ok=True)
                 continue
             frames = ds.get("NumberOfFrames", 1)
             corpus.append(CorpusFile(path.name, out, series_uid, syntax,
                                      str(ds.get("PhotometricInterpretation", "")), _int(frames)))
-    return corpus
+    return corpus, unwritable
 
 
 def _int(value) -> int:

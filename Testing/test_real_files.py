@@ -40,7 +40,9 @@ def _swap_halves(reference: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def corpus(orthanc, tmp_path_factory):
-    files = real_corpus.prepare(tmp_path_factory.mktemp("corpus"))
+    files, unwritable = real_corpus.prepare(tmp_path_factory.mktemp("corpus"))
+    # pydicom cannot save SC_rgb_jpeg.dcm back (a text element's encoding): test_real_decode.py covers it
+    assert set(unwritable) <= {"SC_rgb_jpeg.dcm"}, unwritable
     refused = {}
     for item in files:
         try:
