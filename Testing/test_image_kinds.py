@@ -181,3 +181,24 @@ def test_the_series_table_says_what_each_series_is():
     kinds = [row[-1] for row in table_rows(records, SERIES_COLUMNS)]
     assert SERIES_COLUMNS[-1].title == "Kind"
     assert kinds == ["volume", "image", "image or cine (colour)", "dose", "not an image (SR)"]
+
+
+def test_console_api_loads_each_kind_progressively(orthanc, kinds_on_orthanc, slicer_module):
+    """SceneLoader (the console API): nodes first, voxels refined in place until equal to the truth."""
+    from ProgressiveDicomFetchLib.dicomweb.server import DicomwebServer
+    from ProgressiveDicomFetchLib.scene import SceneLoader
+    from ProgressiveDicomFetchLib.scene.volume_node import INVERTED_GREY
+
+    slicer = slicer_module
+    loader = SceneLoader(DicomwebServer(orthanc.dicomweb_url), watch_focus=False)
+    try:
+        wanted = [s for s in kinds_on_orthanc if s.key in ("us_cine", "cr_mono1", "dose_absolute", "nm_tomo")]
+        nodes = loader.load(STUDY_UID, [s.series_uid for s in wanted])
+        assert len(nodes) == len(wanted)
+        assert loader.wait(timeout=120)
+        for series, node in zip(wanted, nodes):
+            np.testing.assert_array_equal(slicer.util.arrayFromVolume(node), series.truth[0], err_msg=series.key)
+            assert node.IsA("vtkMRMLVectorVolumeNode") == (series.truth[0].ndim == 4)
+            assert (node.GetDisplayNode().GetColorNodeID() == INVERTED_GREY) == (series.key == "cr_mono1")
+    finally:
+        loader.close()
