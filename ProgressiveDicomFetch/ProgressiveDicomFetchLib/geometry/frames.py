@@ -46,7 +46,8 @@ def frames_of(dataset: Dataset, sop_instance_uid: str) -> List[FrameGeometry]:
     shared = _first_item(dataset, "SharedFunctionalGroupsSequence")
     per_frame = dataset.get("PerFrameFunctionalGroupsSequence")
     if count > 1 and (per_frame is None or len(per_frame) != count):
-        from .plain_frames import multiframe_frames  # frames without functional groups: cine, NM, dose
+        # frames without functional groups: cine, NM, dose (imported here: plain_frames uses this module)
+        from .plain_frames import multiframe_frames
 
         return multiframe_frames(dataset, sop_instance_uid, count)
     if per_frame is None and shared is None and "ImagePositionPatient" not in dataset \
