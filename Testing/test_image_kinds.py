@@ -202,3 +202,18 @@ def test_console_api_loads_each_kind_progressively(orthanc, kinds_on_orthanc, sl
             assert (node.GetDisplayNode().GetColorNodeID() == INVERTED_GREY) == (series.key == "cr_mono1")
     finally:
         loader.close()
+
+
+@pytest.mark.compat
+def test_a_modality_lut_sequence_is_refused_not_ignored():
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from ProgressiveDicomFetchLib.geometry import GeometryError
+
+    cr = KINDS["cr_mono1"].datasets[0].copy()
+    lut = Dataset()
+    lut.LUTDescriptor, lut.LUTData = [1024, 0, 16], list(range(1024))
+    cr.ModalityLUTSequence = Sequence([lut])
+    with pytest.raises(GeometryError, match="Modality LUT Sequence"):
+        series_geometry([cr], cr.SeriesInstanceUID)

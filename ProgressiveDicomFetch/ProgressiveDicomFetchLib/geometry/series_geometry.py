@@ -13,7 +13,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 from pydicom import Dataset
 
-from ..pixels import PixelDescription, modality_dtype
+from ..pixels import PixelDescription, UnsupportedPixels, modality_dtype
 from .frames import FrameGeometry, GeometryError, frames_of
 from .grid import ijk_to_lps, normal_of, slice_grid
 from .plain_frames import DEFAULT_SPACING, frame_times
@@ -164,6 +164,9 @@ def _volume(series_uid: str, stack: Stack, by_sop: dict) -> VolumeGeometry:
     if first.spacing_source == DEFAULT_SPACING:
         messages.append("no PixelSpacing, ImagerPixelSpacing or NominalScannedPixelSpacing: 1 mm pixels assumed")
     pixels = PixelDescription.from_dataset(dataset)
+    if dataset.get("ModalityLUTSequence") and pixels.components == 1:  # never rescale it wrongly
+        raise UnsupportedPixels("a Modality LUT Sequence (a lookup table in place of rescale slope and "
+                                "intercept) is not supported")
     dtype = _volume_dtype(pixels, dataset, rescales)
     padding = dataset.get("PixelPaddingValue")
     padding_value = None if padding in (None, "") or pixels.components > 1 \
