@@ -217,3 +217,14 @@ def test_a_modality_lut_sequence_is_refused_not_ignored():
     cr.ModalityLUTSequence = Sequence([lut])
     with pytest.raises(GeometryError, match="Modality LUT Sequence"):
         series_geometry([cr], cr.SeriesInstanceUID)
+
+
+@pytest.mark.compat
+def test_frame_time_vector_gives_each_frames_time():
+    cine = KINDS["us_cine"].datasets[0].copy()
+    del cine.FrameTime
+    increments = [0.0] + [20.0 + (k % 3) for k in range(1, int(cine.NumberOfFrames))]
+    cine.FrameTimeVector = increments
+    volume = series_geometry([cine], cine.SeriesInstanceUID).volumes[0]
+    np.testing.assert_allclose(volume.frame_times_ms, np.cumsum(increments))
+    assert volume.kind == "colour" and volume.buffer_shape == KINDS["us_cine"].truth[0].shape
