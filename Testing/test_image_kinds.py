@@ -83,7 +83,8 @@ def kinds_on_nginx(_server_reaper, tmp_path_factory):
 
 def _fetch(url, study, out, series=()):
     command = [sys.executable, "-m", "ProgressiveDicomFetchLib", "fetch", "--url", url, "--study", study,
-               "--out", str(out)] + [a for uid in series for a in ("--series", uid)]
+               "--out", str(out), "--timeline", str(out / "timeline.json")] + \
+        [a for uid in series for a in ("--series", uid)]
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
@@ -98,6 +99,12 @@ def test_fetch_writes_each_kind_exactly(request, where, tmp_path):
         result = _fetch(server.dicomweb_url, STUDY_UID, tmp_path, [s.series_uid for s in series_list])
     assert result.returncode == 0, result.stderr[-3000:]
     _check_outputs(series_list, tmp_path)
+    import json
+    timeline = json.loads((tmp_path / "timeline.json").read_text())["series"]
+    for series in series_list:  # the contract extended: a cine's record carries its frame times
+        record = timeline[series.series_uid]
+        assert record.get("frame_times_ms") == series.expect.get("frame_times"), series.key
+        assert record["complete_s"] >= record["covered_s"] >= record["first_slice_s"] > 0
 
 
 def _check_outputs(series_list, tmp_path):

@@ -80,9 +80,9 @@ def frame_times(ds: Dataset) -> Optional[List[float]]:
     if vector not in (None, ""):
         increments = [float(v) for v in (vector if not isinstance(vector, (str, float, int)) else [vector])]
         if len(increments) == count:  # the first is 0; each is the time since the previous frame
-            return [float(v) for v in np.cumsum(increments)]
+            return [round(float(v), 6) for v in np.cumsum(increments)]  # no float dust (99.89999...)
     step = _positive(ds.get("FrameTime"))
-    return [k * step for k in range(count)] if step else None
+    return [round(k * step, 6) for k in range(count)] if step else None
 
 
 def _plain(ds: Dataset, sop: str, number: int, position: Sequence[float], orientation: Sequence[float],
