@@ -99,14 +99,14 @@ def _int(value) -> int:
         return 1
 
 
-def reference(path: Path) -> Optional[np.ndarray]:
+def reference(path: Path, dataset: Optional[pydicom.Dataset] = None) -> Optional[np.ndarray]:
     """pydicom's decoding as (frames, rows, columns[, 3]): modality LUT for greyscale, RGB for colour,
-    the palette applied; None when pydicom itself cannot decode the file."""
+    the palette applied; None when pydicom itself cannot decode the file (`dataset`: already read)."""
     from ProgressiveDicomFetchLib.pixels.compat import apply_color_lut, apply_modality_lut, convert_color_space
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = pydicom.dcmread(str(path), force=True)
+        ds = dataset if dataset is not None else pydicom.dcmread(str(path), force=True)
         try:
             array = ds.pixel_array
         except Exception:
