@@ -57,9 +57,9 @@ NOT_ON_ORTHANC = {"pmap"}
 
 
 @pytest.fixture(scope="module")
-def kinds_on_orthanc(orthanc, tmp_path_factory):
+def kinds_on_orthanc(orthanc_empty, tmp_path_factory):
     series, paths = write_kinds(tmp_path_factory.mktemp("kinds"))
-    orthanc.upload([p for p in paths if p.parent.name not in NOT_ON_ORTHANC])
+    orthanc_empty.upload([p for p in paths if p.parent.name not in NOT_ON_ORTHANC])
     return [s for s in series if s.key not in NOT_ON_ORTHANC]
 
 
@@ -91,7 +91,7 @@ def _fetch(url, study, out, series=()):
 @pytest.mark.parametrize("where", ["orthanc", "nginx"])
 def test_fetch_writes_each_kind_exactly(request, where, tmp_path):
     if where == "orthanc":
-        server, series_list = request.getfixturevalue("orthanc"), request.getfixturevalue("kinds_on_orthanc")
+        server, series_list = request.getfixturevalue("orthanc_empty"), request.getfixturevalue("kinds_on_orthanc")
         result = _fetch(server.dicomweb_url, STUDY_UID, tmp_path)
     else:
         server, series_list = request.getfixturevalue("kinds_on_nginx")
@@ -130,13 +130,13 @@ def _check_outputs(series_list, tmp_path):
             assert header["PhotometricInterpretation"] == "MONOCHROME1"
 
 
-def test_scene_nodes_of_each_kind(orthanc, kinds_on_orthanc, slicer_module):
+def test_scene_nodes_of_each_kind(orthanc_empty, kinds_on_orthanc, slicer_module):
     from ProgressiveDicomFetchLib.dicomweb.server import DicomwebServer
     from ProgressiveDicomFetchLib.loading import load_series
     from ProgressiveDicomFetchLib.scene.volume_node import INVERTED_GREY, create_volume_node
 
     slicer = slicer_module
-    server = DicomwebServer(orthanc.dicomweb_url)
+    server = DicomwebServer(orthanc_empty.dicomweb_url)
     by_key = {s.key: s for s in kinds_on_orthanc}
     for key in ("us_cine", "cr_mono1", "dx_views", "dose_relative"):
         series = by_key[key]
@@ -161,7 +161,7 @@ def test_scene_nodes_of_each_kind(orthanc, kinds_on_orthanc, slicer_module):
                 assert display.GetColorNodeID() != INVERTED_GREY
 
 
-def test_colour_series_are_not_probed_with_the_servers_default_frame(orthanc, kinds_on_orthanc):
+def test_colour_series_are_not_probed_with_the_servers_default_frame(orthanc_empty, kinds_on_orthanc):
     """Orthanc's default answer is a frame transcoded to little endian, whose colour it may already
     have converted: a colour series takes no probe frame (its frames come as stored, `*`)."""
     from ProgressiveDicomFetchLib.dicomweb.metadata import series_metadata
@@ -169,7 +169,7 @@ def test_colour_series_are_not_probed_with_the_servers_default_frame(orthanc, ki
     from ProgressiveDicomFetchLib.loading import VolumeLoad
     from ProgressiveDicomFetchLib.previews.probe import find_preview_source
 
-    server = DicomwebServer(orthanc.dicomweb_url)
+    server = DicomwebServer(orthanc_empty.dicomweb_url)
     cine = next(s for s in kinds_on_orthanc if s.key == "us_cine")
     instances = series_metadata(server, STUDY_UID, cine.series_uid)
     load = VolumeLoad(series_geometry(instances, cine.series_uid).volumes[0], STUDY_UID, instances)
@@ -190,14 +190,14 @@ def test_the_series_table_says_what_each_series_is():
     assert kinds == ["volume", "image", "image or cine (colour)", "dose", "not an image (SR)"]
 
 
-def test_console_api_loads_each_kind_progressively(orthanc, kinds_on_orthanc, slicer_module):
+def test_console_api_loads_each_kind_progressively(orthanc_empty, kinds_on_orthanc, slicer_module):
     """SceneLoader (the console API): nodes first, voxels refined in place until equal to the truth."""
     from ProgressiveDicomFetchLib.dicomweb.server import DicomwebServer
     from ProgressiveDicomFetchLib.scene import SceneLoader
     from ProgressiveDicomFetchLib.scene.volume_node import INVERTED_GREY
 
     slicer = slicer_module
-    loader = SceneLoader(DicomwebServer(orthanc.dicomweb_url), watch_focus=False)
+    loader = SceneLoader(DicomwebServer(orthanc_empty.dicomweb_url), watch_focus=False)
     try:
         wanted = [s for s in kinds_on_orthanc if s.key in ("us_cine", "cr_mono1", "dose_absolute", "nm_tomo")]
         nodes = loader.load(STUDY_UID, [s.series_uid for s in wanted])

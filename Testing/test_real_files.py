@@ -39,24 +39,24 @@ def _swap_halves(reference: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def corpus(orthanc, tmp_path_factory):
+def corpus(orthanc_empty, tmp_path_factory):
     files, unwritable = real_corpus.prepare(tmp_path_factory.mktemp("corpus"))
     # pydicom cannot save SC_rgb_jpeg.dcm back (a text element's encoding): test_real_decode.py covers it
     assert set(unwritable) <= {"SC_rgb_jpeg.dcm"}, unwritable
     refused = {}
     for item in files:
         try:
-            orthanc.upload([item.path])
+            orthanc_empty.upload([item.path])
         except Exception as error:  # Orthanc refuses a few odd files: they are listed, not loaded
             refused[item.name] = str(error).splitlines()[0]
     return files, refused
 
 
 @pytest.fixture(scope="module")
-def fetched(orthanc, corpus, tmp_path_factory):
+def fetched(orthanc_empty, corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("nrrd")
     result = subprocess.run([sys.executable, "-m", "ProgressiveDicomFetchLib", "fetch", "--url",
-                             orthanc.dicomweb_url, "--study", real_corpus.STUDY_UID, "--out", str(out)],
+                             orthanc_empty.dicomweb_url, "--study", real_corpus.STUDY_UID, "--out", str(out)],
                             capture_output=True, text=True, timeout=600)
     return out, result
 
