@@ -132,7 +132,7 @@ def _check_outputs(series_list, tmp_path):
 
 def test_scene_nodes_of_each_kind(orthanc_empty, kinds_on_orthanc, slicer_module):
     from ProgressiveDicomFetchLib.dicomweb.server import DicomwebServer
-    from ProgressiveDicomFetchLib.loading import load_series
+    from ProgressiveDicomFetchLib.retrieve import load_series
     from ProgressiveDicomFetchLib.scene.volume_node import INVERTED_GREY, create_volume_node
 
     slicer = slicer_module
@@ -164,16 +164,14 @@ def test_scene_nodes_of_each_kind(orthanc_empty, kinds_on_orthanc, slicer_module
 def test_colour_series_are_not_probed_with_the_servers_default_frame(orthanc_empty, kinds_on_orthanc):
     """Orthanc's default answer is a frame transcoded to little endian, whose colour it may already
     have converted: a colour series takes no probe frame (its frames come as stored, `*`)."""
-    from ProgressiveDicomFetchLib.dicomweb.metadata import series_metadata
     from ProgressiveDicomFetchLib.dicomweb.server import DicomwebServer
-    from ProgressiveDicomFetchLib.loading import VolumeLoad
     from ProgressiveDicomFetchLib.previews.probe import find_preview_source
+    from ProgressiveDicomFetchLib.retrieve import fetcher_for, prepare_series
 
     server = DicomwebServer(orthanc_empty.dicomweb_url)
     cine = next(s for s in kinds_on_orthanc if s.key == "us_cine")
-    instances = series_metadata(server, STUDY_UID, cine.series_uid)
-    load = VolumeLoad(series_geometry(instances, cine.series_uid).volumes[0], STUDY_UID, instances)
-    probe = find_preview_source(server, load)
+    (load,) = prepare_series(server, STUDY_UID, cine.series_uid)
+    probe = find_preview_source(fetcher_for(server, load), load)
     assert probe.source is None and probe.frame is None and probe.bytes == 0, probe.reason
     assert "colour" in probe.reason
 
