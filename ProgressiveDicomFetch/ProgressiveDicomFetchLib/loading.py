@@ -67,8 +67,6 @@ class VolumeLoad:
             if self.palette is None:
                 raise ValueError(f"series {self.geometry.series_uid}: PALETTE COLOR image without its palette")
             return self.volume.write_slice(k, self.palette.apply(stored), quality)
-        if self.volume.components > 1:  # RGB samples are written as they are
-            return self.volume.write_slice(k, stored, quality)
         values = stored_to_modality(stored, geometry.slope, geometry.intercept, self.volume.dtype)
         return self.volume.write_slice(k, values, quality)
 
