@@ -113,7 +113,13 @@ def test_description_errors(sample_small):
     colour = pydicom.Dataset()
     colour.update({"Rows": 4, "Columns": 4, "BitsAllocated": 8, "BitsStored": 8, "HighBit": 7,
                    "PixelRepresentation": 0, "SamplesPerPixel": 3, "PhotometricInterpretation": "RGB"})
-    with pytest.raises(UnsupportedPixels, match="colour images are not supported yet"):
+    assert PixelDescription.from_dataset(colour).components == 3  # RGB is decoded (test_real_files.py)
+    colour.SamplesPerPixel = 1  # RGB with one sample is no valid layout
+    with pytest.raises(UnsupportedPixels, match="PhotometricInterpretation RGB with SamplesPerPixel 1"):
+        PixelDescription.from_dataset(colour)
+    colour.update({"SamplesPerPixel": 1, "PhotometricInterpretation": "MONOCHROME2", "BitsAllocated": 1,
+                   "BitsStored": 1, "HighBit": 0})
+    with pytest.raises(UnsupportedPixels, match="BitsAllocated 1"):
         PixelDescription.from_dataset(colour)
     del ds.Rows
     with pytest.raises(ValueError, match="Rows"):
