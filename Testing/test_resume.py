@@ -150,6 +150,7 @@ def test_kill_9_mid_fetch_then_a_new_fetch_downloads_only_what_was_missing(reque
     assert not list((tmp_path / "out1").glob("*.nrrd"))
 
     slow.rate = None  # the network is back: full speed, same URL (the cache is keyed on it)
+    mark = server.access_log_mark() if server_fixture == "static_server" else None
     resumed, resumed_s = run_timed(fetch_command(url, sample_small, tmp_path / "out2", cache_dir,
                                                  "--timeline", str(tmp_path / "t.json")))
     assert resumed.returncode == 0, resumed.stderr
@@ -161,6 +162,11 @@ def test_kill_9_mid_fetch_then_a_new_fetch_downloads_only_what_was_missing(reque
         data, _ = nrrd.read(str(tmp_path / "out2" / f"{info.series_uid}.nrrd"), index_order="C")
         np.testing.assert_array_equal(data, sample_small.load_truth(key))
     refetched = timeline["bytes"]
+    if mark is not None:  # what nginx sent, not what the client counted: each missing frame once
+        sent = server.access_log(since=mark, path="/frames/")
+        assert len(sent) == total - sum(have.values()) and all(r.status == 200 for r in sent)
+        assert sum(r.body_bytes for r in sent) == refetched == sum(
+            (sample_small.series(k).num_slices - have[k]) * frame_bytes(sample_small, k) for k in SERIES)
     assert f"cache {cache_dir}: {sum(have.values())} frames" in resumed.stdout
 
     cached, cached_s = run_timed(fetch_command(url, sample_small, tmp_path / "out3", cache_dir,

@@ -166,3 +166,11 @@ def test_event_kinds_and_states_are_enums_that_read_as_the_contract_words():
     assert (str(EventKind.STAGE), f"{SeriesStatus.COVERED}", format(EventKind.ERROR)) == ("stage", "covered", "error")
     with pytest.raises(ValueError):
         SeriesProgress(A, "1: CT", 10, state="done")
+
+
+def test_the_focus_event_records_the_visible_set_and_keeps_it_when_shifted():
+    timeline = Timeline(clock=Clock(), event_offset_s=0.5)
+    timeline.extend([EngineEvent(1.0, B, EventKind.FOCUS, slice=12, visible=(B, A)), EngineEvent(2.0, A, EventKind.FOCUS)])
+    events = timeline.to_json()["events"]
+    assert events == [{"t": 1.5, "series": B, "event": "focus", "slice": 12, "visible": [B, A]},
+                      {"t": 2.5, "series": A, "event": "focus"}]

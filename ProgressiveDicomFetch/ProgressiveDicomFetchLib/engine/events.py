@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 
 class Word(str, enum.Enum):
@@ -57,6 +57,7 @@ class EngineEvent:
     stage: Optional[str] = None  # STAGE: the stage id that finished (e.g. "every-8")
     slice: Optional[int] = None  # FOCUS: the viewed slice, if known
     message: Optional[str] = None  # ERROR: what went wrong
+    visible: Optional[Tuple[str, ...]] = None  # FOCUS: every series on screen, the last touched first
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "event", EventKind(self.event))
@@ -67,6 +68,8 @@ class EngineEvent:
             value = getattr(self, key)
             if value is not None:
                 record[key] = value
+        if self.visible is not None:
+            record["visible"] = list(self.visible)
         return record
 
 

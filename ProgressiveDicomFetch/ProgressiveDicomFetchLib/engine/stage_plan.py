@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple, Union
 
 NONE = "none"
 
@@ -65,14 +65,14 @@ class Stage:
             raise ValueError(f"a stage step must be at least 2, not {step}")
         return cls(Pick.EVERY, part, step)
 
-    def select(self, present: Sequence[int], placed: Dict[int, int], viewed: Optional[int]) -> List[int]:
-        """The present slices (sorted) this stage takes, given those earlier stages `placed`."""
+    def select(self, present: Sequence[int], placed: Dict[int, int], viewed: Sequence[float]) -> List[int]:
+        """The present slices (sorted) this stage takes, given those earlier stages `placed` and the
+        slices in view."""
         if self.pick is Pick.ANCHORS:
             if not present:
                 return []
             picked = [present[len(present) // 2], present[0], present[-1]]
-            if viewed is not None:
-                picked.append(min(present, key=lambda k: (abs(k - viewed), k)))
+            picked += [min(present, key=lambda k: (abs(k - view), k)) for view in viewed]
             return [k for k in dict.fromkeys(picked) if k not in placed]
         if self.pick is Pick.EVERY:
             return [k for k in present if k % self.step == 0 and k not in placed]
@@ -135,11 +135,14 @@ class StagePlan:
     def stage_ids(self) -> List[str]:
         return [stage.id for stage in self.stages]
 
-    def assign(self, present: Sequence[int], viewed: Optional[int] = None, part: Part = Part.WHOLE) -> Dict[int, int]:
-        """Stage index (in `stages`) of each present slice's fetch of `part` ({} when no stage has it)."""
+    def assign(self, present: Sequence[int], viewed: Union[None, int, Sequence[int]] = None,
+               part: Part = Part.WHOLE) -> Dict[int, int]:
+        """Stage index (in `stages`) of each present slice's fetch of `part` ({} when no stage has it);
+        the slices nearest the `viewed` ones (one or several views) join the anchors."""
         present = sorted(present)
+        views = [viewed] if isinstance(viewed, (int, float)) else list(viewed or ())
         placed: Dict[int, int] = {}
         for index, stage in enumerate(self.stages):
             if stage.part is part:
-                placed.update({k: index for k in stage.select(present, placed, viewed)})
+                placed.update({k: index for k in stage.select(present, placed, views)})
         return placed

@@ -7,6 +7,7 @@ is recorded as an `error` event with the message "cancelled".
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -33,11 +34,16 @@ class SeriesTimes:
     covered_s: Optional[float] = None
     complete_s: Optional[float] = None
     stages: Dict[str, float] = field(default_factory=dict)  # stage id -> when the series finished it
+    frame_times_ms: Optional[List[float]] = None  # a cine's frame times (an extension: only when known)
 
     def to_json(self) -> Dict[str, object]:
-        return {"slices": self.slices, "bytes": self.bytes, "first_slice_s": _seconds(self.first_slice_s),
-                "covered_s": _seconds(self.covered_s), "complete_s": _seconds(self.complete_s),
-                "stages": {stage: _seconds(t) for stage, t in self.stages.items()}}
+        record: Dict[str, object] = {
+            "slices": self.slices, "bytes": self.bytes, "first_slice_s": _seconds(self.first_slice_s),
+            "covered_s": _seconds(self.covered_s), "complete_s": _seconds(self.complete_s),
+            "stages": {stage: _seconds(t) for stage, t in self.stages.items()}}
+        if self.frame_times_ms:
+            record["frame_times_ms"] = list(self.frame_times_ms)
+        return record
 
 
 class Timeline:
@@ -72,7 +78,7 @@ class Timeline:
         if event.event == EventKind.CANCELLED:
             event = EngineEvent(t, event.series_uid, EventKind.ERROR, message=event.message or "cancelled")
         elif self.event_offset_s:
-            event = EngineEvent(t, event.series_uid, event.event, event.stage, event.slice, event.message)
+            event = dataclasses.replace(event, t=t)
         with self._lock:
             self.events.append(event)
             record = self._record(event.series_uid)

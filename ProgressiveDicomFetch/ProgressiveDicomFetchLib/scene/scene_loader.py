@@ -58,7 +58,7 @@ class SceneLoader:
         if watch_focus:
             from .focus_watcher import FocusWatcher
 
-            self.focus_watcher = FocusWatcher(self.scene, self.resolve, self.engine.set_focus)
+            self.focus_watcher = FocusWatcher(self.scene, self.resolve, set_visible=self.engine.set_visible)
 
     # -- requests ----------------------------------------------------------------------------
     def load(self, study_uid: str, series_uids: Sequence[str], wait_for_metadata: bool = True) -> List[Any]:
@@ -136,7 +136,8 @@ class SceneLoader:
 
     def _refresh(self, key: Key, now: float) -> None:
         load, node = self._loads[key], self.nodes[key]
-        if key not in self._windowed and load.volume.covered and node.GetDisplayNode() is not None:
+        if key not in self._windowed and load.volume.covered and node.GetDisplayNode() is not None \
+                and load.volume.components == 1:  # RGB is shown as it is
             center, width = covered_window(load.volume.array, load.geometry.padding_value)
             node.GetDisplayNode().SetWindowLevel(width, center)  # once: no jump while refining
             self._windowed.add(key)
