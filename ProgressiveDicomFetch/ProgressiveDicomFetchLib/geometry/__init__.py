@@ -1,7 +1,7 @@
 """Geometry from series metadata: stacks, slice order, IJK->LPS/RAS, gaps, tilt (no pixel data)."""
 from __future__ import annotations
 
-from .frames import FrameGeometry, GeometryError
+from .frame_record import FrameGeometry, GeometryError
 from .series_geometry import LPS_TO_RAS, SeriesGeometry, VolumeGeometry, series_geometry
 
 __all__ = ["FrameGeometry", "GeometryError", "LPS_TO_RAS", "SeriesGeometry", "VolumeGeometry", "series_geometry"]

@@ -14,7 +14,7 @@ from typing import List
 
 import numpy as np
 
-from .frames import GeometryError
+from .frame_record import GeometryError
 
 SPACING_EPSILON_MM = 0.01  # DICOMScalarVolumePlugin's spacingEpsilon
 MAX_GRID_GROWTH = 4  # a finer grid may hold at most this many times the slices present

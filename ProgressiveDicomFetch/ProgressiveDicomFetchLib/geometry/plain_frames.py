@@ -17,7 +17,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 from pydicom import Dataset
 
-from .frames import FrameGeometry, GeometryError, _first_item, _floats, _int
+from .frame_record import FrameGeometry, GeometryError, as_int, first_item, floats
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 DEFAULT_SPACING = "default"
@@ -29,7 +29,7 @@ def pixel_spacing(ds: Dataset, where: str) -> Tuple[Tuple[float, float], str]:
     for keyword in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
         if ds.get(keyword) in (None, ""):
             continue
-        spacing = _floats(ds.get(keyword), 2, keyword, where)
+        spacing = floats(ds.get(keyword), 2, keyword, where)
         if min(spacing) <= 0:
             raise GeometryError(f"{where}: {keyword} {spacing} must be positive")
         if keyword == "ImagerPixelSpacing":
@@ -42,7 +42,7 @@ def pixel_spacing(ds: Dataset, where: str) -> Tuple[Tuple[float, float], str]:
 
 def image_frame(ds: Dataset, sop: str) -> FrameGeometry:
     """A 2D image: one slice at the origin, its own volume, named by its InstanceNumber."""
-    number = _int(ds.get("InstanceNumber"))
+    number = as_int(ds.get("InstanceNumber"))
     return _plain(ds, sop, 1, (0.0, 0.0, 0.0), AXIAL, f"image {number if number is not None else sop}")
 
 
@@ -54,20 +54,20 @@ def multiframe_frames(ds: Dataset, sop: str, count: int) -> List[FrameGeometry]:
     offsets = ds.get("GridFrameOffsetVector")
     if offsets not in (None, ""):
         origin, orientation = _placed(ds, ds, where)
-        values = _floats(offsets, count, "GridFrameOffsetVector", where)
+        values = floats(offsets, count, "GridFrameOffsetVector", where)
         normal = _normal(orientation)
         if values[0] != 0:  # absolute form: coordinates along the normal (z for axial planes)
             values = [v - float(np.dot(origin, normal)) for v in values]
         positions = [origin + value * normal for value in values]
     elif modality == "NM" and any(t in _image_type(ds) for t in TOMO_TYPES):
-        detector = _first_item(ds, "DetectorInformationSequence") or ds
+        detector = first_item(ds, "DetectorInformationSequence") or ds
         origin, orientation = _placed(ds, detector, where)
         step = _slice_step(ds, where)
         positions = [origin + k * step * _normal(orientation) for k in range(count)]
     else:  # cine and other frame sets: along K, 1 mm apart, where the object says it lies (if it does)
-        origin = np.array(_floats(ds.get("ImagePositionPatient"), 3, "ImagePositionPatient", where)) \
+        origin = np.array(floats(ds.get("ImagePositionPatient"), 3, "ImagePositionPatient", where)) \
             if ds.get("ImagePositionPatient") not in (None, "") else np.zeros(3)
-        orientation = tuple(_floats(ds.get("ImageOrientationPatient"), 6, "ImageOrientationPatient", where)) \
+        orientation = tuple(floats(ds.get("ImageOrientationPatient"), 6, "ImageOrientationPatient", where)) \
             if ds.get("ImageOrientationPatient") not in (None, "") else AXIAL
         positions = [origin + k * _normal(orientation) for k in range(count)]
     return [_plain(ds, sop, k + 1, tuple(float(v) for v in positions[k]), orientation, label) for k in range(count)]
@@ -75,7 +75,7 @@ def multiframe_frames(ds: Dataset, sop: str, count: int) -> List[FrameGeometry]:
 
 def frame_times(ds: Dataset) -> Optional[List[float]]:
     """Each frame's time in ms from the first (FrameTimeVector, else FrameTime); None when not given."""
-    count = _int(ds.get("NumberOfFrames")) or 1
+    count = as_int(ds.get("NumberOfFrames")) or 1
     vector = ds.get("FrameTimeVector")
     if vector not in (None, ""):
         increments = [float(v) for v in (vector if not isinstance(vector, (str, float, int)) else [vector])]
@@ -89,7 +89,7 @@ def _plain(ds: Dataset, sop: str, number: int, position: Sequence[float], orient
            label: str) -> FrameGeometry:
     where = f"instance {sop}"
     spacing, source = pixel_spacing(ds, where)
-    rows, columns = _int(ds.get("Rows")), _int(ds.get("Columns"))
+    rows, columns = as_int(ds.get("Rows")), as_int(ds.get("Columns"))
     if not rows or not columns:
         raise GeometryError(f"{where}: Rows and Columns are required")
     slope = ds.get("RescaleSlope")
@@ -101,12 +101,12 @@ def _plain(ds: Dataset, sop: str, number: int, position: Sequence[float], orient
         orientation=tuple(float(v) for v in orientation), pixel_spacing=spacing, rows=rows, columns=columns,
         slope=float(slope) if slope not in (None, "") else 1.0,
         intercept=float(intercept) if intercept not in (None, "") else 0.0,
-        image_type=_image_type(ds), instance_number=_int(ds.get("InstanceNumber")), phase_keys=(),
+        image_type=_image_type(ds), instance_number=as_int(ds.get("InstanceNumber")), phase_keys=(),
         group=sop, group_label=label, spacing_source=source)
 
 
 def _label(ds: Dataset, sop: str, modality: str) -> str:
-    number = _int(ds.get("InstanceNumber"))
+    number = as_int(ds.get("InstanceNumber"))
     kind = "dose" if modality == "RTDOSE" else ("cine" if frame_times(ds) else "frames")
     return f"{kind} {number if number is not None else sop}"
 
@@ -114,8 +114,8 @@ def _label(ds: Dataset, sop: str, modality: str) -> str:
 def _placed(ds: Dataset, source: Dataset, where: str) -> Tuple[np.ndarray, Tuple[float, ...]]:
     position = source.get("ImagePositionPatient", ds.get("ImagePositionPatient"))
     orientation = source.get("ImageOrientationPatient", ds.get("ImageOrientationPatient"))
-    return (np.array(_floats(position, 3, "ImagePositionPatient", where)),
-            tuple(_floats(orientation, 6, "ImageOrientationPatient", where)))
+    return (np.array(floats(position, 3, "ImagePositionPatient", where)),
+            tuple(floats(orientation, 6, "ImageOrientationPatient", where)))
 
 
 def _slice_step(ds: Dataset, where: str) -> float:

@@ -14,7 +14,8 @@ import numpy as np
 from pydicom import Dataset
 
 from ..pixels import PixelDescription, UnsupportedPixels, modality_dtype
-from .frames import FrameGeometry, GeometryError, frames_of
+from .frame_record import FrameGeometry, GeometryError
+from .frames import frames_of
 from .grid import ijk_to_lps, normal_of, slice_grid
 from .plain_frames import DEFAULT_SPACING, frame_times
 from .stacks import Stack, group_frames

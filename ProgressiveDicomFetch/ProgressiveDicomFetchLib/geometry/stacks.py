@@ -8,7 +8,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from .frames import FrameGeometry, GeometryError
+from .frame_record import FrameGeometry, GeometryError
 from .grid import SPACING_EPSILON_MM, normal_of
 
 ORIENTATION_DECIMALS = 4  # cosines equal to 1e-4 are one orientation
