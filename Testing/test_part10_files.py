@@ -244,3 +244,86 @@ def test_resume_a_killed_run_then_a_second_run_writes_only_the_rest(static_serve
     assert sum(int(line.split(" written")[0].rsplit(" ", 1)[1]) for line in second.stdout.splitlines()
                if line.startswith("DICOM files of series")) == total - len(first)
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+# -- frames from the cache -------------------------------------------------------------------------------
+@pytest.mark.compat
+def test_a_rebuild_takes_the_frames_from_the_cache_when_they_are_there(static_server, sample_small, tmp_path):
+    from ProgressiveDicomFetchLib.loading import load_series
+    info = sample_small.series("ct_thick_jpegls")
+    server = DicomwebServer(static_server.dicomweb_url)
+    cache = FrameCache(tmp_path / "cache")
+    load_series(server, info.study_uid, info.series_uid, cache=cache)
+    report = Part10Writer(tmp_path / "d", server, cache).write_series(info.study_uid, info.series_uid)
+    assert report.frames_from_cache == report.written == info.num_instances
+    assert report.network_bytes == 0  # no bulk data besides the frames in this series
+    for sop, original in list(originals(sample_small.files("ct_thick_jpegls")).items())[:5]:
+        assert_same_instance(original, dicom_file_path(tmp_path / "d", info.study_uid, info.series_uid, sop))
+
+
+# -- hostile metadata ----------------------------------------------------------------------------------
+STUDY, SERIES, GOOD = "1.2.3", "1.2.3.4", "1.2.3.4.5"
+
+
+def _hostile_item(sop: str, extra: Dict = None) -> Dict:
+    item = {"00080016": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.7"]},
+            "00080018": {"vr": "UI", "Value": [sop]}, "0020000D": {"vr": "UI", "Value": [STUDY]},
+            "0020000E": {"vr": "UI", "Value": [SERIES]}, "00280010": {"vr": "US", "Value": [2]},
+            "00280011": {"vr": "US", "Value": [2]}, "00280100": {"vr": "US", "Value": [16]},
+            "00280101": {"vr": "US", "Value": [16]}, "00280102": {"vr": "US", "Value": [15]},
+            "00280103": {"vr": "US", "Value": [0]}, "00280002": {"vr": "US", "Value": [1]},
+            "00280004": {"vr": "CS", "Value": ["MONOCHROME2"]},
+            "00083002": {"vr": "UI", "Value": ["1.2.840.10008.1.2.1"]},
+            "7FE00010": {"vr": "OW", "BulkDataURI": f"instances/{sop}/frames"}}
+    item.update(extra or {})
+    return item
+
+
+def test_hostile_metadata_writes_nothing_outside_dir_and_fetches_nothing_foreign(tmp_path):
+    with ScriptedServer(lambda n, path, headers: (500, {}, b"")) as foreign:
+        items = [_hostile_item("../../../../evil"), _hostile_item("1.2.3.4.6", {"0020000E": {"vr": "UI", "Value": ["../x"]}}),
+                 _hostile_item(GOOD, {"00091010": {"vr": "OB", "BulkDataURI": foreign.url + "/secret"},
+                                      "00090010": {"vr": "LO", "Value": ["PDF HOSTILE"]}})]
+
+        def respond(n, path, headers):
+            if path.endswith("/metadata"):
+                return json_answer(items)
+            if "/frames/" in path:
+                return 200, {"Content-Type": "application/octet-stream"}, bytes(8)
+            return 404, {"Content-Type": "text/plain"}, b"no"
+
+        with ScriptedServer(respond) as hostile:
+            root = tmp_path / "d"
+            report = Part10Writer(root, DicomwebServer(hostile.url, headers={"X-Api-Key": "k"})).write_series(STUDY, SERIES)
+        assert foreign.requests == []
+    assert report.written == 1 and len(report.failed) == 2
+    assert "../../../../evil" in report.failed[0] and "not a valid DICOM UID" in report.failed[0]
+    assert "SeriesInstanceUID '../x'" in report.failed[1]
+    assert len(report.incomplete) == 1 and "(0009,1010)" in report.incomplete[0] and "not on this server" in report.incomplete[0]
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
+        f"d/{STUDY}/{SERIES}/{GOOD}.dcm"]
+    written = pydicom.dcmread(str(root / STUDY / SERIES / f"{GOOD}.dcm"))
+    assert 0x00091010 not in written and written[0x00090010].value == "PDF HOSTILE"  # left out, not invented
+
+
+def test_a_forged_instance_answer_is_refused(tmp_path):
+    """A server answering with the file of another instance gets an error, and no file is written."""
+    other = io.BytesIO()
+    ds = pydicom.Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.3.9", "9.9.9", STUDY, SERIES
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.9", "9.9.9"
+    ds.preamble = b"\0" * 128
+    pydicom.dcmwrite(other, ds, **({"enforce_file_format": True} if pydicom.__version__[0] >= "3" else {"write_like_original": False}))
+
+    def respond(n, path, headers):
+        if path.endswith("/metadata"):
+            return json_answer([_hostile_item(GOOD)])
+        return 200, {"Content-Type": "multipart/related; type=\"application/dicom\"; boundary=b"}, (
+            b"--b\r\nContent-Type: application/dicom\r\n\r\n" + other.getvalue() + b"\r\n--b--")
+
+    with ScriptedServer(respond) as server:
+        report = Part10Writer(tmp_path, DicomwebServer(server.url)).write_series(STUDY, SERIES)
+    assert report.written == 0 and "9.9.9" in report.failed[0] and "not the one asked for" in report.failed[0]
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
