@@ -17,7 +17,8 @@ import pydicom
 from pydicom import encaps
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.filewriter import dcmwrite
+from pydicom.filebase import DicomFileLike
+from pydicom.filewriter import dcmwrite, write_dataset, write_file_meta_info
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
 from .. import transfer_syntax as ts
@@ -128,8 +129,14 @@ def encode_part10(ds: Dataset, syntax: str) -> bytes:
     buffer = io.BytesIO()
     if PYDICOM_3:
         dcmwrite(buffer, ds, implicit_vr=implicit, little_endian=little, enforce_file_format=True)
-    else:  # pydicom 2.4: the encoding comes from these attributes (it does not know HTJ2K UIDs)
+    elif syntax in pydicom.uid.UID_dictionary:  # pydicom 2.4: the encoding comes from these attributes
         ds.is_implicit_VR = implicit
         ds.is_little_endian = little
         dcmwrite(buffer, ds, write_like_original=False)
+    else:  # pydicom 2.4 refuses syntaxes it does not know (HTJ2K): the same steps as its dcmwrite
+        target = DicomFileLike(buffer)
+        target.write(ds.preamble + b"DICM")
+        write_file_meta_info(target, meta, enforce_standard=True)
+        target.is_implicit_VR, target.is_little_endian = implicit, little
+        write_dataset(target, ds)
     return buffer.getvalue()
