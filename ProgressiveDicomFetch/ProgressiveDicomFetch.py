@@ -33,7 +33,7 @@ from ProgressiveDicomFetchLib.panel import (AUTH_KINDS, DATE_PRESETS, SERIES_COL
                                             table_rows)
 from ProgressiveDicomFetchLib.panel.result_tables import default_order
 from ProgressiveDicomFetchLib.scene.dicom_database import (SETTING_DEFAULT, SETTING_KEY, DatabaseImports,
-                                                           series_count_in_database)
+                                                           load_from_database, series_count_in_database)
 from ProgressiveDicomFetchLib.scene.fetch_session import FetchSession
 from ProgressiveDicomFetchLib.server_check import ServerCheck
 
@@ -298,6 +298,14 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
     # -- load and progress ---------------------------------------------------------------------------
     def onLoad(self) -> None:
         chosen = [self._series[row] for row in self._selectedRows(self.ui.seriesTableWidget)]
+        if not self.ui.refreshFromServerCheckBox.checked:
+            stored = [s for s in chosen if self.logic.isInDatabase(s.series_uid, s.number_of_instances)]
+            if stored:
+                with slicer.util.tryWithErrorDisplay(_("Failed to load from the DICOM database."), waitCursor=True):
+                    self.logic.loadFromDatabase([s.series_uid for s in stored])
+                chosen = [s for s in chosen if s not in stored]
+            if not chosen:
+                return
         with slicer.util.tryWithErrorDisplay(_("Failed to start loading."), waitCursor=True):
             self._connect()
             parameters = self._parameterNode
@@ -469,6 +477,10 @@ class ProgressiveDicomFetchLogic(ScriptedLoadableModuleLogic):
 
     def isInDatabase(self, seriesUID: str, instanceCount: Optional[int]) -> bool:
         return series_count_in_database(slicer.dicomDatabase, seriesUID, instanceCount)
+
+    def loadFromDatabase(self, seriesUIDs) -> List[str]:
+        """Series already in Slicer's DICOM database, loaded from there by Slicer's DICOM plugins."""
+        return load_from_database(seriesUIDs)
 
     def _addCompletedToDatabase(self, completed: List[str]) -> None:
         """Files of completed series are written by a worker; the database indexes them here (main thread)."""

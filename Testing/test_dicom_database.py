@@ -52,7 +52,8 @@ def api_problems(module) -> list:
 
 def test_the_import_uses_only_what_slicer_5_8_and_5_12_offer():
     attributes, calls = used_names(dicom_database)
-    assert attributes == {"isOpen", "databaseDirectory", "instancesForSeries"} and calls == {"importDicom": 2}
+    assert attributes == {"isOpen", "databaseDirectory", "instancesForSeries"}
+    assert calls == {"importDicom": 2, "loadSeriesByUID": 1}
     assert api_problems(dicom_database) == []
     for release in RELEASES:  # what importFromDICOMWeb does, and the order of importDicom's arguments
         assert API["releases"][release]["functions"]["importDicom"][:2] == ["dicomDataDir", "dicomDatabase"]
@@ -118,11 +119,16 @@ def _poll_until_done(imports, importer, timeout=120.0):
 @pytest.mark.compat
 def test_completed_series_get_their_files_from_a_worker_then_are_indexed(static_server, sample_small, tmp_path):
     """Real server, real files; only the indexing call (Slicer's) is recorded instead of run."""
+    from ProgressiveDicomFetchLib.cache import FrameCache
     from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
-    db = StandInDatabase(str(tmp_path), {})
-    imports = dicom_database.DatabaseImports(db)
+    from ProgressiveDicomFetchLib.loading import load_series
+    db = StandInDatabase(str(tmp_path / "db"), {})
     server = DicomwebServer(static_server.dicomweb_url)
     info = sample_small.series("ct_thick")
+    cache = FrameCache(tmp_path / "cache")
+    load_series(server, info.study_uid, info.series_uid, cache=cache)  # as the panel's load does
+    assert len(cache.keys()) == info.num_instances
+    imports = dicom_database.DatabaseImports(db, cache)
     indexed = []
 
     def importer(folder, database):
@@ -132,9 +138,41 @@ def test_completed_series_get_their_files_from_a_worker_then_are_indexed(static_
     assert imports.add(server, info.study_uid, info.series_uid)
     assert imports.add(server, info.study_uid, "1.2.3.999")  # unknown: its error is reported, nothing indexed
     jobs = {job.series_uid: job for job in _poll_until_done(imports, importer)}
-    folder = tmp_path / "DICOMweb" / "ProgressiveDicomFetch" / info.study_uid / info.series_uid
+    folder = tmp_path / "db" / "DICOMweb" / "ProgressiveDicomFetch" / info.study_uid / info.series_uid
     assert indexed == [(folder, info.num_instances, db)]
     assert jobs[info.series_uid].imported and jobs[info.series_uid].report.written == info.num_instances
+    # the files replace the cached frames: built from them, then released (no double disk use)
+    assert jobs[info.series_uid].report.frames_from_cache == jobs[info.series_uid].report.frames_released == info.num_instances
+    assert cache.keys() == [] and jobs[info.series_uid].report.network_bytes == 0
     assert not jobs["1.2.3.999"].imported and "1.2.3.999" in jobs["1.2.3.999"].error
     assert not dicom_database.DatabaseImports(StandInDatabase(str(tmp_path), {}, open_=False)).add(
         server, info.study_uid, info.series_uid)
+
+
+SERIES_ATTRIBUTES = ("DICOM.Modality", "DICOM.SeriesNumber", "DICOM.FrameOfReferenceUID", "DICOM.SeriesDescription",
+                     "DICOM.SeriesDate", "DICOM.SeriesTime", "DICOM.ContentDate", "DICOM.ContentTime",
+                     "DICOM.Manufacturer", "DICOM.Model", "DICOM.ReferencedInstanceUIDs")
+
+
+def test_node_and_items_carry_the_attributes_of_slicers_dicom_plugins(slicer_module, orthanc, sample_small):
+    """What DICOMPlugin.addSeriesInSubjectHierarchy and DICOMScalarVolumePlugin set (Slicer 5.8-5.12),
+    on real MRML (slicer-core)."""
+    from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
+    from ProgressiveDicomFetchLib.scene.scene_loader import SceneLoader
+    slicer = slicer_module
+    info = sample_small.series("ct_thick")
+    loader = SceneLoader(DicomwebServer(orthanc.dicomweb_url), watch_focus=False)
+    try:
+        (node,) = loader.load(info.study_uid, [info.series_uid])
+        geometry = loader.engine.loads(info.series_uid)[0].geometry
+    finally:
+        loader.close()
+    numbers = {f.sop_instance_uid: f.instance_number for f in geometry.frames}
+    assert node.GetAttribute("DICOM.instanceNumbers").split() == [str(numbers[u]) for u in geometry.instance_uids]
+    shn = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
+    item = shn.GetItemByDataNode(node)
+    names = set(shn.GetItemAttributeNames(item))
+    assert set(SERIES_ATTRIBUTES) <= names, set(SERIES_ATTRIBUTES) - names
+    assert shn.GetItemAttribute(item, "DICOM.Model") == str(geometry.dataset.get("ManufacturerModelName", ""))
+    patient = shn.GetItemParent(shn.GetItemParent(item))
+    assert "DICOM.PatientComments" in set(shn.GetItemAttributeNames(patient))

@@ -43,6 +43,7 @@ class Part10Report:
     from_server: int = 0
     rebuilt: int = 0
     frames_from_cache: int = 0
+    frames_released: int = 0  # cached frames dropped because the file now holds them
     bytes_written: int = 0
     network_bytes: int = 0
     seconds: float = 0.0
@@ -63,7 +64,7 @@ def dicom_file_path(root: PathLike, study_uid: str, series_uid: str, sop_instanc
     return Path(root) / study_uid / series_uid / f"{sop_instance_uid}.dcm"
 
 
-def _uid(item: Dict[str, Any], tag: str) -> str:
+def _first(item: Dict[str, Any], tag: str) -> str:
     element = item.get(tag)
     values = element.get("Value") if isinstance(element, dict) else None
     return str(values[0]) if isinstance(values, list) and values else ""
@@ -73,7 +74,9 @@ class Part10Writer:
     """Writes the files of series into `root` from one server (cache: the engine's frame cache)."""
 
     def __init__(self, root: PathLike, server: DicomwebServer, cache: Optional[FrameCache] = None,
-                 source: str = "auto", support: Optional[InstanceRetrieval] = None) -> None:
+                 source: str = "auto", support: Optional[InstanceRetrieval] = None, release_cache: bool = False) -> None:
+        """`release_cache`: once an instance's file is on disk, its frames leave the cache (the
+        file replaces them: Slicer loads such a series from its DICOM database)."""
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
         self.root = Path(root)
@@ -81,6 +84,7 @@ class Part10Writer:
         self.cache = cache
         self.source = source
         self.support = InstanceRetrieval() if support is None else support
+        self.release_cache = release_cache and cache is not None
 
     def write_series(self, study_uid: str, series_uid: str,
                      metadata: Optional[Sequence[Dict[str, Any]]] = None) -> Part10Report:
@@ -94,33 +98,45 @@ class Part10Writer:
         self._remove_stale_temps(series_dir)
         for item in items:
             report.instances += 1
-            sop = _uid(item, "00080018")
+            sop = _first(item, "00080018")
             try:
                 self._check_item(item, study_uid, series_uid)
                 target = dicom_file_path(self.root, study_uid, series_uid, sop)
                 if target.exists():
                     report.already_there += 1
-                    continue
-                data = self._instance_bytes(item, study_uid, series_uid, sop, series_path, report)
-                with atomic_write(target) as handle:
-                    handle.write(data)
+                else:
+                    data = self._instance_bytes(item, study_uid, series_uid, sop, series_path, report)
+                    with atomic_write(target) as handle:
+                        handle.write(data)
+                    report.written += 1
+                    report.bytes_written += len(data)
             except (DicomwebError, ValueError) as error:
                 report.failed.append(f"{sop or '?'}: {error}")
                 logger.error("instance %r of series %s: no file written: %s", sop, series_uid, error)
                 continue
-            report.written += 1
-            report.bytes_written += len(data)
+            if self.release_cache:
+                report.frames_released += self._release(item, study_uid, series_uid, sop)
         report.seconds = time.monotonic() - started
         logger.info("%s", report.summary())
         return report
 
+    def _release(self, item: Dict[str, Any], study_uid: str, series_uid: str, sop: str) -> int:
+        """Drop the instance's frames from the cache (keys as the engine makes them)."""
+        stored = RebuildInput.from_item(item).stored_syntax or ""
+        count = int(_first(item, "00280008") or 1)
+        keys = [FrameKey(self.server.url, study_uid, series_uid, sop, n, stored) for n in range(1, count + 1)]
+        present = [key for key in keys if self.cache.entry_size(key) is not None]
+        for key in present:
+            self.cache.discard(key)
+        return len(present)
+
     @staticmethod
     def _check_item(item: Dict[str, Any], study_uid: str, series_uid: str) -> None:
-        sop = _uid(item, "00080018")
+        sop = _first(item, "00080018")
         validate_uid(sop)
         for keyword, tag, expected in (("StudyInstanceUID", "0020000D", study_uid),
                                        ("SeriesInstanceUID", "0020000E", series_uid)):
-            found = _uid(item, tag)
+            found = _first(item, tag)
             if found and found != expected:
                 raise ValueError(f"its metadata says {keyword} {found!r}, not {expected}")
 

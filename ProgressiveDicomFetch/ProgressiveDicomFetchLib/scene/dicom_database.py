@@ -4,8 +4,8 @@ already there detected (docs/dicom-files.md).
 Slicer 5.8-5.12 `DICOMUtils.importFromDICOMWeb` writes each series' files below
 `slicer.dicomDatabase.databaseDirectory + "/DICOMweb"` and indexes them in place with
 `DICOMUtils.importDicom(folder)` (a `ctkDICOMIndexer`, `addDirectory(db, folder, copyFiles=False)`);
-it skips a series whose SOP instances `dicomDatabase.instancesForSeries(uid)` all lists. This
-module does the same; the Part-10 files come from output.part10_writer (worker thread), the
+it skips a series whose SOP instances `dicomDatabase.instancesForSeries(uid)` all lists, and
+`DICOMUtils.loadSeriesByUID` loads a series from the database. This module does the same; the Part-10 files come from output.part10_writer (worker thread), the
 indexing runs on the main thread. Every Slicer name used here is checked against Slicer's source
 by Testing/test_dicom_database.py. `slicer` and DICOMLib are imported only when called.
 """
@@ -64,6 +64,14 @@ def import_folder(folder: Path, database: Any = None) -> bool:
     return ok
 
 
+def load_from_database(series_uids: Iterable[str]) -> List[str]:
+    """Load series from the database with Slicer's DICOM plugins (as the DICOM browser does);
+    returns the new node IDs. Main thread only."""
+    from DICOMLib import DICOMUtils  # Slicer only
+
+    return list(DICOMUtils.loadSeriesByUID(list(series_uids)))
+
+
 @dataclass
 class DatabaseImport:
     """One completed series: its files (written by a worker) and whether the database took them."""
@@ -99,7 +107,8 @@ class DatabaseImports:
     def _write(self, root: Path, server: DicomwebServer, study_uid: str, series_uid: str) -> None:
         job = DatabaseImport(series_uid, root / study_uid / series_uid)
         try:
-            job.report = Part10Writer(root, server, self.cache).write_series(study_uid, series_uid)
+            writer = Part10Writer(root, server, self.cache, release_cache=True)  # the files replace the frames
+            job.report = writer.write_series(study_uid, series_uid)
             if job.report.failed:
                 job.error = f"{len(job.report.failed)} instances could not be written: {job.report.failed[0]}"
         except (DicomwebError, ValueError, OSError) as error:
