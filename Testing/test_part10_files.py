@@ -29,7 +29,7 @@ from ProgressiveDicomFetchLib.sampledata.static_tree import split_frames, write_
 from ProgressiveDicomFetchLib.transfer_syntax import is_encapsulated
 
 PIXEL_TAGS = {0x7FE00008, 0x7FE00009, 0x7FE00010}
-SYNTAX_KEYS = ("ct_thick", "ct_thick_implicit", "ct_thick_rle", "ct_thick_jpegll", "ct_thick_rle",
+SYNTAX_KEYS = ("ct_thick", "ct_thick_implicit", "ct_thick_rle", "ct_thick_jpegll", "ct_thick_jpegls",
                "ct_thick_j2k", "ct_thick_htj2k", "enhanced_ct")
 CORPUS = ("CT_small.dcm", "MR_small.dcm", "MR_small_bigendian.dcm", "MR_small_RLE.dcm", "SC_rgb_rle.dcm",
           "SC_rgb_jpeg_gdcm.dcm", "rtdose.dcm", "JPEG2000.dcm")

@@ -74,7 +74,8 @@ def fetch_instance(server: DicomwebServer, study_uid: str, series_uid: str, sop_
         response = server.get(path, accept=INSTANCE_ACCEPT, headers=PIXEL_HEADERS, max_bytes=server.limits.frame_bytes,
                               retry=None if support.get(server) else probe_policy(server))
     except (NotFound, BadResponse) as error:  # a static tree has no instance resources: 404
-        if support.get(server) is None and (isinstance(error, NotFound) or error.status in REFUSED_STATUSES):
+        # Not known to work (another thread may have just found it refused): a refusal means "not offered".
+        if support.get(server) is not True and (isinstance(error, NotFound) or error.status in REFUSED_STATUSES):
             support.remember(server, False)
             return None
         raise
@@ -83,7 +84,7 @@ def fetch_instance(server: DicomwebServer, study_uid: str, series_uid: str, sop_
         raise BadResponse(f"{where}: {len(parts)} parts in the answer, one instance asked for", where)
     media, _ = split_media_type(parts[0].content_type)
     if media not in ("application/dicom", ""):
-        if support.get(server) is None:
+        if support.get(server) is not True:
             support.remember(server, False)
             return None
         raise BadResponse(f"{where}: the answer is {media}, not application/dicom", where)

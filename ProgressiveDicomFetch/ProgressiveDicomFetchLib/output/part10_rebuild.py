@@ -9,6 +9,7 @@ meta header is written anew (SOP class and instance, the stored syntax, our impl
 from __future__ import annotations
 
 import io
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -72,7 +73,10 @@ def metadata_dataset(source: RebuildInput, fetch_bulk: BulkFetcher) -> Dataset:
             failed.add(int(tag, 16))
             return None
 
-    ds = Dataset.from_json(source.item, bulk_data_uri_handler=bulk)
+    # Without bulk data no handler: pydicom inspects a handler's signature for every element
+    # (0.5 s for 80 CT instances, measured).
+    has_bulk = "BulkDataURI" in json.dumps(source.item)
+    ds = Dataset.from_json(source.item, bulk_data_uri_handler=bulk if has_bulk else None)
     if failed:
         _drop_empty(ds, failed)
     return ds

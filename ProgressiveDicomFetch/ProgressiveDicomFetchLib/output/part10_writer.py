@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -50,6 +51,14 @@ class Part10Report:
     failed: List[str] = field(default_factory=list)  # "SOP: reason"
     incomplete: List[str] = field(default_factory=list)  # "SOP: bulk element left out, why"
 
+    def add(self, other: "Part10Report") -> None:
+        """Count another (one instance's) report in this one."""
+        for name in ("instances", "written", "already_there", "from_server", "rebuilt", "frames_from_cache",
+                     "frames_released", "bytes_written", "network_bytes"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.failed += other.failed
+        self.incomplete += other.incomplete
+
     def summary(self) -> str:
         text = (f"DICOM files of series {self.series_uid}: {self.written} written ({self.from_server} as sent by "
                 f"the server, {self.rebuilt} rebuilt), {self.already_there} already there, "
@@ -74,9 +83,14 @@ class Part10Writer:
     """Writes the files of series into `root` from one server (cache: the engine's frame cache)."""
 
     def __init__(self, root: PathLike, server: DicomwebServer, cache: Optional[FrameCache] = None,
-                 source: str = "auto", support: Optional[InstanceRetrieval] = None, release_cache: bool = False) -> None:
+                 source: str = "auto", support: Optional[InstanceRetrieval] = None, release_cache: bool = False,
+                 workers: int = 4) -> None:
         """`release_cache`: once an instance's file is on disk, its frames leave the cache (the
-        file replaces them: Slicer loads such a series from its DICOM database)."""
+        file replaces them: Slicer loads such a series from its DICOM database). `workers`
+        instances are fetched and written at a time (one request each: latency overlaps)."""
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, not {workers}")
+        self.workers = workers
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
         self.root = Path(root)
@@ -96,28 +110,34 @@ class Part10Writer:
         items = list(metadata) if metadata is not None else self.server.get_json(f"{series_path}/metadata")
         series_dir.mkdir(parents=True, exist_ok=True)
         self._remove_stale_temps(series_dir)
-        for item in items:
-            report.instances += 1
-            sop = _first(item, "00080018")
-            try:
-                self._check_item(item, study_uid, series_uid)
-                target = dicom_file_path(self.root, study_uid, series_uid, sop)
-                if target.exists():
-                    report.already_there += 1
-                else:
-                    data = self._instance_bytes(item, study_uid, series_uid, sop, series_path, report)
-                    with atomic_write(target) as handle:
-                        handle.write(data)
-                    report.written += 1
-                    report.bytes_written += len(data)
-            except (DicomwebError, ValueError) as error:
-                report.failed.append(f"{sop or '?'}: {error}")
-                logger.error("instance %r of series %s: no file written: %s", sop, series_uid, error)
-                continue
-            if self.release_cache:
-                report.frames_released += self._release(item, study_uid, series_uid, sop)
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="part10") as pool:
+            for outcome in pool.map(lambda item: self._write_one(item, study_uid, series_uid, series_path), items):
+                report.add(outcome)
         report.seconds = time.monotonic() - started
         logger.info("%s", report.summary())
+        return report
+
+    def _write_one(self, item: Dict[str, Any], study_uid: str, series_uid: str, series_path: str) -> Part10Report:
+        """One instance's file (a worker thread); its counts in a report of its own."""
+        report = Part10Report(series_uid, instances=1)
+        sop = _first(item, "00080018")
+        try:
+            self._check_item(item, study_uid, series_uid)
+            target = dicom_file_path(self.root, study_uid, series_uid, sop)
+            if target.exists():
+                report.already_there += 1
+            else:
+                data = self._instance_bytes(item, study_uid, series_uid, sop, series_path, report)
+                with atomic_write(target) as handle:
+                    handle.write(data)
+                report.written += 1
+                report.bytes_written += len(data)
+        except (DicomwebError, ValueError) as error:
+            report.failed.append(f"{sop or '?'}: {error}")
+            logger.error("instance %r of series %s: no file written: %s", sop, series_uid, error)
+            return report
+        if self.release_cache:
+            report.frames_released += self._release(item, study_uid, series_uid, sop)
         return report
 
     def _release(self, item: Dict[str, Any], study_uid: str, series_uid: str, sop: str) -> int:
