@@ -240,8 +240,13 @@ def test_resume_a_killed_run_then_a_second_run_writes_only_the_rest(static_serve
     assert 10 <= len(first) < total, "the run was not cut in the middle of the files"
     for path in first:  # every file there is whole
         assert pydicom.dcmread(str(path)).pixel_array.shape[-1] > 0
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    series_dir = next(iter(first)).parent  # a temp file as a killed writer leaves it: removed by the next run
+    stale = series_dir / f".{next(iter(first)).name}.{int(gone.stdout)}.0badf00d.tmp"
+    stale.write_bytes(b"half a file")
     second = fetch(*args)
     assert second.returncode == 0, second.stderr
+    assert not stale.exists()
     after = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.dcm")}
     assert len(after) == total and all(after[p] == t for p, t in first.items())
     assert sum(int(line.split(" written")[0].rsplit(" ", 1)[1]) for line in second.stdout.splitlines()
