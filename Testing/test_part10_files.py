@@ -20,7 +20,8 @@ from pydicom.uid import generate_uid
 
 from scripted_server import ScriptedServer, json_answer
 from servers.nginx import NginxStaticServer
-from fixtures_servers import require_nginx
+from fixtures_servers import SHIM_CACHE, require_nginx, require_orthanc
+from servers.orthanc import OrthancServer
 
 from ProgressiveDicomFetchLib.cache import FrameCache
 from ProgressiveDicomFetchLib.dicomweb import DicomwebServer, FrameData
@@ -168,15 +169,39 @@ def test_orthanc_gives_its_stored_files_byte_for_byte(orthanc, sample_small, tmp
             assert written.read_bytes() == original.read_bytes(), key
 
 
-def test_orthanc_rich_and_vendor_files_byte_for_byte(orthanc, rich_files, corpus_files, tmp_path):
-    orthanc.upload(rich_files + corpus_files)
-    server = DicomwebServer(orthanc.dicomweb_url)
+@pytest.fixture(scope="module")
+def extra_orthanc(rich_files, corpus_files):
+    """An Orthanc of its own with the rich series and the vendor corpus (the session's Orthanc
+    holds exactly `sample_small`: other tests count its studies)."""
+    require_orthanc()
+    server = OrthancServer(shim_cache=SHIM_CACHE)
+    server.start()
+    try:
+        server.upload(rich_files + corpus_files)
+        yield server
+    finally:
+        server.stop()
+
+
+def test_orthanc_rich_and_vendor_files_byte_for_byte(extra_orthanc, rich_files, corpus_files, tmp_path):
+    server = DicomwebServer(extra_orthanc.dicomweb_url)
     writer = Part10Writer(tmp_path, server)
     for (study, series), paths in series_of(rich_files + corpus_files).items():
         report = writer.write_series(study, series)
         assert report.written == len(paths) == report.from_server and not report.failed, report
         for sop, original in originals(paths).items():
             assert dicom_file_path(tmp_path, study, series, sop).read_bytes() == original.read_bytes()
+
+
+@pytest.mark.compat
+def test_orthanc_files_can_be_rebuilt_too(orthanc, sample_small, tmp_path):
+    """Orthanc's metadata names no transfer syntax: a rebuild learns it from the frames sent as stored."""
+    info = sample_small.series("ct_thick_rle")
+    report = Part10Writer(tmp_path, DicomwebServer(orthanc.dicomweb_url), source="rebuild").write_series(
+        info.study_uid, info.series_uid)
+    assert report.rebuilt == report.written == info.num_instances and not report.failed
+    for sop, original in list(originals(sample_small.files("ct_thick_rle")).items())[:5]:
+        assert_same_instance(original, dicom_file_path(tmp_path, info.study_uid, info.series_uid, sop))
 
 
 # -- static tree: rebuilt files ------------------------------------------------------------------------

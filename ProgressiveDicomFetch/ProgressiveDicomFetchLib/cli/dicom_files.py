@@ -10,7 +10,7 @@ from typing import Any, List, Optional, Sequence
 from ..cache import FrameCache
 from ..dicomweb.errors import DicomwebError
 from ..dicomweb.server import DicomwebServer
-from ..output.part10_writer import SOURCES, Part10Writer
+from ..output.part10_writer import Part10Writer
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +20,6 @@ def add_dicom_options(parser: Any) -> None:
                         help="also keep DICOM files: DIR/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm "
                              "(the server's own files where it offers them, else rebuilt); a re-run adds only what is missing")
     parser.add_argument("--no-nrrd", action="store_true", help="with --dicom: write no NRRD files")
-    parser.add_argument("--dicom-source", choices=SOURCES, default="auto", help=argparse.SUPPRESS)
 
 
 def check_dicom_options(args: argparse.Namespace) -> None:
@@ -37,7 +36,7 @@ def write_dicom_files(args: argparse.Namespace, server: DicomwebServer, complete
     """The files of the complete series; returns the series that could not be written whole."""
     if args.dicom is None:
         return []
-    writer = Part10Writer(args.dicom, server, cache, source=args.dicom_source)
+    writer = Part10Writer(args.dicom, server, cache)
     failed = []
     for series_uid in complete:
         try:

@@ -47,9 +47,11 @@ class RebuildInput:
     @classmethod
     def from_item(cls, item: Dict[str, Any]) -> "RebuildInput":
         item = dict(item)
-        pixel_tag = next((t for t in PIXEL_TAGS if t in item or t.lower() in item), None)
-        pixel = item.pop(pixel_tag, None) or item.pop(pixel_tag.lower(), None) if pixel_tag else None
+        pixel_tag = next((t for t in PIXEL_TAGS if t in item), None)
+        pixel = item.pop(pixel_tag) if pixel_tag else None
         pixel = pixel if isinstance(pixel, dict) else {}
+        if pixel_tag is None and "00280010" in item and "00280011" in item:
+            pixel_tag = "7FE00010"  # Orthanc leaves compressed pixel data out of the metadata: frames still exist
         return cls(item, pixel_tag, pixel.get("vr"), pixel.get("BulkDataURI"), _first_value(item, "00020010")
                    or _first_value(item, "00083002"))
 
