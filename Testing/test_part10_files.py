@@ -167,6 +167,7 @@ def test_orthanc_gives_its_stored_files_byte_for_byte(orthanc, sample_small, tmp
         for sop, original in originals(sample_small.files(key)).items():
             written = dicom_file_path(tmp_path / "d", study, info.series_uid, sop)
             assert written.read_bytes() == original.read_bytes(), key
+    assert not list(tmp_path.rglob("*.nrrd"))  # --no-nrrd
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +182,16 @@ def extra_orthanc(rich_files, corpus_files):
         yield server
     finally:
         server.stop()
+
+
+def test_dicom_options_are_checked_before_anything_is_fetched(tmp_path):
+    result = fetch("--url", "http://127.0.0.1:9/dicom-web", "--study", "1.2.3", "--out", str(tmp_path), "--no-nrrd")
+    assert result.returncode != 0 and "--no-nrrd needs --dicom" in result.stderr
+    result = fetch("--url", "http://127.0.0.1:9/dicom-web", "--study", "1.2.3", "--dicom", str(tmp_path))
+    assert result.returncode != 0 and "--out DIR is required" in result.stderr
+    (tmp_path / "file").write_text("x")
+    result = fetch("--url", "http://127.0.0.1:9/dicom-web", "--study", "1.2.3", "--dicom", str(tmp_path / "file"), "--no-nrrd")
+    assert result.returncode != 0 and "is not a folder" in result.stderr
 
 
 def test_orthanc_rich_and_vendor_files_byte_for_byte(extra_orthanc, rich_files, corpus_files, tmp_path):

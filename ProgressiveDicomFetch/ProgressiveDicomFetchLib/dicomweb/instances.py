@@ -20,7 +20,7 @@ import pydicom
 from .errors import BadResponse, NotFound
 from .filters import check_single_uid
 from .frames import PIXEL_HEADERS, REFUSED_STATUSES, body_parts, probe_policy, split_media_type
-from .server import DicomwebServer, _origin
+from .server import DicomwebServer, same_origin
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def bulk_data_path(server: DicomwebServer, uri: str, series_path: str) -> str:
     base = server.url_for(series_path) + "/"
     target = urljoin(base, uri)
     root = server.url + "/"
-    if _origin(target) != _origin(root) or not target.startswith(root):
+    if not same_origin(target, root) or not target.startswith(root):
         raise ValueError(f"BulkDataURI {uri} is not on this server ({server.url})")
     return target[len(root):]
 
