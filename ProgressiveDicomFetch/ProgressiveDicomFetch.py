@@ -35,7 +35,7 @@ from ProgressiveDicomFetchLib.panel.result_tables import default_order
 from ProgressiveDicomFetchLib.scene.dicom_database import (SETTING_DEFAULT, SETTING_KEY, DatabaseImports,
                                                            load_from_database, series_count_in_database)
 from ProgressiveDicomFetchLib.scene.fetch_session import FetchSession
-from ProgressiveDicomFetchLib.server_check import ServerCheck
+from ProgressiveDicomFetchLib.dicomweb.server_check import ServerCheck
 
 SETTINGS_GROUP = "ProgressiveDicomFetch/"
 SAMPLE_SERVER_ITEM = "Sample server (local)"
