@@ -121,7 +121,7 @@ def test_completed_series_get_their_files_from_a_worker_then_are_indexed(static_
     """Real server, real files; only the indexing call (Slicer's) is recorded instead of run."""
     from ProgressiveDicomFetchLib.cache import FrameCache
     from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
-    from ProgressiveDicomFetchLib.loading import load_series
+    from ProgressiveDicomFetchLib.retrieve import load_series
     db = StandInDatabase(str(tmp_path / "db"), {})
     server = DicomwebServer(static_server.dicomweb_url)
     info = sample_small.series("ct_thick")

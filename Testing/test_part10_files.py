@@ -25,7 +25,7 @@ from servers.orthanc import OrthancServer
 
 from ProgressiveDicomFetchLib.cache import FrameCache
 from ProgressiveDicomFetchLib.dicomweb import DicomwebServer, FrameData
-from ProgressiveDicomFetchLib.output.part10_writer import Part10Writer, dicom_file_path
+from ProgressiveDicomFetchLib.retrieve.part10_writer import Part10Writer, dicom_file_path
 from ProgressiveDicomFetchLib.sampledata.static_tree import split_frames, write_static_tree
 from ProgressiveDicomFetchLib.transfer_syntax import is_encapsulated
 
@@ -293,7 +293,7 @@ def test_resume_a_killed_run_then_a_second_run_writes_only_the_rest(static_serve
 # -- frames from the cache -------------------------------------------------------------------------------
 @pytest.mark.compat
 def test_a_rebuild_takes_the_frames_from_the_cache_when_they_are_there(static_server, sample_small, tmp_path):
-    from ProgressiveDicomFetchLib.loading import load_series
+    from ProgressiveDicomFetchLib.retrieve import load_series
     info = sample_small.series("ct_thick_rle")
     server = DicomwebServer(static_server.dicomweb_url)
     cache = FrameCache(tmp_path / "cache")

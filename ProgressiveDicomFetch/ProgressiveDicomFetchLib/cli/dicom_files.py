@@ -10,7 +10,7 @@ from typing import Any, List, Optional, Sequence
 from ..cache import FrameCache
 from ..dicomweb.errors import DicomwebError
 from ..dicomweb.server import DicomwebServer
-from ..output.part10_writer import Part10Writer
+from ..retrieve.part10_writer import Part10Writer
 
 logger = logging.getLogger(__name__)
 

@@ -5,14 +5,13 @@ transfer-syntax=*` asks for the stored file unchanged. What servers answer (meas
 Testing/test_part10_files.py): Orthanc 1.10 sends its stored file for `*` (without `*` it tries
 to transcode and answers 500 for HTJ2K and J2K; a bare `application/dicom` gets 400); a static
 tree (nginx) has no instance resources and answers 404. The outcome is remembered per server so
-one refusal is enough. Kept separate from the frames so the engine can fetch whole instances too.
+one refusal is enough (ServerTraits). Kept separate from the frames so the engine can fetch whole instances too.
 """
 from __future__ import annotations
 
 import io
 import logging
-import threading
-from typing import Dict, Optional, Tuple
+from typing import Optional, Tuple
 from urllib.parse import urljoin
 
 import pydicom
@@ -21,34 +20,13 @@ from .errors import BadResponse, NotFound
 from .filters import check_single_uid
 from .frames import PIXEL_HEADERS, REFUSED_STATUSES, body_parts, probe_policy, split_media_type
 from .server import DicomwebServer, same_origin
+from .server_traits import ServerTraits
 
 logger = logging.getLogger(__name__)
 
 INSTANCE_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 BULK_ACCEPT = 'multipart/related; type="application/octet-stream"'
 PREAMBLE = 128
-
-
-class InstanceRetrieval:
-    """Per server URL: whether whole-instance retrieval works (None: not tried yet); thread-safe."""
-
-    def __init__(self) -> None:
-        self._known: Dict[str, bool] = {}
-        self._lock = threading.Lock()
-
-    def get(self, server: DicomwebServer) -> Optional[bool]:
-        with self._lock:
-            return self._known.get(server.url)
-
-    def remember(self, server: DicomwebServer, works: bool) -> None:
-        with self._lock:
-            previous = self._known.get(server.url)
-            self._known[server.url] = works
-        if previous != works:
-            logger.info("%s: whole-instance retrieval %s", server.url, "works" if works else "is not offered")
-
-
-SUPPORT = InstanceRetrieval()
 
 
 def instance_path(study_uid: str, series_uid: str, sop_instance_uid: str) -> str:
@@ -59,24 +37,24 @@ def instance_path(study_uid: str, series_uid: str, sop_instance_uid: str) -> str
 
 
 def fetch_instance(server: DicomwebServer, study_uid: str, series_uid: str, sop_instance_uid: str,
-                   support: Optional[InstanceRetrieval] = None) -> Optional[bytes]:
+                   traits: Optional[ServerTraits] = None) -> Optional[bytes]:
     """The stored Part-10 file of one instance, exactly as the server keeps it; None when the
-    server does not offer instances (remembered in `support`, default the module's SUPPORT).
+    server does not offer instances (learnt once in `traits`, default the server's own).
 
     BadResponse when the answer is not one Part-10 file of that very instance.
     """
-    support = SUPPORT if support is None else support
-    if support.get(server) is False:
+    traits = server.traits if traits is None else traits
+    if traits.instances(server) is False:
         return None
     path = instance_path(study_uid, series_uid, sop_instance_uid)
     where = server.url_for(path)
     try:
         response = server.get(path, accept=INSTANCE_ACCEPT, headers=PIXEL_HEADERS, max_bytes=server.limits.frame_bytes,
-                              retry=None if support.get(server) else probe_policy(server))
+                              retry=None if traits.instances(server) else probe_policy(server))
     except (NotFound, BadResponse) as error:  # a static tree has no instance resources: 404
         # Not known to work (another thread may have just found it refused): a refusal means "not offered".
-        if support.get(server) is not True and (isinstance(error, NotFound) or error.status in REFUSED_STATUSES):
-            support.remember(server, False)
+        if traits.instances(server) is not True and (isinstance(error, NotFound) or error.status in REFUSED_STATUSES):
+            traits.learn_instances(server, False)
             return None
         raise
     parts = body_parts(response.content, response.headers.get("Content-Type", ""), where)
@@ -84,13 +62,13 @@ def fetch_instance(server: DicomwebServer, study_uid: str, series_uid: str, sop_
         raise BadResponse(f"{where}: {len(parts)} parts in the answer, one instance asked for", where)
     media, _ = split_media_type(parts[0].content_type)
     if media not in ("application/dicom", ""):
-        if support.get(server) is not True:
-            support.remember(server, False)
+        if traits.instances(server) is not True:
+            traits.learn_instances(server, False)
             return None
         raise BadResponse(f"{where}: the answer is {media}, not application/dicom", where)
     data = parts[0].data
     check_part10(data, study_uid, series_uid, sop_instance_uid, where)
-    support.remember(server, True)
+    traits.learn_instances(server, True)
     return data
 
 

@@ -5,8 +5,9 @@ Slicer 5.8-5.12 `DICOMUtils.importFromDICOMWeb` writes each series' files below
 `slicer.dicomDatabase.databaseDirectory + "/DICOMweb"` and indexes them in place with
 `DICOMUtils.importDicom(folder)` (a `ctkDICOMIndexer`, `addDirectory(db, folder, copyFiles=False)`);
 it skips a series whose SOP instances `dicomDatabase.instancesForSeries(uid)` all lists, and
-`DICOMUtils.loadSeriesByUID` loads a series from the database. This module does the same; the Part-10 files come from output.part10_writer (worker thread), the
-indexing runs on the main thread. Every Slicer name used here is checked against Slicer's source
+`DICOMUtils.loadSeriesByUID` loads a series from the database. This module does the same; the
+Part-10 files come from retrieve/part10_writer.py (worker thread), the indexing runs on the main
+thread. Every Slicer name used here is checked against Slicer's source
 by Testing/test_dicom_database.py. `slicer` and DICOMLib are imported only when called.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, Iterable, List, Optional
 from ..cache import FrameCache
 from ..dicomweb.errors import DicomwebError
 from ..dicomweb.server import DicomwebServer
-from ..output.part10_writer import Part10Report, Part10Writer
+from ..retrieve.part10_writer import Part10Report, Part10Writer
 
 logger = logging.getLogger(__name__)
 

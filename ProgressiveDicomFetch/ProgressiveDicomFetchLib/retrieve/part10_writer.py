@@ -1,7 +1,7 @@
 """Part-10 files for every instance of a series: `DIR/<study>/<series>/<sop>.dcm` (docs/dicom-files.md).
 
 Per instance, the server's own file when it offers whole instances (byte for byte), otherwise a
-file rebuilt from the metadata and the stored frames (part10_rebuild.py); frames for a rebuild
+file rebuilt from the metadata and the stored frames (output/part10_rebuild.py); frames for a rebuild
 come from the frame cache when it holds them in the stored encoding, else from the server.
 Files are written atomically; one that exists is complete and is not fetched again (resume);
 stale temp files of a killed run are removed. UIDs are checked (digits and dots) before they
@@ -18,15 +18,14 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from .. import transfer_syntax as ts
 from ..cache import FrameCache, FrameKey
-from ..cache.frame_cache import _stale_temp
 from ..dicomweb.errors import DicomwebError
 from ..dicomweb.frames import ANY_SYNTAX, FrameData, fetch_frames
-from ..dicomweb.instances import InstanceRetrieval, fetch_bulk_data, fetch_instance
+from ..dicomweb.instances import fetch_bulk_data, fetch_instance
 from ..dicomweb.server import DicomwebServer
+from ..files import PathLike, atomic_write, remove_stale_temps
+from ..output.nrrd_writer import validate_uid
+from ..output.part10_rebuild import RebuildInput, add_pixel_data, encode_part10, metadata_dataset, native_frame_size
 from ..pixels.identify import sniff
-from .atomic import PathLike, atomic_write
-from .nrrd_writer import validate_uid
-from .part10_rebuild import RebuildInput, add_pixel_data, encode_part10, metadata_dataset, native_frame_size
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +82,7 @@ class Part10Writer:
     """Writes the files of series into `root` from one server (cache: the engine's frame cache)."""
 
     def __init__(self, root: PathLike, server: DicomwebServer, cache: Optional[FrameCache] = None,
-                 source: str = "auto", support: Optional[InstanceRetrieval] = None, release_cache: bool = False,
+                 source: str = "auto", release_cache: bool = False,
                  workers: int = 4) -> None:
         """`release_cache`: once an instance's file is on disk, its frames leave the cache (the
         file replaces them: Slicer loads such a series from its DICOM database). `workers`
@@ -97,7 +96,6 @@ class Part10Writer:
         self.server = server
         self.cache = cache
         self.source = source
-        self.support = InstanceRetrieval() if support is None else support
         self.release_cache = release_cache and cache is not None
 
     def write_series(self, study_uid: str, series_uid: str,
@@ -109,7 +107,7 @@ class Part10Writer:
         series_path = f"studies/{study_uid}/series/{series_uid}"
         items = list(metadata) if metadata is not None else self.server.get_json(f"{series_path}/metadata")
         series_dir.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_temps(series_dir)
+        remove_stale_temps(series_dir)  # left by a killed run
         with ThreadPoolExecutor(self.workers, thread_name_prefix="part10") as pool:
             for outcome in pool.map(lambda item: self._write_one(item, study_uid, series_uid, series_path), items):
                 report.add(outcome)
@@ -160,18 +158,10 @@ class Part10Writer:
             if found and found != expected:
                 raise ValueError(f"its metadata says {keyword} {found!r}, not {expected}")
 
-    @staticmethod
-    def _remove_stale_temps(series_dir: Path) -> None:
-        now = time.time()
-        for temp in series_dir.glob(".*.tmp"):
-            if _stale_temp(temp, now):
-                logger.info("removing %s, left by an interrupted run", temp)
-                temp.unlink()
-
     def _instance_bytes(self, item: Dict[str, Any], study_uid: str, series_uid: str, sop: str,
                         series_path: str, report: Part10Report) -> bytes:
         if self.source == "auto":
-            data = fetch_instance(self.server, study_uid, series_uid, sop, self.support)
+            data = fetch_instance(self.server, study_uid, series_uid, sop)
             if data is not None:
                 report.from_server += 1
                 report.network_bytes += len(data)
