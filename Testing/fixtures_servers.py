@@ -29,6 +29,7 @@ TEST_USER = ("pdf-test", "s3cret-pass")
 ALTERNATES = ("jlsThumbnail", "lossy")
 # The one series of `static_server_alternates` written without alternates (its probes answer 404).
 NO_ALTERNATES_KEY = "ct_thick_implicit"
+ORTHANC_AET = "PDFORTHANC"
 
 Server = Union[OrthancServer, NginxStaticServer]
 
@@ -94,6 +95,13 @@ def orthanc_auth(_server_reaper, sample_small) -> Iterator[OrthancServer]:
 def orthanc_gzip(_server_reaper, sample_small) -> Iterator[OrthancServer]:
     """Orthanc with HttpCompressionEnabled (Debian's default), holding `sample_small`."""
     yield from _start_orthanc(_server_reaper, sample_small, http_compression=True)
+
+
+@pytest.fixture(scope="session")
+def orthanc_dimse(_server_reaper, sample_small) -> Iterator[OrthancServer]:
+    """Orthanc with DICOMweb and its DIMSE server on loopback (`.dimse_address`, AE title ORTHANC_AET;
+    C-FIND reads the files, so image-level answers carry geometry), holding `sample_small`."""
+    yield from _start_orthanc(_server_reaper, sample_small, dicom_aet=ORTHANC_AET)
 
 
 def _start_static(reaper: List[Server], sample_small, multipart: bool, alternates: Sequence[str] = (),

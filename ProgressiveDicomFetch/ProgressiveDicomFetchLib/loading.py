@@ -14,11 +14,12 @@ import numpy as np
 
 from .cache import FrameCache, FrameKey
 from .dicomweb.frames import FrameData, FrameRoutes, fetch_frames, frames_path
-from .dicomweb.metadata import InstanceMetadata, series_metadata
+from .dicomweb.metadata import InstanceMetadata
 from .dicomweb.records import text
 from .dicomweb.server import DicomwebServer
 from .geometry import VolumeGeometry, series_geometry
 from .pixels import decode_frame, stored_to_modality
+from .transport import is_dimse, series_instances
 from .volume import ProgressiveVolume, Quality
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class VolumeLoad:
         self._bulk: Dict[str, Optional[str]] = {i.sop_instance_uid: i.bulk_data.get(PIXEL_DATA) for i in instances}
         self._stored: Dict[str, Optional[str]] = {
             i.sop_instance_uid: i.transfer_syntax_uid or text(i.attributes, "00083002") or None for i in instances}
+        self._classes: Dict[str, str] = {i.sop_instance_uid: i.sop_class_uid for i in instances}  # C-GET contexts
 
     @property
     def stored_transfer_syntaxes(self) -> List[Optional[str]]:
@@ -111,6 +113,10 @@ class VolumeLoad:
     def fetch_many(self, server: DicomwebServer, tasks: Sequence[SliceTask],
                    routes: Optional[FrameRoutes] = None) -> List[FrameData]:
         """Frames of one instance in one request (several only for a multi-frame object)."""
+        if is_dimse(server):  # one C-GET for a few instances (see multiframe_groups)
+            return server.fetch_frames(self.study_uid, self.geometry.series_uid,
+                                       [(t.sop_instance_uid, t.frame_number) for t in tasks],
+                                       sorted({self._classes.get(t.sop_instance_uid, "") for t in tasks}))
         sop = tasks[0].sop_instance_uid
         if any(task.sop_instance_uid != sop for task in tasks):
             raise ValueError("one request carries frames of one instance only")
@@ -140,8 +146,11 @@ class VolumeLoad:
                 sizes[index] = len(frame.data)
         return sizes
 
-    def multiframe_groups(self) -> Dict[int, str]:
-        """k -> SOPInstanceUID for slices whose frame is part of a multi-frame instance."""
+    def multiframe_groups(self, any_instance: bool = False) -> Dict[int, str]:
+        """k -> SOPInstanceUID for slices whose frame is part of a multi-frame instance. With
+        `any_instance` (DIMSE: a C-GET may carry several instances) all slices form one group."""
+        if any_instance:
+            return {task.k: self.geometry.series_uid for task in self.tasks()}
         counts: Dict[str, int] = {}
         for task in self.tasks():
             counts[task.sop_instance_uid] = counts.get(task.sop_instance_uid, 0) + 1
@@ -159,7 +168,7 @@ def load_series(server: DicomwebServer, study_uid: str, series_uid: str,
                 cache: Optional[FrameCache] = None) -> List[VolumeLoad]:
     """Every volume of a series, loaded in one thread; `order` chooses the slice order (default k);
     frames in `cache` are not fetched again."""
-    instances = series_metadata(server, study_uid, series_uid)
+    instances = series_instances(server, study_uid, series_uid)
     geometry = series_geometry(instances, series_uid)
     loads = [VolumeLoad(volume, study_uid, instances, fill=fill) for volume in geometry.volumes]
     for load in loads:

@@ -18,10 +18,10 @@ from typing import Callable, Deque, Dict, List, Optional, Tuple
 from ..cache import FrameCache
 from ..dicomweb.errors import DicomwebError
 from ..dicomweb.frames import FrameRoutes
-from ..dicomweb.metadata import series_metadata
 from ..dicomweb.server import DicomwebServer
 from ..geometry import series_geometry
 from ..loading import SliceTask, VolumeLoad
+from ..transport import is_dimse, offers_previews, series_instances
 from ..previews import PreviewSource, Probe, find_preview_source
 from ..volume import Quality
 from .events import (CANCELLED, CANCELLED_STATE, COMPLETE, COMPLETE_STATE, COVERED, ERROR, FAILED, FIRST_SLICE,
@@ -130,6 +130,8 @@ class ProgressiveFetchEngine:
         with self._wake:
             self._closed = True
             self._wake.notify_all()
+        if not self.finished() and hasattr(self.server, "abort"):
+            self.server.abort()  # DIMSE: A-ABORT the associations, requests in flight end now
         deadline = time.monotonic() + timeout
         for worker in self._workers:
             worker.join(max(0.0, deadline - time.monotonic()))
@@ -244,7 +246,7 @@ class ProgressiveFetchEngine:
         if not state.loads:
             state.state = METADATA
             try:
-                instances = series_metadata(self.server, state.study_uid, series_uid)
+                instances = series_instances(self.server, state.study_uid, series_uid)
                 geometry = series_geometry(instances, series_uid)
                 loads = [VolumeLoad(volume, state.study_uid, instances, fill=self.fill) for volume in geometry.volumes]
             except (DicomwebError, ValueError, MemoryError) as error:
@@ -256,7 +258,7 @@ class ProgressiveFetchEngine:
                 if state.state == CANCELLED_STATE or self._closed:
                     return
                 self._take_loads(state, loads, announce=True)
-        probe = self._probe(state) if self.plan.previews is not None else None
+        probe = self._probe(state) if self.plan.previews is not None and offers_previews(self.server) else None
         with self._wake:
             if state.state == CANCELLED_STATE or self._closed:
                 return
@@ -292,7 +294,8 @@ class ProgressiveFetchEngine:
         loads = state.loads
         previews = state.preview is not None
         self.scheduler.add(state.series_uid, [(load.volume.num_slices, [t.k for t in load.tasks()]) for load in loads],
-                           groups=None if previews else [load.multiframe_groups() for load in loads], previews=previews)
+                           groups=None if previews else [load.multiframe_groups(is_dimse(self.server)) for load in loads],
+                           previews=previews)
         current = self.scheduler.current_stage(state.series_uid)
         state.stage = None if current is None else self.plan.stage_ids()[current]
         if probe is not None and probe.frame is not None:

@@ -1,0 +1,42 @@
+"""Which protocol a server object speaks, and the calls that differ by it (DICOMweb or DIMSE).
+
+The engine, loads, command line and Logic hold "a server"; only these calls look at its kind, so
+adding a transport touches this file, not theirs.
+"""
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, List
+
+from .dicomweb.metadata import InstanceMetadata, series_metadata
+
+
+def is_dimse(server: Any) -> bool:
+    return getattr(server, "protocol", "dicomweb") == "dimse"
+
+
+def search_functions(server: Any) -> ModuleType:
+    """The module with `search_studies/series/instances` for the server (same signatures and results)."""
+    if is_dimse(server):
+        from .dimse import find
+        return find
+    from .dicomweb import search
+    return search
+
+
+def series_instances(server: Any, study_uid: str, series_uid: str) -> List[InstanceMetadata]:
+    """The series' instance metadata: WADO-RS /metadata, or an image-level C-FIND."""
+    if is_dimse(server):
+        return server.series_metadata(study_uid, series_uid)
+    return series_metadata(server, study_uid, series_uid)
+
+
+def offers_previews(server: Any) -> bool:
+    """Whether in-plane preview sources may be probed (DICOMweb only)."""
+    return getattr(server, "previews", True)
+
+
+def open_server(address: str, calling_aet: str = "", timeout: float = 30.0) -> Any:
+    """A DimseServer for `AET@host:port` or `dimse://AET@host:port` (the Logic's and CLI's form)."""
+    from .dimse import DEFAULT_CALLING_AET, DimseServer
+    return DimseServer(address, calling_aet or DEFAULT_CALLING_AET, timeout=timeout)
