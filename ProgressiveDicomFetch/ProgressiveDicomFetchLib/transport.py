@@ -39,4 +39,4 @@ def offers_previews(server: Any) -> bool:
 def open_server(address: str, calling_aet: str = "", timeout: float = 30.0) -> Any:
     """A DimseServer for `AET@host:port` or `dimse://AET@host:port` (the Logic's and CLI's form)."""
     from .dimse import DEFAULT_CALLING_AET, DimseServer
-    return DimseServer(address, calling_aet or DEFAULT_CALLING_AET, timeout=timeout)
+    return DimseServer(address, calling_aet or DEFAULT_CALLING_AET, timeout=timeout, connect_timeout=min(10.0, timeout))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Sequence, Set, Tuple
 
 from .address import DimseAddress
 from .errors import AssociationRejected, ContextRefused, PeerUnreachable, PeerVanished, PynetdicomMissing
@@ -86,11 +86,11 @@ class Peer:
         if assoc.is_rejected:
             raise AssociationRejected(self._rejected_message(rejection), self.url)
         if not assoc.is_established:
-            if assoc.is_aborted:  # e.g. no presentation context at all was accepted
+            if rejection.get("answered"):  # it accepted, but none of the presentation contexts
                 raise ContextRefused(f"{self.url} aborted the association request: it accepts none of the "
                                      f"proposed presentation contexts ({_names(c[0] for c in contexts)})", self.url)
-            raise PeerUnreachable(f"no DICOM association with {self.url}: the peer did not answer within "
-                                  f"{self.connect_timeout:g} s or refused the connection", self.url)
+            raise PeerUnreachable(f"no DICOM association with {self.url}: the connection was refused, or the "
+                                  f"peer did not answer within {self.connect_timeout:g} s", self.url)
         with self._lock:
             self._live.add(assoc)
         return link
@@ -162,6 +162,8 @@ class Peer:
 
 def _note_rejection(event: Any, into: Dict[str, Any]) -> None:
     primitive = event.primitive
+    if type(primitive).__name__ == "A_ASSOCIATE" and getattr(primitive, "result", None) is not None:
+        into["answered"] = True
     if getattr(primitive, "result", None) in (1, 2):
         into["primitive"] = primitive
 
