@@ -16,6 +16,7 @@ from .errors import AssociationRejected, ContextRefused, PeerUnreachable, PeerVa
 
 logger = logging.getLogger(__name__)
 
+JOIN_S = 1.0  # an association's thread ends within ms of its release or abort
 MAX_PDU = 262144  # we receive: larger PDUs, fewer of them (the peer may send less)
 INSTALL_HINT = "pip install pynetdicom (or ProgressiveDicomFetch[dimse]); in Slicer the module offers to install it"
 # PS3.8 A-ASSOCIATE-RJ: (source, reason) -> what the user should change.
@@ -115,8 +116,7 @@ class Peer:
 
     def abort(self, link: Link) -> None:
         try:
-            if link.assoc.is_established:
-                link.assoc.abort()
+            _abort(link.assoc)
         finally:
             self._forget(link.assoc)
 
@@ -125,8 +125,7 @@ class Peer:
         with self._lock:
             live = list(self._live)
         for assoc in live:
-            if assoc.is_established:
-                assoc.abort()
+            _abort(assoc)
             self._forget(assoc)
         return len(live)
 
@@ -146,6 +145,9 @@ class Peer:
             yield int(status.Status), identifier
 
     def _forget(self, assoc: Any) -> None:
+        """Drop it from the live set once its threads are gone (pynetdicom ends them right after)."""
+        if assoc is not threading.current_thread() and assoc.ident is not None:
+            assoc.join(JOIN_S)
         with self._lock:
             self._live.discard(assoc)
 
@@ -158,6 +160,14 @@ class Peer:
                                       "the peer gave no reason we can act on")
         return (f"{self.url} rejected the association from calling AE {calling!r} to called AE {called!r}: "
                 f"{primitive.reason_str} ({primitive.result_str}, {primitive.source_str}); {advice}")
+
+
+def _abort(assoc: Any) -> None:
+    """A-ABORT, then wake a thread waiting for the next response: pynetdicom would leave it waiting
+    until its DIMSE timeout; an empty message makes the wait end as "no response" at once."""
+    if assoc.is_established:
+        assoc.abort()
+    assoc.dimse.msg_queue.put((None, None))
 
 
 def _note_rejection(event: Any, into: Dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ from ..dicomweb.frames import FrameData
 from ..dicomweb.metadata import InstanceMetadata, parse_instance
 from .address import DEFAULT_CALLING_AET, DimseAddress
 from .association import Link, Peer
-from .errors import DimseFailed
+from .errors import DimseFailed, PeerVanished
 from .find import find_datasets, identifier
 from .retrieve import frames_of, get_instances, open_get_link
 
@@ -54,6 +54,7 @@ class DimseServer:
         self._local = threading.local()
         self._held: Dict[str, Dict[int, FrameData]] = {}  # frames retrieved before their turn
         self._held_lock = threading.Lock()
+        self._aborted = False  # since abort(): no new C-GET, associations end by A-ABORT (until new metadata)
 
     @property
     def url(self) -> str:
@@ -67,6 +68,7 @@ class DimseServer:
         """The series' instances with their geometry (image-level C-FIND; retrieval where it lacks)."""
         check_single_uid("StudyInstanceUID", study_uid)
         check_single_uid("SeriesInstanceUID", series_uid)
+        self._aborted = False  # a new load begins
         started = time.monotonic()
         query = identifier("IMAGE", [], {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid},
                            GEOMETRY_KEYS)
@@ -97,6 +99,8 @@ class DimseServer:
                 if sop in self._held and not self._held[sop]:
                     del self._held[sop]
         missing = list(dict.fromkeys(sop for sop, number in wanted if (sop, number) not in found))
+        if missing and self._aborted:
+            raise PeerVanished(f"{self.url}: the load was cancelled (associations aborted)", self.url)
         if missing:
             link = self._link([uid for uid in sop_classes if uid])
             try:
@@ -118,11 +122,13 @@ class DimseServer:
         return [found[key] for key in wanted]
 
     def close(self) -> None:
-        """Release this thread's association (workers call it when they end)."""
-        self._drop_link(abort=False)
+        """Release this thread's association (workers call it when they end); after abort(), abort it."""
+        self._drop_link(abort=self._aborted)
 
     def abort(self) -> int:
-        """A-ABORT every open association (cancel): requests in flight end at once with an error."""
+        """A-ABORT every open association (cancel): requests in flight end at once with an error, and
+        no new C-GET starts until the next load asks for metadata."""
+        self._aborted = True
         return self.peer.abort_all()
 
     # -- internals ----------------------------------------------------------------------------
