@@ -10,13 +10,14 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 from .. import transfer_syntax as ts
 from ..dicomweb.frames import FrameData
+from ..pixels.codecs import can_decode
 from .association import Link, Peer
 from .errors import DimseFailed
 
 logger = logging.getLogger(__name__)
 
 GET_MODEL = "1.2.840.10008.5.1.4.1.2.2.3"  # Study Root Query/Retrieve Information Model - GET
-# Native little endian first; then what pixels/codecs.py can decode when its codec is installed.
+# Native little endian first; then what pixels/codecs.py decodes, proposed only when its codec is installed.
 # Big endian and deflate are left out: the peer converts them to little endian for us.
 STORAGE_SYNTAXES = (ts.EXPLICIT_VR_LITTLE_ENDIAN, ts.IMPLICIT_VR_LITTLE_ENDIAN, ts.RLE_LOSSLESS, ts.JPEG_BASELINE,
                     ts.JPEG_EXTENDED, ts.JPEG_LOSSLESS, ts.JPEG_LOSSLESS_SV1, ts.JPEG_LS_LOSSLESS,
@@ -29,14 +30,21 @@ MAX_CONTEXTS = 128
 def open_get_link(peer: Peer, sop_classes: Sequence[str]) -> Link:
     """An association for C-GETs of instances of `sop_classes` (the SCP role asked for each)."""
     classes = sorted(set(sop_classes))
-    per_class = max(2, min(len(STORAGE_SYNTAXES), (MAX_CONTEXTS - 1) // max(1, len(classes))))
+    syntaxes = decodable_syntaxes()
+    per_class = max(2, min(len(syntaxes), (MAX_CONTEXTS - 1) // max(1, len(classes))))
     contexts: List[Tuple[str, Sequence[str]]] = [(GET_MODEL, [ts.EXPLICIT_VR_LITTLE_ENDIAN, ts.IMPLICIT_VR_LITTLE_ENDIAN])]
-    contexts += [(uid, STORAGE_SYNTAXES[:per_class]) for uid in classes]
+    contexts += [(uid, syntaxes[:per_class]) for uid in classes]
     link = peer.open(contexts, scp_roles=classes, signature=frozenset(classes))
     peer.require(link, GET_MODEL)
     for uid in classes:
         peer.require(link, uid, scp_role=True)
     return link
+
+
+def decodable_syntaxes() -> List[str]:
+    """STORAGE_SYNTAXES whose decoder is installed here: the peer converts the others (Orthanc does)
+    to a proposed one, so a missing codec costs bytes, not the series."""
+    return [uid for uid in STORAGE_SYNTAXES if can_decode(ts.family(uid))]
 
 
 def get_instances(peer: Peer, link: Link, study_uid: str, series_uid: str, sop_uids: Sequence[str]
