@@ -10,6 +10,8 @@ from typing import Any, List
 
 from .dicomweb.metadata import InstanceMetadata, series_metadata
 
+DIMSE_SCHEME = "dimse://"
+
 
 def is_dimse(server: Any) -> bool:
     return getattr(server, "protocol", "dicomweb") == "dimse"
@@ -40,3 +42,15 @@ def open_server(address: str, calling_aet: str = "", timeout: float = 30.0) -> A
     """A DimseServer for `AET@host:port` or `dimse://AET@host:port` (the Logic's and CLI's form)."""
     from .dimse import DEFAULT_CALLING_AET, DimseServer
     return DimseServer(address, calling_aet or DEFAULT_CALLING_AET, timeout=timeout, connect_timeout=min(10.0, timeout))
+
+
+def dimse_packages() -> List[str]:
+    """The pip requirement that adds DIMSE here ([] when pynetdicom is installed): pynetdicom 2.0
+    goes with pydicom 2 (Slicer 5.8), 3.x with pydicom 3."""
+    import importlib.util
+
+    import pydicom
+
+    if importlib.util.find_spec("pynetdicom") is not None:
+        return []
+    return ["pynetdicom>=2.0,<2.1"] if int(pydicom.__version__.split(".")[0]) < 3 else ["pynetdicom>=3.0"]

@@ -21,12 +21,13 @@ from ..dicomweb.metadata import InstanceMetadata, parse_instance
 from .address import DEFAULT_CALLING_AET, DimseAddress
 from .association import Link, Peer
 from .errors import DimseFailed, PeerVanished
-from .find import find_datasets, identifier
+from .find import EXPLICIT_LE, IMPLICIT_LE, find_datasets, identifier
 from .retrieve import frames_of, get_instances, open_get_link
 
 logger = logging.getLogger(__name__)
 
 PROTOCOL = "dimse"
+VERIFICATION = "1.2.840.10008.1.1"
 # Everything geometry/ and pixels/ read from an instance (PerFrameFunctionalGroupsSequence is not
 # asked: Orthanc fails the whole C-FIND for it; multi-frame objects are retrieved instead).
 GEOMETRY_KEYS = ("SOPInstanceUID", "SOPClassUID", "InstanceNumber", "Modality", "ImageType", "SeriesNumber",
@@ -62,6 +63,21 @@ class DimseServer:
 
     def __repr__(self) -> str:
         return f"DimseServer({self.url!r}, calling_aet={self.address.calling_aet!r})"
+
+    def echo(self) -> float:
+        """C-ECHO (verification) on its own association: the seconds it took; errors say what failed."""
+        started = time.monotonic()
+        link = self.peer.open([(VERIFICATION, [EXPLICIT_LE, IMPLICIT_LE])])
+        try:
+            self.peer.require(link, VERIFICATION)
+            for status, _ in self.peer.responses(link, lambda: [(link.assoc.send_c_echo(), None)], "C-ECHO"):
+                if status != 0x0000:
+                    raise DimseFailed(f"{self.url} answered C-ECHO with status 0x{status:04X}", self.url, status)
+        except BaseException:
+            self.peer.abort(link)
+            raise
+        self.peer.release(link)
+        return time.monotonic() - started
 
     # -- the engine's transport ----------------------------------------------------------------
     def series_metadata(self, study_uid: str, series_uid: str) -> List[InstanceMetadata]:

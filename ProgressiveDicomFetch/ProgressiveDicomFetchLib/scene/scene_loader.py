@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..cache import FrameCache
-from ..dicomweb.metadata import series_metadata
+from ..transport import series_instances
 from ..dicomweb.server import DicomwebServer
 from ..engine import BREADTH_FIRST, DEFAULT_CONNECTIONS, EngineUpdate, ProgressiveFetchEngine, SeriesProgress
 from ..geometry import series_geometry
@@ -95,7 +95,7 @@ class SceneLoader:
 
     def _prepare(self, study_uid: str, series_uid: str):
         try:
-            instances = series_metadata(self.server, study_uid, series_uid)
+            instances = series_instances(self.server, study_uid, series_uid)
             geometry = series_geometry(instances, series_uid)
             return series_uid, [VolumeLoad(v, study_uid, instances) for v in geometry.volumes], None
         except Exception as error:  # DicomwebError, GeometryError, the memory check: reported per series
