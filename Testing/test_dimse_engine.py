@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 from support import missing
-from test_engine import STUDY_SERIES, no_worker_threads, times
+from test_engine import STUDY_SERIES, no_worker_threads, run_engine, times
 
 from ProgressiveDicomFetchLib.dimse import DimseServer
 from ProgressiveDicomFetchLib.engine import ProgressiveFetchEngine
@@ -34,25 +34,11 @@ def pynetdicom_threads():
     return [t for t in threading.enumerate() if type(t).__name__ in ("Association", "DULServiceProvider")]
 
 
-def run(peer, sample_small, keys, on_update=None, connections=4):
+def run(peer, sample_small, keys, on_update=None):
     server = DimseServer(peer.dimse_address, "PDFTEST")
-    engine = ProgressiveFetchEngine(server, connections=connections)
-    events = []
-
-    def collect(update):
-        events.extend(update.events)
-        if on_update is not None:
-            on_update(engine, update, events)
-
-    try:
-        for key in keys:
-            info = sample_small.series(key)
-            engine.add_series(info.study_uid, info.series_uid)
-        assert engine.run_until_finished(collect, timeout=180)
-    finally:
-        assert engine.close(timeout=5)
+    result = run_engine(peer, sample_small, on_update=on_update, keys=keys, server=server)
     assert server.peer.live() == 0 and not pynetdicom_threads()
-    return engine, events
+    return result
 
 
 def test_every_series_of_the_study_bit_exact_over_c_get(peer, sample_small):

@@ -13,8 +13,11 @@ from ProgressiveDicomFetchLib.engine import DEPTH_FIRST, ProgressiveFetchEngine
 STUDY_SERIES = ("ct_thin", "ct_sagittal", "ct_thick")  # a three-series study (80, 48 and 40 slices)
 
 
-def run_engine(orthanc, sample_small, strategy="breadth-first", connections=4, on_update=None, keys=STUDY_SERIES):
-    engine = ProgressiveFetchEngine(DicomwebServer(orthanc.dicomweb_url), connections=connections, strategy=strategy)
+def run_engine(orthanc, sample_small, strategy="breadth-first", connections=4, on_update=None, keys=STUDY_SERIES,
+               server=None):
+    """Load `keys` with the engine (over DICOMweb, or over `server`, e.g. a DimseServer); (engine, events)."""
+    engine = ProgressiveFetchEngine(server or DicomwebServer(orthanc.dicomweb_url), connections=connections,
+                                    strategy=strategy)
     events = []
 
     def collect(update):
