@@ -126,6 +126,8 @@ def test_query_dimse_prints_what_query_url_prints(peer, sample_small):
     assert wrong.returncode == 2
     assert wrong.stderr.strip().splitlines() == [wrong.stderr.strip()]  # one line, no pynetdicom log noise
     assert "rejected the association" in wrong.stderr and "check the AE title" in wrong.stderr
+    http_only = cli("query", "--dimse", peer.dimse_address, "--user", "someone")
+    assert http_only.returncode == 2 and "--user is a DICOMweb option" in http_only.stderr
 
 
 def test_fetch_dimse_writes_the_volumes_and_timeline_fetch_url_writes(peer, sample_small, tmp_path):
