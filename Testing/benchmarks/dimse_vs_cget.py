@@ -4,6 +4,7 @@ Orthanc as a third line. Prints a table with ratios; not a test.
 
     .venv/bin/python Testing/benchmarks/dimse_vs_cget.py                  # full profile, 3 repeats
     .venv/bin/python Testing/benchmarks/dimse_vs_cget.py --profile small --repeats 1
+    .venv/bin/python Testing/benchmarks/dimse_vs_cget.py --rate 100mbit   # tbf in a private namespace (root)
 
 "First view" is when the first series shows a whole (coarse) volume: for ours the first slice of
 the first series (the volume is filled around it); for the series-level C-GET, whose series is
@@ -26,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # Testing/: servers, fixtures_data
 
 from fixtures_data import cached_sample  # noqa: E402
+from netns import inside, limit_loopback, rate_bits, run_inside  # noqa: E402
 from servers.orthanc import OrthancServer  # noqa: E402
 
 from ProgressiveDicomFetchLib.dicomweb import DicomwebServer  # noqa: E402
@@ -101,8 +103,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--profile", default="full", choices=("small", "full"))
     parser.add_argument("--series", default=DEFAULT_SERIES, help="sample series keys of one study")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "dimse_vs_cget.json")
+    parser.add_argument("--rate", default="loopback", help="loopback, or a tbf rate such as 100mbit (netns.py)")
+    parser.add_argument("--out", type=Path, default=None, help="JSON file (default results/dimse_vs_cget_<rate>.json)")
     args = parser.parse_args(argv)
+    args.out = args.out or HERE / "results" / f"dimse_vs_cget_{args.rate}.json"
+    limited = rate_bits(args.rate) is not None
+    if limited and not inside():  # the same command again, in a private namespace whose loopback is limited
+        return run_inside([sys.executable, str(Path(__file__).resolve()), *(argv or sys.argv[1:])], limited=True)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
     sample = cached_sample(args.profile)
@@ -111,6 +118,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sop_class = "1.2.840.10008.5.1.4.1.1.2"  # CT Image Storage (the generated CT series)
     with OrthancServer(dicom_aet=AET) as orthanc:
         orthanc.upload([path for info in infos for path in sample.files(info.key)])
+        if limited:
+            limit_loopback(args.rate)  # after the upload: only the fetches cross the limit
         contenders: Dict[str, Callable[[], Result]] = {
             "ours over DIMSE (C-GET of a few instances)": lambda: ours(DimseServer(orthanc.dimse_address), study_uid, uids),
             "series-level C-GET (pynetdicom)": lambda: series_level_c_get(orthanc.dimse_address, study_uid, uids,
@@ -127,7 +136,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     medians = {name: {key: statistics.median(r[key] for r in results) for key in ("first_view_s", "complete_s")}
                for name, results in runs.items()}
     peer = medians["series-level C-GET (pynetdicom)"]
-    print(f"\n{len(uids)} series, {sum(i.num_slices for i in infos)} instances, {args.profile} profile, plain loopback, "
+    print(f"\n{len(uids)} series, {sum(i.num_slices for i in infos)} instances, {args.profile} profile, {args.rate}, "
           f"median of {args.repeats}")
     print(f"{'contender':44} {'first view s':>12} {'complete s':>11} {'first/peer':>10} {'complete/peer':>13}")
     for name, figures in medians.items():
@@ -135,7 +144,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"{figures['first_view_s'] / peer['first_view_s']:10.2f} {figures['complete_s'] / peer['complete_s']:13.2f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(args.out, text=True) as out:
-        json.dump({"series": args.series, "profile": args.profile, "medians": medians, "runs": runs}, out, indent=1)
+        json.dump({"series": args.series, "profile": args.profile, "rate": args.rate, "medians": medians, "runs": runs}, out, indent=1)
     return 0
 
 
