@@ -102,13 +102,3 @@ def _result(url: str, started: float, ok: bool, message: str, status: Optional[i
     (logger.info if ok else logger.warning)("%s (%.2f s)", message, seconds)
     return ServerCheck(url=url, ok=ok, message=message, status=status, studies_seen=studies, seconds=seconds)
 
-
-def check_peer(server: Any) -> ServerCheck:
-    """The same check for a DIMSE peer (a DimseServer): one C-ECHO on its own association."""
-    from .dicomweb.errors import DicomwebError
-
-    try:
-        seconds = server.echo()
-    except DicomwebError as error:  # the DIMSE errors derive from it (dimse/errors.py)
-        return ServerCheck(server.url, False, str(error))
-    return ServerCheck(server.url, True, f"{server.url} answers C-ECHO ({seconds * 1000:.0f} ms)", seconds=seconds)

@@ -17,7 +17,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..dicomweb.filters import check_single_uid
 from ..dicomweb.frames import FrameData
+from ..dicomweb.errors import DicomwebError
 from ..dicomweb.metadata import InstanceMetadata, parse_instance
+from ..server_check import ServerCheck
 from .address import DEFAULT_CALLING_AET, DimseAddress
 from .association import Link, Peer
 from .errors import DimseFailed, PeerVanished
@@ -78,6 +80,14 @@ class DimseServer:
             raise
         self.peer.release(link)
         return time.monotonic() - started
+
+    def check(self) -> ServerCheck:
+        """The panel's "Test connection" for a peer: a C-ECHO; the message says what failed."""
+        try:
+            seconds = self.echo()
+        except DicomwebError as error:  # every DIMSE error derives from it (errors.py)
+            return ServerCheck(self.url, False, str(error))
+        return ServerCheck(self.url, True, f"{self.url} answers C-ECHO ({seconds * 1000:.0f} ms)", seconds=seconds)
 
     # -- the engine's transport ----------------------------------------------------------------
     def series_metadata(self, study_uid: str, series_uid: str) -> List[InstanceMetadata]:

@@ -19,7 +19,7 @@ from ..engine.events import CANCELLED_STATE, FAILED
 from ..engine.scheduler import STRATEGIES
 from ..pixels.codecs import missing_packages
 from ..pixels.htj2k_preview import preview_packages
-from ..server_check import ServerCheck, check_peer, check_server
+from ..server_check import ServerCheck, check_server
 from ..transport import DIMSE_SCHEME, is_dimse, open_server, search_functions
 from .scene_loader import SceneLoader
 
@@ -63,7 +63,7 @@ class FetchSession:
     def check_server(self) -> ServerCheck:
         server = self._server()
         if is_dimse(server):
-            return check_peer(server)
+            return server.check()
         return check_server(server.url, auth=server.auth, headers=server.headers, verify=server.verify)
 
     def search_studies(self, filters: Optional[Mapping[str, str]] = None, limit: Optional[int] = None) -> SearchResult:
