@@ -169,3 +169,12 @@ def test_the_library_never_imports_pynetdicom_until_a_peer_is_asked():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_without_pynetdicom_a_peer_says_how_to_install_it():
+    code = ("import sys; sys.modules['pynetdicom'] = None\n"  # as if it were not installed
+            "from ProgressiveDicomFetchLib.cli import main\n"
+            "sys.exit(main(['query', '--dimse', 'PACS@127.0.0.1:104']))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "DIMSE needs pynetdicom, which is not installed: pip install pynetdicom" in result.stderr
