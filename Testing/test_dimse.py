@@ -8,13 +8,14 @@ import sys
 
 import numpy as np
 import pytest
+from servers.ports import free_port
 from support import missing
 
 from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
 from ProgressiveDicomFetchLib.dicomweb import search as qido
 from ProgressiveDicomFetchLib.dicomweb.metadata import series_metadata
 from ProgressiveDicomFetchLib.dimse import (AssociationRejected, DimseAddress, DimseFailed, DimseServer, PeerUnreachable,
-                                           find)
+                                           PeerVanished, find)
 from ProgressiveDicomFetchLib.geometry import series_geometry
 from ProgressiveDicomFetchLib.loading import VolumeLoad
 
@@ -137,8 +138,6 @@ def test_wrong_called_ae_title_is_rejected_with_advice(orthanc_dimse, peers):
 
 
 def test_nobody_listening_is_unreachable():
-    from servers.ports import free_port
-
     server = DimseServer(f"ANY@127.0.0.1:{free_port()}", connect_timeout=2)
     with pytest.raises(PeerUnreachable, match="connection was refused"):
         find.search_studies(server)
@@ -178,3 +177,30 @@ def test_without_pynetdicom_a_peer_says_how_to_install_it():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "DIMSE needs pynetdicom, which is not installed: pip install pynetdicom" in result.stderr
+
+
+def test_c_move_to_our_listener_when_the_peer_has_no_c_get(orthanc_dimse, peers, sample_small):
+    aet, port = orthanc_dimse.move_destination
+    server = DimseServer(orthanc_dimse.dimse_address, aet, move_port=port)
+    try:
+        for key in ("ct_thick_jpegls", "enhanced_ct"):
+            info = sample_small.series(key)
+            instances = server.series_metadata(info.study_uid, info.series_uid)
+            (volume,) = series_geometry(instances, info.series_uid).volumes
+            load = VolumeLoad(volume, info.study_uid, instances)
+            tasks = load.tasks()
+            for start in range(0, len(tasks), 4):
+                load.load_many(server, tasks[start:start + 4])
+            np.testing.assert_array_equal(load.volume.array, sample_small.load_truth(key), err_msg=key)
+        server.close()
+        unknown = DimseServer(orthanc_dimse.dimse_address, "NOTKNOWN", move_port=free_port())
+        info = sample_small.series("ct_thick")
+        instances = unknown.series_metadata(info.study_uid, info.series_uid)
+        (volume,) = series_geometry(instances, info.series_uid).volumes
+        load = VolumeLoad(volume, info.study_uid, instances)
+        with pytest.raises(PeerVanished, match="C-MOVE from an AE title it does not know.*add NOTKNOWN@"):
+            load.load_many(unknown, load.tasks()[:1])
+        unknown.shutdown()
+    finally:
+        server.shutdown()
+    assert server.peer.live() == 0

@@ -153,3 +153,11 @@ def test_fetch_dimse_writes_the_volumes_and_timeline_fetch_url_writes(peer, samp
         assert entry["slices"] == web_timeline["series"][uid]["slices"] and entry["complete_s"] > 0
         assert set(entry["stages"]) == set(web_timeline["series"][uid]["stages"])
     assert any(e["event"] == "focus" for e in timeline["events"])
+    aet, port = peer.move_destination  # the same over C-MOVE (the fallback for peers without C-GET)
+    moved = cli("fetch", "--dimse", peer.dimse_address, "--calling-aet", aet, "--move-port", str(port), "--study", study,
+                *series, "--out", str(tmp_path / "m"))
+    assert moved.returncode == 0, moved.stderr
+    for key in keys:
+        uid = sample_small.series(key).series_uid
+        np.testing.assert_array_equal(nrrd.read(str(tmp_path / "m" / f"{uid}.nrrd"))[0],
+                                      nrrd.read(str(tmp_path / "w" / f"{uid}.nrrd"))[0])

@@ -6,7 +6,7 @@ adding a transport touches this file, not theirs.
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, List
+from typing import Any, List, Optional
 
 from .dicomweb.metadata import InstanceMetadata, series_metadata
 
@@ -38,10 +38,12 @@ def offers_previews(server: Any) -> bool:
     return getattr(server, "previews", True)
 
 
-def open_server(address: str, calling_aet: str = "", timeout: float = 30.0) -> Any:
-    """A DimseServer for `AET@host:port` or `dimse://AET@host:port` (the Logic's and CLI's form)."""
+def open_server(address: str, calling_aet: str = "", timeout: float = 30.0, move_port: Optional[int] = None) -> Any:
+    """A DimseServer for `AET@host:port` or `dimse://AET@host:port` (the Logic's and CLI's form);
+    with `move_port`, it retrieves by C-MOVE to our AE title listening there."""
     from .dimse import DEFAULT_CALLING_AET, DimseServer
-    return DimseServer(address, calling_aet or DEFAULT_CALLING_AET, timeout=timeout, connect_timeout=min(10.0, timeout))
+    return DimseServer(address, calling_aet or DEFAULT_CALLING_AET, timeout=timeout, connect_timeout=min(10.0, timeout),
+                       move_port=move_port)
 
 
 def dimse_packages() -> List[str]:

@@ -41,6 +41,7 @@ class OrthancServer(ManagedServer):
     port: int = 0
     dicom_aet: Optional[str] = None  # enables Orthanc's DIMSE server (C-ECHO/FIND/GET/STORE) with this AE title
     dicom_port: int = 0
+    move_destination: Optional[Tuple[str, int]] = None  # (AE title, port) on 127.0.0.1 Orthanc may C-MOVE to
     shim_cache: Path = DEFAULT_CACHE  # where the compiled loopback shim is kept
     uploaded: int = field(default=0, init=False)
     managed: Optional[ManagedProcess] = field(default=None, init=False, repr=False)
@@ -85,7 +86,10 @@ class OrthancServer(ManagedServer):
                            "DicomCheckCalledAet": True, "DicomAlwaysAllowEcho": True,
                            "DicomAlwaysAllowFind": True, "DicomAlwaysAllowGet": True,
                            "DicomAlwaysAllowStore": True, "StorageAccessOnFind": "Always",
-                           "DicomScpTimeout": 30})
+                           "DicomScpTimeout": 30, "DicomThreadsCount": 16})  # default 4: fewer than our associations
+            if self.move_destination is not None:
+                aet, port = self.move_destination
+                config["DicomModalities"] = {"pdfmove": [aet, "127.0.0.1", port]}
         if self.credentials is not None:
             config["RegisteredUsers"] = {self.credentials[0]: self.credentials[1]}
         return config

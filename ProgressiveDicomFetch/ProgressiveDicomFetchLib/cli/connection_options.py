@@ -21,6 +21,9 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--dimse", metavar="AET@HOST:PORT",
                        help="a classic PACS over DIMSE (C-FIND, C-GET; needs pynetdicom), e.g. ORTHANC@127.0.0.1:4242")
     group.add_argument("--calling-aet", metavar="NAME", help=f"our AE title with --dimse (default {DEFAULT_CALLING_AET})")
+    group.add_argument("--move-port", type=int, metavar="PORT",
+                       help="with --dimse: retrieve by C-MOVE to our AE title listening on this port (peers without "
+                            "C-GET; the peer must know NAME@this-host:PORT)")
     group.add_argument("--user", help="HTTP Basic user name")
     group.add_argument("--password", help=f"HTTP Basic password (or set {PASSWORD_ENV}, which keeps it out of ps)")
     group.add_argument("--token", help=f"OAuth bearer token (or set {TOKEN_ENV})")
@@ -49,9 +52,9 @@ def server_from_args(args: argparse.Namespace) -> Any:
         http_only += ["header"] * bool(args.header) + ["insecure"] * bool(args.insecure)
         if http_only:
             raise ValueError(f"--{http_only[0].replace('_', '-')} is a DICOMweb option: it does not apply to --dimse")
-        return open_server(args.dimse, args.calling_aet or "", timeout=args.timeout)
-    if args.calling_aet:
-        raise ValueError("--calling-aet goes with --dimse")
+        return open_server(args.dimse, args.calling_aet or "", timeout=args.timeout, move_port=args.move_port)
+    if args.calling_aet or args.move_port:
+        raise ValueError("--calling-aet and --move-port go with --dimse")
     if args.insecure and args.ca_bundle:
         raise ValueError("--insecure and --ca-bundle contradict each other")
     password = args.password if args.password is not None else os.environ.get(PASSWORD_ENV)

@@ -12,11 +12,12 @@ from .. import transfer_syntax as ts
 from ..dicomweb.frames import FrameData
 from ..pixels.codecs import can_decode
 from .association import Link, Peer
-from .errors import DimseFailed
+from .errors import DimseFailed, PeerVanished
 
 logger = logging.getLogger(__name__)
 
 GET_MODEL = "1.2.840.10008.5.1.4.1.2.2.3"  # Study Root Query/Retrieve Information Model - GET
+MOVE_MODEL = "1.2.840.10008.5.1.4.1.2.2.2"  # ... - MOVE (the fallback: the peer sends to our listener)
 # Native little endian first; then what pixels/codecs.py decodes, proposed only when its codec is installed.
 # Big endian and deflate are left out: the peer converts them to little endian for us.
 STORAGE_SYNTAXES = (ts.EXPLICIT_VR_LITTLE_ENDIAN, ts.IMPLICIT_VR_LITTLE_ENDIAN, ts.RLE_LOSSLESS, ts.JPEG_BASELINE,
@@ -47,10 +48,15 @@ def decodable_syntaxes() -> List[str]:
     return [uid for uid in STORAGE_SYNTAXES if can_decode(ts.family(uid))]
 
 
-def get_instances(peer: Peer, link: Link, study_uid: str, series_uid: str, sop_uids: Sequence[str]
-                  ) -> Dict[str, Tuple[Any, str]]:
-    """SOPInstanceUID -> (dataset, transfer syntax) for each asked instance; DimseFailed names the
-    instances the peer did not send."""
+def open_move_link(peer: Peer) -> Link:
+    """An association for C-MOVEs (the instances come to our listener on other associations)."""
+    link = peer.open([(MOVE_MODEL, [ts.EXPLICIT_VR_LITTLE_ENDIAN, ts.IMPLICIT_VR_LITTLE_ENDIAN])],
+                     signature=frozenset([MOVE_MODEL]))
+    peer.require(link, MOVE_MODEL)
+    return link
+
+
+def image_query(study_uid: str, series_uid: str, sop_uids: Sequence[str]) -> Any:
     from pydicom.dataset import Dataset
 
     query = Dataset()
@@ -58,14 +64,37 @@ def get_instances(peer: Peer, link: Link, study_uid: str, series_uid: str, sop_u
     query.StudyInstanceUID = study_uid
     query.SeriesInstanceUID = series_uid
     query.SOPInstanceUID = list(sop_uids) if len(sop_uids) > 1 else sop_uids[0]
+    return query
+
+
+def get_instances(peer: Peer, link: Link, study_uid: str, series_uid: str, sop_uids: Sequence[str],
+                  listener: Any = None) -> Dict[str, Tuple[Any, str]]:
+    """SOPInstanceUID -> (dataset, transfer syntax) for each asked instance, by C-GET, or by C-MOVE
+    to `listener` (a StoreListener); DimseFailed names the instances the peer did not send."""
+    query = image_query(study_uid, series_uid, sop_uids)
     link.received.clear()
     final = None
-    what = f"C-GET of {len(sop_uids)} instance(s) of series {series_uid}"
-    for status, _ in peer.responses(link, lambda: link.assoc.send_c_get(query, GET_MODEL), what):
-        if status not in (0xFF00, 0xFF01):
-            final = status
-    got = {str(ds.SOPInstanceUID): (ds, syntax) for ds, syntax in link.received}
+    verb = "C-GET" if listener is None else "C-MOVE"
+    what = f"{verb} of {len(sop_uids)} instance(s) of series {series_uid}"
+    send = (lambda: link.assoc.send_c_get(query, GET_MODEL)) if listener is None else \
+        (lambda: link.assoc.send_c_move(query, listener.ae_title, MOVE_MODEL))
+    try:
+        for status, _ in peer.responses(link, send, what):
+            if status not in (0xFF00, 0xFF01):
+                final = status
+    except PeerVanished as error:
+        if listener is None:
+            raise
+        raise PeerVanished(f"{error}; a peer ends a C-MOVE from an AE title it does not know (Orthanc does): add "
+                           f"{listener.ae_title}@<this host>:{listener.port} to the peer's modalities", peer.url) from None
+    if listener is None:
+        got = {str(ds.SOPInstanceUID): (ds, syntax) for ds, syntax in link.received}
+    else:
+        got = listener.take(sop_uids, peer.timeout)
     link.received.clear()
+    if listener is not None and final == 0xA801:
+        raise DimseFailed(f"{peer.url} does not know the C-MOVE destination {listener.ae_title!r}: add it to the "
+                          f"peer's modalities as {listener.ae_title}@<this host>:{listener.port}", peer.url, final)
     missing = [uid for uid in sop_uids if uid not in got]
     if missing:
         hint = (" (sub-operations failed: the peer could not send them, e.g. it cannot read or convert their "

@@ -24,7 +24,8 @@ from .address import DEFAULT_CALLING_AET, DimseAddress
 from .association import Link, Peer
 from .errors import DimseFailed, PeerVanished
 from .find import EXPLICIT_LE, IMPLICIT_LE, find_datasets, identifier
-from .retrieve import frames_of, get_instances, open_get_link
+from .listener import StoreListener
+from .retrieve import decodable_syntaxes, frames_of, get_instances, open_get_link, open_move_link
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +50,13 @@ class DimseServer:
     previews = False  # no in-plane previews over DIMSE: every stage writes whole frames
 
     def __init__(self, address: Any, calling_aet: str = DEFAULT_CALLING_AET, timeout: float = 30.0,
-                 connect_timeout: float = 10.0) -> None:
+                 connect_timeout: float = 10.0, move_port: Optional[int] = None) -> None:
+        """`move_port`: retrieve by C-MOVE to our own listener on that port (peers without C-GET)."""
         if not isinstance(address, DimseAddress):
             address = DimseAddress.parse(str(address), calling_aet)
         self.address = address
         self.peer = Peer(address, timeout, connect_timeout)
+        self.listener = None if move_port is None else StoreListener(address.calling_aet, move_port)
         self._local = threading.local()
         self._held: Dict[str, Dict[int, FrameData]] = {}  # frames retrieved before their turn
         self._held_lock = threading.Lock()
@@ -130,7 +133,7 @@ class DimseServer:
         if missing:
             link = self._link([uid for uid in sop_classes if uid])
             try:
-                received = get_instances(self.peer, link, study_uid, series_uid, missing)
+                received = get_instances(self.peer, link, study_uid, series_uid, missing, self.listener)
             except BaseException:
                 self._drop_link()
                 raise
@@ -151,6 +154,11 @@ class DimseServer:
         """Release this thread's association (workers call it when they end); after abort(), abort it."""
         self._drop_link(abort=self._aborted)
 
+    def shutdown(self) -> None:
+        """Stop the C-MOVE listener, if any (associations end with their threads or by abort())."""
+        if self.listener is not None:
+            self.listener.stop()
+
     def abort(self) -> int:
         """A-ABORT every open association (cancel): requests in flight end at once with an error, and
         no new C-GET starts until the next load asks for metadata."""
@@ -161,12 +169,19 @@ class DimseServer:
     def _link(self, sop_classes: Sequence[str]) -> Link:
         """This thread's C-GET association, reopened when it does not cover `sop_classes`."""
         link: Optional[Link] = getattr(self._local, "link", None)
-        if link is not None and link.ok() and set(sop_classes) <= link.signature:
+        if link is not None and link.ok() and (self.listener is not None or set(sop_classes) <= link.signature):
             return link
         self._drop_link(abort=False)
         wanted = set(sop_classes) | (link.signature if link is not None else set())
-        self._local.link = open_get_link(self.peer, sorted(wanted))
+        self._local.link = self._open_retrieve(sorted(wanted))
         return self._local.link
+
+    def _open_retrieve(self, sop_classes: Sequence[str]) -> Link:
+        """A C-GET association for these SOP classes, or a C-MOVE one (its listener started)."""
+        if self.listener is None:
+            return open_get_link(self.peer, sop_classes)
+        self.listener.start(decodable_syntaxes())
+        return open_move_link(self.peer)
 
     def _drop_link(self, abort: bool = True) -> None:
         link: Optional[Link] = getattr(self._local, "link", None)
@@ -176,13 +191,12 @@ class DimseServer:
 
     def _retrieve_headers(self, study_uid: str, series_uid: str, answers: List[Any]) -> Dict[str, Any]:
         """Retrieve instances whose geometry the C-FIND did not give; their frames are held."""
-        classes = sorted({str(a.SOPClassUID) for a in answers})
-        link = open_get_link(self.peer, classes)
+        link = self._open_retrieve(sorted({str(a.SOPClassUID) for a in answers}))
         headers: Dict[str, Any] = {}
         try:
             for answer in answers:
                 sop = str(answer.SOPInstanceUID)
-                dataset, syntax = get_instances(self.peer, link, study_uid, series_uid, [sop])[sop]
+                dataset, syntax = get_instances(self.peer, link, study_uid, series_uid, [sop], self.listener)[sop]
                 count = int(dataset.get("NumberOfFrames", 1) or 1)
                 with self._held_lock:
                     self._held[sop] = {f.frame_number: f for f in frames_of(dataset, syntax, range(1, count + 1))}
