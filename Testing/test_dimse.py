@@ -18,6 +18,7 @@ from ProgressiveDicomFetchLib.dimse import (AssociationRejected, DimseAddress, D
                                            PeerVanished, find)
 from ProgressiveDicomFetchLib.geometry import series_geometry
 from ProgressiveDicomFetchLib.loading import VolumeLoad
+from ProgressiveDicomFetchLib.retrieve import fetcher_for, load_slices
 
 pytestmark = pytest.mark.compat  # pynetdicom 2.0 + pydicom 2.4 on Slicer 5.8's stack
 
@@ -108,7 +109,7 @@ def test_c_get_frames_write_bit_exact_volumes(peers, sample_small, key):
     load = VolumeLoad(volume, info.study_uid, instances)
     tasks = load.tasks()
     for start in range(0, len(tasks), 3):  # a few instances per C-GET, as the engine asks
-        load.load_many(dimse, tasks[start:start + 3])
+        load_slices(load, fetcher_for(dimse, load), tasks[start:start + 3])
     np.testing.assert_array_equal(load.volume.array, sample_small.load_truth(key))
     dimse.close()
     assert dimse.peer.live() == 0 and not dimse._held
@@ -122,7 +123,7 @@ def test_htj2k_is_refused_by_orthanc_1_10_with_a_clear_error(peers, sample_small
     (volume,) = series_geometry(instances, info.series_uid).volumes
     load = VolumeLoad(volume, info.study_uid, instances)
     with pytest.raises(DimseFailed, match="without 1 instance.*sub-operations failed.*HTJ2K"):
-        load.load_many(dimse, load.tasks()[:1])
+        load_slices(load, fetcher_for(dimse, load), load.tasks()[:1])
     assert dimse.peer.live() == 0  # the association it failed on was aborted, not left open
 
 
@@ -190,7 +191,7 @@ def test_c_move_to_our_listener_when_the_peer_has_no_c_get(orthanc_dimse, peers,
             load = VolumeLoad(volume, info.study_uid, instances)
             tasks = load.tasks()
             for start in range(0, len(tasks), 4):
-                load.load_many(server, tasks[start:start + 4])
+                load_slices(load, fetcher_for(server, load), tasks[start:start + 4])
             np.testing.assert_array_equal(load.volume.array, sample_small.load_truth(key), err_msg=key)
         server.close()
         unknown = DimseServer(orthanc_dimse.dimse_address, "NOTKNOWN", move_port=free_port())
@@ -199,7 +200,7 @@ def test_c_move_to_our_listener_when_the_peer_has_no_c_get(orthanc_dimse, peers,
         (volume,) = series_geometry(instances, info.series_uid).volumes
         load = VolumeLoad(volume, info.study_uid, instances)
         with pytest.raises(PeerVanished, match="C-MOVE from an AE title it does not know.*add NOTKNOWN@"):
-            load.load_many(unknown, load.tasks()[:1])
+            load_slices(load, fetcher_for(unknown, load), load.tasks()[:1])
         unknown.shutdown()
     finally:
         server.shutdown()

@@ -34,7 +34,7 @@ from ProgressiveDicomFetchLib.dicomweb import DicomwebServer  # noqa: E402
 from ProgressiveDicomFetchLib.dimse import DimseServer  # noqa: E402
 from ProgressiveDicomFetchLib.dimse.retrieve import GET_MODEL, decodable_syntaxes  # noqa: E402
 from ProgressiveDicomFetchLib.engine import ProgressiveFetchEngine  # noqa: E402
-from ProgressiveDicomFetchLib.output.atomic import atomic_write  # noqa: E402
+from ProgressiveDicomFetchLib.files import atomic_write  # noqa: E402
 
 logger = logging.getLogger("dimse_vs_cget")
 AET = "BENCHORTHANC"

@@ -19,7 +19,7 @@ from ..dicomweb.filters import check_single_uid
 from ..dicomweb.frames import FrameData
 from ..dicomweb.errors import DicomwebError
 from ..dicomweb.metadata import InstanceMetadata, parse_instance
-from ..server_check import ServerCheck
+from ..dicomweb.server_check import ServerCheck
 from .address import DEFAULT_CALLING_AET, DimseAddress
 from .association import Link, Peer
 from .errors import DimseFailed, PeerVanished

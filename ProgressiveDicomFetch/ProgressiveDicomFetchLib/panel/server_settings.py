@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ..dicomweb.auth import make_auth
 from ..dimse.address import DEFAULT_CALLING_AET, SCHEME, DimseAddress, check_aet
-from ..server_check import redact_url, validate_base_url
+from ..dicomweb.urls import redact_url, validate_base_url
 
 DICOMWEB, DIMSE = "dicomweb", "dimse"
 SERVER_KINDS = (DICOMWEB, DIMSE)
