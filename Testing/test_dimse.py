@@ -17,8 +17,7 @@ from ProgressiveDicomFetchLib.dicomweb.metadata import series_metadata
 from ProgressiveDicomFetchLib.dimse import (AssociationRejected, DimseAddress, DimseFailed, DimseServer, PeerUnreachable,
                                            PeerVanished, find)
 from ProgressiveDicomFetchLib.geometry import series_geometry
-from ProgressiveDicomFetchLib.loading import VolumeLoad
-from ProgressiveDicomFetchLib.retrieve import fetcher_for, load_slices
+from ProgressiveDicomFetchLib.retrieve import fetcher_for, load_slices, prepare_series
 
 pytestmark = pytest.mark.compat  # pynetdicom 2.0 + pydicom 2.4 on Slicer 5.8's stack
 
@@ -99,17 +98,21 @@ def test_geometry_before_pixels_equals_the_wado_metadata(peers, sample_small, ke
     dimse._held.clear()
 
 
+def one_volume(server, sample_small, key):
+    """The series' volume (metadata by C-FIND) and its C-GET (or C-MOVE) fetcher."""
+    info = sample_small.series(key)
+    (load,) = prepare_series(server, info.study_uid, info.series_uid)
+    return load, fetcher_for(server, load)
+
+
 @pytest.mark.parametrize("key", ["ct_thick", "ct_thick_implicit", "ct_thick_rle", "ct_thick_jpegll",
                                  "ct_thick_jpegls", "ct_thick_j2k", "edge_signed", "edge_padding", "enhanced_ct"])
 def test_c_get_frames_write_bit_exact_volumes(peers, sample_small, key):
     dimse, _ = peers
-    info = sample_small.series(key)
-    instances = dimse.series_metadata(info.study_uid, info.series_uid)
-    (volume,) = series_geometry(instances, info.series_uid).volumes
-    load = VolumeLoad(volume, info.study_uid, instances)
+    load, fetcher = one_volume(dimse, sample_small, key)
     tasks = load.tasks()
     for start in range(0, len(tasks), 3):  # a few instances per C-GET, as the engine asks
-        load_slices(load, fetcher_for(dimse, load), tasks[start:start + 3])
+        load_slices(load, fetcher, tasks[start:start + 3])
     np.testing.assert_array_equal(load.volume.array, sample_small.load_truth(key))
     dimse.close()
     assert dimse.peer.live() == 0 and not dimse._held
@@ -118,12 +121,9 @@ def test_c_get_frames_write_bit_exact_volumes(peers, sample_small, key):
 def test_htj2k_is_refused_by_orthanc_1_10_with_a_clear_error(peers, sample_small):
     """Orthanc 1.10's DICOM server cannot send HTJ2K (its DCMTK lacks the syntax); over DICOMweb it can."""
     dimse, _ = peers
-    info = sample_small.series("ct_thick_htj2k")
-    instances = dimse.series_metadata(info.study_uid, info.series_uid)
-    (volume,) = series_geometry(instances, info.series_uid).volumes
-    load = VolumeLoad(volume, info.study_uid, instances)
+    load, fetcher = one_volume(dimse, sample_small, "ct_thick_htj2k")
     with pytest.raises(DimseFailed, match="without 1 instance.*sub-operations failed.*HTJ2K"):
-        load_slices(load, fetcher_for(dimse, load), load.tasks()[:1])
+        load_slices(load, fetcher, load.tasks()[:1])
     assert dimse.peer.live() == 0  # the association it failed on was aborted, not left open
 
 
@@ -185,22 +185,16 @@ def test_c_move_to_our_listener_when_the_peer_has_no_c_get(orthanc_dimse, peers,
     server = DimseServer(orthanc_dimse.dimse_address, aet, move_port=port)
     try:
         for key in ("ct_thick_jpegls", "enhanced_ct"):
-            info = sample_small.series(key)
-            instances = server.series_metadata(info.study_uid, info.series_uid)
-            (volume,) = series_geometry(instances, info.series_uid).volumes
-            load = VolumeLoad(volume, info.study_uid, instances)
+            load, fetcher = one_volume(server, sample_small, key)
             tasks = load.tasks()
             for start in range(0, len(tasks), 4):
-                load_slices(load, fetcher_for(server, load), tasks[start:start + 4])
+                load_slices(load, fetcher, tasks[start:start + 4])
             np.testing.assert_array_equal(load.volume.array, sample_small.load_truth(key), err_msg=key)
         server.close()
         unknown = DimseServer(orthanc_dimse.dimse_address, "NOTKNOWN", move_port=free_port())
-        info = sample_small.series("ct_thick")
-        instances = unknown.series_metadata(info.study_uid, info.series_uid)
-        (volume,) = series_geometry(instances, info.series_uid).volumes
-        load = VolumeLoad(volume, info.study_uid, instances)
+        load, fetcher = one_volume(unknown, sample_small, "ct_thick")
         with pytest.raises(PeerVanished, match="C-MOVE from an AE title it does not know.*add NOTKNOWN@"):
-            load_slices(load, fetcher_for(unknown, load), load.tasks()[:1])
+            load_slices(load, fetcher, load.tasks()[:1])
         unknown.shutdown()
     finally:
         server.shutdown()
