@@ -4,9 +4,10 @@ connection setting is the number of associations), A-ABORT of all of them on can
 
 Geometry: the image-level C-FIND asks for every attribute the geometry layer reads. Peers that
 answer from the files (Orthanc with StorageAccessOnFind) return them for single-frame images;
-instances whose answer lacks them (no Rows, or multi-frame objects, whose per-frame groups no
-C-FIND returns) are retrieved first, their headers give the geometry and their frames are held
-for the slices (see docs/dimse.md for which peers do what).
+instances whose answer lacks them (no Rows; multi-frame objects, whose per-frame groups no C-FIND
+returns; palette colour images, whose LUT data it does not return either) are retrieved first:
+their headers give the geometry and their frames are held for the slices (docs/dimse.md says
+which peers do what).
 """
 from __future__ import annotations
 
@@ -104,7 +105,8 @@ class DimseServer:
         answers = [_clean(answer) for answer in find_datasets(self.peer, query)]
         if not answers:
             raise DimseFailed(f"{self.url}: series {series_uid} of study {study_uid} has no instances", self.url)
-        lacking = [a for a in answers if "Rows" not in a or int(a.get("NumberOfFrames", 1) or 1) > 1]
+        lacking = [a for a in answers if "Rows" not in a or int(a.get("NumberOfFrames", 1) or 1) > 1
+                   or a.get("PhotometricInterpretation") == "PALETTE COLOR"]  # its LUT data comes with the file
         if lacking:
             logger.info("series %s: %d of %d instances retrieved for their geometry (the C-FIND answer lacks it)",
                         series_uid, len(lacking), len(answers))
