@@ -33,6 +33,7 @@ from ProgressiveDicomFetchLib.panel import (AUTH_KINDS, DATE_PRESETS, SERIES_COL
                                             table_rows)
 from ProgressiveDicomFetchLib.panel.result_tables import default_order
 from ProgressiveDicomFetchLib.scene.fetch_session import FetchSession
+from ProgressiveDicomFetchLib.scene.partial_marking import partial_nodes, save_warning
 from ProgressiveDicomFetchLib.server_check import ServerCheck
 
 SETTINGS_GROUP = "ProgressiveDicomFetch/"
@@ -147,6 +148,7 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartSaveEvent, self.onSceneStartSave)
         self.onAuthKindChanged()
         self.initializeParameterNode()
 
@@ -171,6 +173,12 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
         self.logic.stop()
         self.setParameterNode(None)
         self.ui.progressTableWidget.setRowCount(0)
+
+    def onSceneStartSave(self, caller, event) -> None:
+        """Saving while volumes are partial: say which, and that their files hold filled slices."""
+        warning = save_warning(partial_nodes(slicer.mrmlScene))
+        if warning:
+            slicer.util.warningDisplay(warning, windowTitle=_("Saving partial volumes"))
 
     def onSceneEndClose(self, caller, event) -> None:
         if self.parent.isEntered:

@@ -52,7 +52,7 @@ def test_a_panel_load_returns_at_once_and_nodes_come_coarse_then_exact(session, 
     assert session.load(info.study_uid, [info.series_uid], wait_for_metadata=False) == []
     tick_until(session, lambda: session.loader.nodes)
     node = session.loader.nodes[(info.series_uid, 0)]
-    assert node.GetName() == f"{info.series_number}: {info.description}"
+    assert node.GetName() == f"{info.series_number}: {info.description} (loading)"
     assert slicer.util.arrayFromVolume(node).shape == truth.shape
     coarse_seen = []
 

@@ -44,14 +44,15 @@ def test_nodes_exist_before_pixels_and_refine_in_place_to_exact(loader, slicer_m
     info = sample_small.series("ct_thin")
     truth = sample_small.load_truth("ct_thin")
     (node,) = loader.load(info.study_uid, [info.series_uid])
-    assert node.GetName() == f"{info.series_number}: {info.description}"
+    assert node.GetName() == f"{info.series_number}: {info.description} (loading)"
     np.testing.assert_allclose(node_matrix(node), reference_matrix(slicer, info, truth), atol=1e-9)
     view = slicer.util.arrayFromVolume(node)
     engine_buffer = loader.engine.loads(info.series_uid)[0].volume.array
     assert np.shares_memory(view, engine_buffer), "the node must show the engine's buffer, not a copy"
+    assert node.GetAttribute("DICOM.instanceUIDs") is None, "the instances are claimed only once exact"
+    assert loader.wait(timeout=60)
     assert node.GetAttribute("DICOM.instanceUIDs").split() == sorted(
         info.sop_instance_uids, key=lambda uid: list(loader.engine.loads(info.series_uid)[0].geometry.instance_uids).index(uid))
-    assert loader.wait(timeout=60)
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(node), truth)
 
 

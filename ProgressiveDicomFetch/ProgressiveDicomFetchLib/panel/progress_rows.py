@@ -12,6 +12,7 @@ from typing import Mapping, Optional
 
 from ..engine.events import (CANCELLED, CANCELLED_STATE, COMPLETE, COMPLETE_STATE, COVERED, ERROR, FAILED, FIRST_SLICE,
                              FOCUS, METADATA, WAITING, EngineEvent, SeriesProgress)
+from ..volume import LOADED, Quality
 
 FULL_COLOUR = "#2e7d32"  # full quality
 COVERED_COLOUR = "#a5d6a7"  # covered, not yet exact
@@ -46,12 +47,21 @@ def bar_style(covered: float, full: float) -> str:
             f"stop:{after:.3f} {COVERED_COLOUR}, stop:1 {COVERED_COLOUR}); }}")
 
 
+def real_fraction(snapshot: SeriesProgress) -> float:
+    """Slices with their own pixels (reduced, lossy or exact), not filled from neighbours."""
+    real = sum(snapshot.counts.get(q.name, 0) for q in Quality if q >= LOADED)
+    return real / snapshot.total_slices if snapshot.total_slices else 0.0
+
+
 def _state_text(snapshot: SeriesProgress) -> str:
+    """As the node's name says it (scene/partial_marking.py): a stopped series states what is real."""
+    real = f"{_percent(real_fraction(snapshot))}% real"
     if snapshot.state == FAILED:
-        return f"failed: {snapshot.error}" if snapshot.error else "failed"
-    if snapshot.state in (WAITING, METADATA, COMPLETE_STATE, CANCELLED_STATE):
-        return {WAITING: "waiting", METADATA: "reading metadata", COMPLETE_STATE: "complete",
-                CANCELLED_STATE: "cancelled"}[snapshot.state]
+        return f"failed ({real}): {snapshot.error}" if snapshot.error else f"failed ({real})"
+    if snapshot.state == CANCELLED_STATE:
+        return f"cancelled ({real})"
+    if snapshot.state in (WAITING, METADATA, COMPLETE_STATE):
+        return {WAITING: "waiting", METADATA: "reading metadata", COMPLETE_STATE: "complete"}[snapshot.state]
     return f"{snapshot.state} ({snapshot.stage})" if snapshot.stage else snapshot.state
 
 

@@ -17,7 +17,9 @@ from ..dicomweb.metadata import series_metadata
 from ..dicomweb.server import DicomwebServer
 from ..engine import BREADTH_FIRST, DEFAULT_CONNECTIONS, EngineUpdate, ProgressiveFetchEngine, SeriesProgress
 from ..geometry import series_geometry
+from ..engine.events import CANCELLED, COMPLETE, ERROR
 from ..loading import VolumeLoad
+from .partial_marking import NodeMark, NodeMarker, NodeState
 from .subject_hierarchy import place_in_hierarchy
 from .volume_node import create_volume_node, refresh, series_node_name
 from .window_level import covered_window
@@ -46,9 +48,11 @@ class SceneLoader:
         self._stale: Dict[Key, bool] = {}
         self._last_refresh: Dict[Key, float] = {}
         self._windowed: set = set()
+        self._states: Dict[Key, NodeState] = {}  # absent: loading
         self._requested: set = set()  # series UIDs given to the engine
         self._shown = False
         self._callbacks: List[Callable[[List[SeriesProgress]], None]] = []
+        self.marker = NodeMarker(slicer, self.scene)  # state, name suffix, real fraction (docs/slicer.md)
         import vtk
 
         self._on_node_removed.__func__.CallDataType = vtk.VTK_OBJECT  # receive the removed node
@@ -103,11 +107,12 @@ class SceneLoader:
 
     def _add_node(self, key: Key, load: VolumeLoad, count: int) -> None:
         node = create_volume_node(self.scene, load, series_node_name(load, key[1], count))
-        place_in_hierarchy(self.slicer, self.scene, node, load.geometry.dataset, key[0], " ".join(load.geometry.instance_uids))
+        place_in_hierarchy(self.slicer, self.scene, node, load.geometry.dataset, key[0])
         if node.GetDisplayNode() is not None and node.GetDisplayNode().GetNumberOfWindowLevelPresets():
             self._windowed.add(key)
         self.nodes[key], self._loads[key] = node, load
         self._by_node_id[node.GetID()] = key
+        self._mark(key)
         if self.show and not self._shown:
             self._show(node)
             self._shown = True
@@ -143,8 +148,10 @@ class SceneLoader:
                 self._stale[key] = True
         now = time.monotonic()
         finished = self.engine.finished()
+        ended = {e.series_uid for e in update.events if e.event in (COMPLETE, CANCELLED, ERROR)}
+        changed = self._take_states(ended) if ended else set()  # marked with the refresh that follows
         for key, stale in list(self._stale.items()):
-            if stale and (finished or now - self._last_refresh.get(key, 0.0) >= self.refresh_interval_s):
+            if stale and (finished or key in changed or now - self._last_refresh.get(key, 0.0) >= self.refresh_interval_s):
                 self._refresh(key, now)
         if update and self._callbacks:
             snapshots = self.engine.progress()
@@ -158,9 +165,27 @@ class SceneLoader:
             center, width = covered_window(load.volume.array, load.geometry.padding_value)
             node.GetDisplayNode().SetWindowLevel(width, center)  # once: no jump while refining
             self._windowed.add(key)
+        modifying = node.StartModify()  # the mark and the refresh: one ModifiedEvent
+        self._mark(key)
         refresh(node)
+        node.EndModify(modifying)
         self._stale[key] = False
         self._last_refresh[key] = now
+
+    def _take_states(self, series_uids: set) -> set:
+        """The engine's state of these series for their nodes; the keys to refresh now (slices in
+        flight when a series stopped land later and update its fractions at their refresh)."""
+        states = {p.series_uid: NodeState.of_series(p.state) for p in self.engine.progress() if p.series_uid in series_uids}
+        keys = {key for key in self.nodes if key[0] in states}
+        for key in keys:
+            self._states[key], self._stale[key] = states[key[0]], True
+        return keys
+
+    def _mark(self, key: Key) -> None:
+        """The node's state, name suffix and real fractions as of now (scene/partial_marking.py)."""
+        load = self._loads[key]
+        mark = NodeMark.of_volume(self._states.get(key, NodeState.LOADING), load.volume.counts())
+        self.marker.mark(self.nodes[key], mark, list(load.geometry.instance_uids))
 
     def wait(self, timeout: Optional[float] = None, poll_s: float = 0.01) -> bool:
         """Block (pumping events) until every requested series is done; False on timeout."""
@@ -195,6 +220,8 @@ class SceneLoader:
             return
         self.nodes.pop(key, None)
         self._stale.pop(key, None)
+        self._states.pop(key, None)
+        self.marker.forget(node.GetID())
         logger.info("node of series %s removed: its loading is cancelled", key[0])
         self.engine.cancel(key[0])
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 
-def place_in_hierarchy(slicer: Any, scene: Any, node: Any, dataset: Any, series_uid: str, instance_uids: str) -> int:
-    """Create (or reuse) patient > study > series items; returns the series item."""
+def place_in_hierarchy(slicer: Any, scene: Any, node: Any, dataset: Any, series_uid: str) -> int:
+    """Create (or reuse) patient > study > series items; returns the series item (its instance UIDs
+    are set by scene/partial_marking.py once the volume is complete)."""
     constants = slicer.vtkMRMLSubjectHierarchyConstants
     shn = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
     item = shn.GetItemByDataNode(node)
     if item == shn.GetInvalidItemID():
         item = shn.CreateItem(shn.GetSceneItemID(), node)
     shn.SetItemUID(item, constants.GetDICOMUIDName(), series_uid)
-    shn.SetItemUID(item, constants.GetDICOMInstanceUIDName(), instance_uids)
 
     def text(keyword: str) -> str:
         return str(dataset.get(keyword, "") or "")

@@ -54,8 +54,7 @@ def create_volume_node(scene: Any, load: VolumeLoad, name: str) -> Any:
     node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
     node.SetIJKToRASMatrix(_vtk_matrix(load.geometry.ijk_to_ras))
     node.SetAndObserveImageData(image)
-    uids = load.geometry.instance_uids
-    node.SetAttribute("DICOM.instanceUIDs", " ".join(uids))
+    # DICOM.instanceUIDs only once the voxels are exact (scene/partial_marking.py)
     node.SetAttribute("DICOM.seriesInstanceUID", load.geometry.series_uid)
     node.CreateDefaultDisplayNodes()
     display = node.GetDisplayNode()
