@@ -21,7 +21,7 @@ from ..engine import DEFAULT_CONNECTIONS, STRATEGIES, ProgressiveFetchEngine, St
 from ..engine.events import SeriesProgress
 from ..engine.timeline import Timeline
 from ..geometry.series_geometry import NON_IMAGE_MODALITIES
-from ..output import write_series_nrrd
+from ..output import require_nrrd, write_series_nrrd
 from .connection_options import add_connection_options, server_from_args
 from .progress_display import ProgressDisplay
 
@@ -78,6 +78,7 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace, on_progress: Optional[ProgressHook] = None) -> int:
     started = time.monotonic()
+    require_nrrd()  # before the first byte: a missing writer must not cost a whole download
     if args.cache_size <= 0:
         raise ValueError("--cache-size must be positive (megabytes)")
     if args.connections < 1:

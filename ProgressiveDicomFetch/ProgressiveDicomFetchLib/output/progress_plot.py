@@ -13,6 +13,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ..engine.events import SeriesProgress
 from .atomic import PathLike, atomic_write
+from .requirements import require
 
 FIGURE_DPI = 100
 PANEL_HEIGHT_IN = 3.2
@@ -128,9 +129,8 @@ def _short_uid(uid: str) -> str:
 def _matplotlib():
     """matplotlib's Figure and Agg canvas, without pyplot: no global backend switch, no GUI, safe in
     threads and inside Slicer (whose own matplotlib backend stays as it is)."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise RuntimeError("plotting the progress needs matplotlib (pip install matplotlib)") from None
+    require("matplotlib", "matplotlib", "plotting the progress")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     return Figure, FigureCanvasAgg
