@@ -483,12 +483,25 @@ class ProgressiveDicomFetchLogic(ScriptedLoadableModuleLogic):
         return self.session.optional_packages(seriesUID)
 
     def installDecoders(self, packages: List[str]) -> None:
-        """pip_ensure on Slicer 5.11+ (asks the user itself), pip_install before."""
-        packaging = getattr(slicer, "packaging", None)
-        if packaging is not None and hasattr(packaging, "pip_ensure"):
-            packaging.pip_ensure(packages, requester="ProgressiveDicomFetch")
+        """Install packages the user has just agreed to (the panel asked once): through an installer
+        that does not ask again, then the next load imports them (no restart). Slicer 5.12:
+        slicer.pydeps.pip_install (pip_ensure would ask a second time and raise if declined);
+        5.11 previews: slicer.packaging.pip_install(interactive=False); 5.8/5.10: slicer.util.pip_install."""
+        try:
+            import slicer.pydeps as pydeps
+        except ImportError:
+            pydeps = None
+        try:
+            import slicer.packaging as packaging
+        except ImportError:
+            packaging = None
+        if pydeps is not None:
+            pydeps.pip_install(packages, requester="ProgressiveDicomFetch")
+        elif packaging is not None:
+            packaging.pip_install(packages, interactive=False)
         else:
             slicer.util.pip_install(packages)
+        self.session.packages_installed()
 
     def startSampleServer(self) -> str:
         """Serve generated sample data from this process on 127.0.0.1; returns its DICOMweb URL."""

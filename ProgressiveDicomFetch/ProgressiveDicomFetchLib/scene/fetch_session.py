@@ -17,7 +17,7 @@ from ..dicomweb.server import DicomwebServer
 from ..engine import BREADTH_FIRST, DEFAULT_CONNECTIONS, EngineUpdate, SeriesProgress
 from ..engine.events import CANCELLED_STATE, FAILED
 from ..engine.scheduler import STRATEGIES
-from ..pixels.codecs import missing_packages
+from ..pixels.codecs import missing_packages, retry_missing
 from ..pixels.htj2k_preview import preview_packages
 from ..server_check import ServerCheck, check_server
 from .scene_loader import SceneLoader
@@ -112,6 +112,7 @@ class FetchSession:
                 return self.loader
             self._retire_loader()
         strategy, connections, boost_focus = settings
+        retry_missing()  # a decoder installed since the last loads is used from this one on
         self.loader = SceneLoader(server, self.scene, connections=connections, strategy=strategy,
                                   watch_focus=boost_focus, cache=self.cache)
         self._loader_settings = settings
@@ -131,6 +132,10 @@ class FetchSession:
             return []
         syntaxes = [uid for load in self.loader.engine.loads(series_uid) for uid in load.stored_transfer_syntaxes]
         return missing_packages(syntaxes)
+
+    def packages_installed(self) -> None:
+        """After the user installed decoders: the next load (and decode) tries them again."""
+        retry_missing()
 
     def optional_packages(self, series_uid: str) -> List[str]:
         """Packages that would add in-plane previews to the series (imagecodecs for HTJ2K prefixes);
