@@ -301,15 +301,17 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
         with slicer.util.tryWithErrorDisplay(_("Failed to start loading."), waitCursor=True):
             self._connect()
             parameters = self._parameterNode
-            for studyUID in dict.fromkeys(s.study_uid for s in chosen):
-                seriesUIDs = [s.series_uid for s in chosen if s.study_uid == studyUID]
-                self.logic.loadSeries(studyUID, seriesUIDs, strategy=parameters.strategy,
-                                      connections=parameters.connections, boostFocus=parameters.boostFocus,
-                                      waitForMetadata=False)
+            seriesByStudy = {}
             for series in chosen:
+                seriesByStudy.setdefault(series.study_uid, []).append(series.series_uid)
                 self._labels[series.series_uid] = f"{series.series_number or ''}: {series.series_description}".strip(": ")
+            outcome = self.logic.loadStudies(seriesByStudy, strategy=parameters.strategy,
+                                             connections=parameters.connections, boostFocus=parameters.boostFocus,
+                                             waitForMetadata=False)
             self.ui.pauseButton.checked = False
-            self._pumpTimer.start()
+            self._pumpTimer.start()  # whatever failed, the studies that started are pumped
+            if outcome.errors:
+                raise RuntimeError("\n".join(f"{study}: {error}" for study, error in outcome.errors.items()))
 
     def onPump(self) -> None:
         """One tick: apply what the workers did (within a small budget), then let them run."""
@@ -452,11 +454,19 @@ class ProgressiveDicomFetchLogic(ScriptedLoadableModuleLogic):
         return self.session.load(studyUID, seriesUIDs, strategy=strategy, connections=connections,
                                  boost_focus=boostFocus, wait_for_metadata=waitForMetadata)
 
+    def loadStudies(self, seriesByStudy, strategy: str = BREADTH_FIRST, connections: int = 4,
+                    boostFocus: bool = True, waitForMetadata: bool = True):
+        """loadSeries for each study ({studyUID: [seriesUID, ...]}); a failing study does not stop the
+        others. Returns nodes and, per failed study, its error."""
+        return self.session.load_studies(seriesByStudy, strategy=strategy, connections=connections,
+                                         boost_focus=boostFocus, wait_for_metadata=waitForMetadata)
+
     def process(self, budgetMs: float = 5.0, yieldMs: float = 0.0):
         return self.session.process(budgetMs, yieldMs)
 
     def waitForLoad(self, timeout: Optional[float] = None) -> bool:
-        return self.session.wait(timeout)
+        """Block until the loads are done; the views repaint meanwhile (Qt events processed)."""
+        return self.session.wait(timeout, on_idle=slicer.app.processEvents)
 
     def progress(self):
         return self.session.progress()

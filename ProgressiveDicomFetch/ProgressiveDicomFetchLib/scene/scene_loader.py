@@ -17,7 +17,7 @@ from ..dicomweb.metadata import series_metadata
 from ..dicomweb.server import DicomwebServer
 from ..engine import BREADTH_FIRST, DEFAULT_CONNECTIONS, EngineUpdate, ProgressiveFetchEngine, SeriesProgress
 from ..geometry import series_geometry
-from ..engine.events import CANCELLED, COMPLETE, ERROR
+from ..engine.events import CANCELLED, COMPLETE, ERROR, EngineEvent
 from ..loading import VolumeLoad
 from .partial_marking import NodeMark, NodeMarker, NodeState
 from .subject_hierarchy import place_in_hierarchy
@@ -51,6 +51,8 @@ class SceneLoader:
         self._states: Dict[Key, NodeState] = {}  # absent: loading
         self._requested: set = set()  # series UIDs given to the engine
         self._shown = False
+        self._closed = False
+        self._unrefreshable: set = set()  # keys whose node failed to refresh: never tried again
         self._callbacks: List[Callable[[List[SeriesProgress]], None]] = []
         self.marker = NodeMarker(slicer, self.scene)  # state, name suffix, real fraction (docs/slicer.md)
         import vtk
@@ -151,13 +153,30 @@ class SceneLoader:
         ended = {e.series_uid for e in update.events if e.event in (COMPLETE, CANCELLED, ERROR)}
         changed = self._take_states(ended) if ended else set()  # marked with the refresh that follows
         for key, stale in list(self._stale.items()):
-            if stale and (finished or key in changed or now - self._last_refresh.get(key, 0.0) >= self.refresh_interval_s):
-                self._refresh(key, now)
+            if stale and key not in self._unrefreshable and (finished or key in changed or now - self._last_refresh.get(key, 0.0) >= self.refresh_interval_s):
+                try:
+                    self._refresh(key, now)
+                except Exception as error:  # e.g. its image replaced by another module: stop that series only
+                    update.events.append(self._broken(key, error))
         if update and self._callbacks:
             snapshots = self.engine.progress()
-            for callback in self._callbacks:
-                callback(snapshots)
+            for callback in list(self._callbacks):
+                try:
+                    callback(snapshots)
+                except Exception as error:
+                    logger.exception("progress callback %r failed; it is removed", callback)
+                    self._callbacks.remove(callback)
+                    update.events.append(EngineEvent(self.engine.elapsed(), "", ERROR,
+                                                     message=f"a progress callback failed and was removed: {error}"))
         return update
+
+    def _broken(self, key: Key, error: Exception) -> EngineEvent:
+        """A node that cannot be refreshed: its series is cancelled and the error reported once."""
+        logger.exception("node of series %s cannot be refreshed; its loading is cancelled", key[0])
+        self._unrefreshable.add(key)
+        self.engine.cancel(key[0])
+        return EngineEvent(self.engine.elapsed(), key[0], ERROR,
+                           message=f"its volume node could not be updated ({type(error).__name__}: {error}); loading stopped")
 
     def _refresh(self, key: Key, now: float) -> None:
         load, node = self._loads[key], self.nodes[key]
@@ -187,24 +206,37 @@ class SceneLoader:
         mark = NodeMark.of_volume(self._states.get(key, NodeState.LOADING), load.volume.counts())
         self.marker.mark(self.nodes[key], mark, list(load.geometry.instance_uids))
 
-    def wait(self, timeout: Optional[float] = None, poll_s: float = 0.01) -> bool:
-        """Block (pumping events) until every requested series is done; False on timeout."""
+    def wait(self, timeout: Optional[float] = None, poll_s: float = 0.01,
+             on_idle: Optional[Callable[[], None]] = None) -> bool:
+        """Block (pumping events) until every requested series is done; False on timeout.
+        `on_idle` runs between ticks (Slicer: slicer.app.processEvents, so the views repaint)."""
         limit = None if timeout is None else time.monotonic() + timeout
         while True:
-            done = self.engine.finished()
+            done = self.finished()
             self.process()
             if done:
                 self.process()  # the last refresh always lands
                 return True
             if limit is not None and time.monotonic() > limit:
                 return False
+            if on_idle is not None:
+                on_idle()
             time.sleep(poll_s)
+
+    def finished(self) -> bool:
+        """Nothing left to do: every series done, or the loader closed (e.g. by a scene close)."""
+        return self._closed or self.engine.finished()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def progress(self) -> List[SeriesProgress]:
         return self.engine.progress()
 
     def close(self) -> None:
         """Stop loading (workers gone within a second), stop watching the scene."""
+        self._closed = True
         self.engine.close()
         if self.focus_watcher is not None:
             self.focus_watcher.stop()
