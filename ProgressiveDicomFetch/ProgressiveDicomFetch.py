@@ -25,7 +25,7 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 from ProgressiveDicomFetchLib import __version__
-from ProgressiveDicomFetchLib.cache import FrameCache
+from ProgressiveDicomFetchLib.cache import FrameCache, cache_dir_outside
 from ProgressiveDicomFetchLib.engine.events import COMPLETE, ERROR
 from ProgressiveDicomFetchLib.engine.scheduler import BREADTH_FIRST, STRATEGIES
 from ProgressiveDicomFetchLib.panel import (AUTH_KINDS, DATE_PRESETS, SERIES_COLUMNS, STUDY_COLUMNS, RecentServers,
@@ -422,10 +422,10 @@ class ProgressiveDicomFetchLogic(ScriptedLoadableModuleLogic):
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
-        # Frames kept in Slicer's cache folder: a series loaded again (after a failure, a cancel or a
-        # restart of Slicer) downloads only what is missing.
-        self.session = FetchSession(slicer.mrmlScene,
-                                    cache=FrameCache(os.path.join(slicer.app.cachePath, "ProgressiveDicomFetch", "frames")))
+        # Frames kept on disk: a series loaded again (after a failure, a cancel or a restart of Slicer)
+        # downloads only what is missing. Outside Slicer's cache folder, which Slicer 5.12 prunes by
+        # whole top-level entries at start-up (cache/location.py).
+        self.session = FetchSession(slicer.mrmlScene, cache=FrameCache(cache_dir_outside(slicer.app.cachePath)))
         self.sampleServer = None
         self.sampleTree = None
 
@@ -516,11 +516,13 @@ class ProgressiveDicomFetchLogic(ScriptedLoadableModuleLogic):
     def startSampleServer(self) -> str:
         """Serve generated sample data from this process on 127.0.0.1; returns its DICOMweb URL."""
         if self.sampleServer is None:
-            from ProgressiveDicomFetchLib.sampledata.sample_server import SampleServer, ensure_sample_tree
+            from ProgressiveDicomFetchLib.sampledata.sample_server import SampleServer, ensure_sample
 
-            self.sampleTree = ensure_sample_tree(os.path.join(slicer.app.cachePath, "ProgressiveDicomFetch", "sample"))
+            sample = ensure_sample(os.path.join(slicer.app.cachePath, "ProgressiveDicomFetch", "sample"))
+            self.sampleTree = sample.tree
             self.sampleServer = SampleServer(self.sampleTree.root)
             self.sampleServer.start()
+            self.session.name_content(self.sampleServer.url, sample.content_identity)  # cached across ports
         return self.sampleServer.url
 
     def stopSampleServer(self) -> None:

@@ -7,7 +7,6 @@ the codec packages are really absent at first; the parent process keeps its own 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import textwrap

@@ -120,7 +120,7 @@ class VolumeLoad:
     def cache_key(self, server: DicomwebServer, task: SliceTask) -> Optional[FrameKey]:
         """The frame's cache key; None (not cached) when a UID is not one (they come from the server)."""
         try:
-            return FrameKey(server.url, self.study_uid, self.geometry.series_uid, task.sop_instance_uid,
+            return FrameKey(server.cache_identity, self.study_uid, self.geometry.series_uid, task.sop_instance_uid,
                             task.frame_number, self._stored.get(task.sop_instance_uid) or "")
         except ValueError as error:
             logger.info("%s", error)

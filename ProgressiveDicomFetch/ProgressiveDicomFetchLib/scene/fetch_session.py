@@ -51,6 +51,7 @@ class FetchSession:
         self._loaders: Dict[str, SceneLoader] = {}  # server URL -> its loader
         self._loader_settings: Dict[str, Tuple[str, int, bool]] = {}
         self._earlier: Dict[str, List[Any]] = {}  # series UID -> nodes of finished loaders
+        self._content_names: Dict[str, str] = {}  # server URL -> cache identity (sample server)
 
     @property
     def loader(self) -> Optional[SceneLoader]:
@@ -72,8 +73,17 @@ class FetchSession:
     def set_server(self, url: str, auth: Any = None, headers: Optional[Mapping[str, str]] = None,
                    verify: Any = True) -> DicomwebServer:
         """Use this server from now on (loads in progress continue from theirs)."""
-        self.server = DicomwebServer(url, auth=auth, headers=headers, verify=verify)
+        server = DicomwebServer(url, auth=auth, headers=headers, verify=verify)
+        if server.url in self._content_names:
+            server = DicomwebServer(url, auth=auth, headers=headers, verify=verify,
+                                    cache_identity=self._content_names[server.url])
+        self.server = server
         return self.server
+
+    def name_content(self, url: str, identity: str) -> None:
+        """Cache the frames of the server at `url` under `identity` (e.g. the sample server's data
+        version), so they are found again after a restart on another port."""
+        self._content_names[DicomwebServer(url).url] = identity
 
     def _server(self) -> DicomwebServer:
         if self.server is None:
