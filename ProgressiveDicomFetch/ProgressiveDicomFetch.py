@@ -29,8 +29,8 @@ from ProgressiveDicomFetchLib.cache import FrameCache, cache_dir_outside
 from ProgressiveDicomFetchLib.engine.events import COMPLETE, ERROR
 from ProgressiveDicomFetchLib.engine.scheduler import BREADTH_FIRST, STRATEGIES
 from ProgressiveDicomFetchLib.panel import (AUTH_KINDS, DATE_PRESETS, SERIES_COLUMNS, STUDY_COLUMNS, RecentServers,
-                                            SearchForm, ServerSettings, is_loadable, progress_row, status_message,
-                                            table_rows)
+                                            SearchForm, ServerSettings, changed_rows, is_loadable, progress_row,
+                                            status_message, table_rows)
 from ProgressiveDicomFetchLib.panel.result_tables import default_order
 from ProgressiveDicomFetchLib.scene.fetch_session import FetchSession
 from ProgressiveDicomFetchLib.scene.partial_marking import partial_nodes, save_warning
@@ -110,6 +110,7 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
         self._studies: List[Any] = []
         self._series: List[Any] = []
         self._labels = {}
+        self._shownRows = []  # ProgressRow per table row, as last shown
         self._declinedPackages = set()
         self._pumpTimer = qt.QTimer()
 
@@ -173,6 +174,7 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
         self.logic.stop()
         self.setParameterNode(None)
         self.ui.progressTableWidget.setRowCount(0)
+        self._shownRows = []
 
     def onSceneStartSave(self, caller, event) -> None:
         """Saving while volumes are partial: say which, and that their files hold filled slices."""
@@ -331,11 +333,13 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
             self._showProgress()
 
     def _showProgress(self) -> None:
+        """Only the rows that changed are set (changed_rows): items and style sheets cost per row."""
         table = self.ui.progressTableWidget
-        snapshots = self.logic.progress()
-        table.setRowCount(len(snapshots))
-        for row, snapshot in enumerate(snapshots):
-            view = progress_row(snapshot, self._labels.get(snapshot.series_uid))
+        views = [progress_row(s, self._labels.get(s.series_uid)) for s in self.logic.progress()]
+        if table.rowCount != len(views):
+            table.setRowCount(len(views))
+        for row in changed_rows(self._shownRows, views):
+            view = views[row]
             table.setItem(row, 0, qt.QTableWidgetItem(view.label))
             bar = table.cellWidget(row, 1)
             if bar is None:  # set once: setting a cell widget again would delete the old one
@@ -347,9 +351,15 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
             button = table.cellWidget(row, 3)
             if button is None:
                 button = qt.QPushButton(_("Cancel"))
-                button.connect("clicked(bool)", lambda checked, uid=snapshot.series_uid: self.logic.cancel(uid))
+                button.connect("clicked(bool)", lambda checked, row=row: self.onCancelRow(row))
                 table.setCellWidget(row, 3, button)
             button.enabled = view.can_cancel
+        self._shownRows = views
+
+    def onCancelRow(self, row: int) -> None:
+        """A row's Cancel button: the series shown in that row now (rows keep their order)."""
+        if row < len(self._shownRows):
+            self.logic.cancel(self._shownRows[row].series_uid)
 
     def onPauseToggled(self, paused: bool) -> None:
         if paused:

@@ -38,6 +38,17 @@ MAX_CONSECUTIVE_FAILURES = 4  # rounds: with the default retries, a server may b
 MAX_SLICE_ATTEMPTS = 5  # more than the rounds: an outage fails the same slice each round
 
 
+YIELD_PER_JOB_MS = 2.0  # GIL-free sleep per job in flight in pump() (chosen by pump_designs.py)
+
+
+def pump_yield_ms(in_flight: int, paused: bool, cap_ms: float) -> float:
+    """How long a main-thread tick sleeps for the workers: nothing when none is working or the
+    engine is paused (the GUI stays quick), else YIELD_PER_JOB_MS per job, at most `cap_ms`."""
+    if paused or in_flight <= 0 or cap_ms <= 0:
+        return 0.0
+    return min(cap_ms, YIELD_PER_JOB_MS * in_flight)
+
+
 @dataclass
 class EngineUpdate:
     """What changed since the last `process_events()`: for the main thread to apply."""
@@ -163,17 +174,24 @@ class ProgressiveFetchEngine:
         return update
 
     def pump(self, budget_ms: float = 5.0, yield_ms: float = 8.0) -> EngineUpdate:
-        """`process_events()` then sleep `yield_ms` with the GIL released: the main-thread tick for
-        Slicer. Slicer's embedded Python keeps the GIL while its Qt loop idles (slicer-notes.md), so
-        workers run only while the main thread sleeps in Python; a short timer interval and this
-        sleep give them most of the time (see the README's figures)."""
+        """`process_events()` then sleep with the GIL released, sized to the work in flight
+        (`pump_yield_ms`, at most `yield_ms`; none when idle or paused): the main-thread tick for
+        Slicer. Slicer's embedded Python keeps the GIL while its Qt loop idles, so workers run only
+        while the main thread sleeps in Python (Testing/benchmarks/pump_designs.py, docs/slicer.md)."""
         update = self.process_events(budget_ms)
-        if yield_ms > 0 and not self.finished():
-            time.sleep(yield_ms / 1000.0)
+        with self._wake:
+            pause_ms = pump_yield_ms(self._busy, self._paused, yield_ms)
+        if pause_ms > 0:
+            time.sleep(pause_ms / 1000.0)
         return update
 
     def progress(self) -> List[SeriesProgress]:
         return [state.progress() for state in list(self._series.values())]
+
+    def in_flight(self) -> int:
+        """Jobs the workers are doing now (0 when idle or paused once their requests landed)."""
+        with self._wake:
+            return self._busy
 
     def loads(self, series_uid: str) -> List[VolumeLoad]:
         return list(self._series[series_uid].loads)

@@ -8,7 +8,7 @@ chunk is dark up to the full-quality part and light beyond it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import List, Mapping, Optional, Sequence
 
 from ..engine.events import (CANCELLED, CANCELLED_STATE, COMPLETE, COMPLETE_STATE, COVERED, ERROR, FAILED, FIRST_SLICE,
                              FOCUS, METADATA, WAITING, EngineEvent, SeriesProgress)
@@ -74,6 +74,12 @@ def progress_row(snapshot: SeriesProgress, label: Optional[str] = None) -> Progr
                        covered_percent=_percent(covered), full_percent=_percent(full), bar_text=text,
                        state_text=_state_text(snapshot), can_cancel=snapshot.state not in _FINAL_STATES,
                        bar_style=bar_style(covered, full))
+
+
+def changed_rows(shown: Sequence[ProgressRow], rows: Sequence[ProgressRow]) -> List[int]:
+    """Indexes of the rows that differ from what the table shows: the panel sets items and style
+    sheets for those only (a style sheet per row per tick made the table the tick's main cost)."""
+    return [index for index, row in enumerate(rows) if index >= len(shown) or shown[index] != row]
 
 
 def status_message(event: EngineEvent, labels: Mapping[str, str]) -> Optional[str]:
