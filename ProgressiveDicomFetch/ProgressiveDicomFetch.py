@@ -31,6 +31,7 @@ from ProgressiveDicomFetchLib.engine.scheduler import BREADTH_FIRST, STRATEGIES
 from ProgressiveDicomFetchLib.panel import (AUTH_KINDS, DATE_PRESETS, SERIES_COLUMNS, STUDY_COLUMNS, RecentServers,
                                             SearchForm, ServerSettings, changed_rows, is_loadable, progress_row,
                                             status_message, table_rows)
+from ProgressiveDicomFetchLib.panel.notices import DECODERS, PREVIEWS, Notices
 from ProgressiveDicomFetchLib.panel.result_tables import default_order
 from ProgressiveDicomFetchLib.scene.fetch_session import FetchSession
 from ProgressiveDicomFetchLib.scene.partial_marking import partial_nodes, save_warning
@@ -111,7 +112,8 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
         self._series: List[Any] = []
         self._labels = {}
         self._shownRows = []  # ProgressRow per table row, as last shown
-        self._declinedPackages = set()
+        self._notices = Notices()  # offers collected in ticks, shown after them, once per cause
+        self._showingNotices = False
         self._pumpTimer = qt.QTimer()
 
     def setup(self) -> None:
@@ -323,14 +325,30 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
             if message:
                 slicer.util.showStatusMessage(message, 5000)
             if event.event == ERROR:
-                self._offerDecoders(event.series_uid)
+                self._notices.add(DECODERS, self.logic.missingDecoders(event.series_uid), event.series_uid)
             elif event.event == COMPLETE:
-                self._offerPreviews(event.series_uid)
+                self._notices.add(PREVIEWS, self.logic.optionalPackages(event.series_uid), event.series_uid)
         if update:
             self._showProgress()
         if not self.logic.isLoading():
             self._pumpTimer.stop()
             self._showProgress()
+        if self._notices.pending():  # dialogs never inside the tick: after it, from the event loop
+            qt.QTimer.singleShot(0, self._showNotices)
+
+    def _showNotices(self) -> None:
+        """Each pending offer once (per cause and session); ticks may run while a dialog is open."""
+        if self._showingNotices:
+            return
+        self._showingNotices = True
+        try:
+            for notice in self._notices.take():
+                if notice.kind == DECODERS:
+                    self._offerDecoders(notice.packages)
+                else:
+                    self._offerPreviews(notice.packages)
+        finally:
+            self._showingNotices = False
 
     def _showProgress(self) -> None:
         """Only the rows that changed are set (changed_rows): items and style sheets cost per row."""
@@ -372,28 +390,22 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
         for snapshot in self.logic.progress():
             self.logic.cancel(snapshot.series_uid)
 
-    def _offerDecoders(self, seriesUID: str) -> None:
-        """A compressed series this Slicer cannot decode: offer to install the decoder (with consent)."""
-        packages = self.logic.missingDecoders(seriesUID)
-        if packages and slicer.util.confirmOkCancelDisplay(
-                _("This series is compressed with a codec that Slicer does not include. Install {packages} now? "
+    def _offerDecoders(self, packages) -> None:
+        """Series compressed with a codec this Slicer cannot decode: offer the decoder (asked once)."""
+        if slicer.util.confirmOkCancelDisplay(
+                _("A series is compressed with a codec that Slicer does not include. Install {packages} now? "
                   "Then load the series again.").format(packages=", ".join(packages))):
             with slicer.util.tryWithErrorDisplay(_("Failed to install the decoder."), waitCursor=True):
-                self.logic.installDecoders(packages)
+                self.logic.installDecoders(list(packages))
 
-    def _offerPreviews(self, seriesUID: str) -> None:
-        """An HTJ2K series loaded without previews for want of imagecodecs: offer it, once a session."""
-        optional = [p for p in self.logic.optionalPackages(seriesUID) if p not in self._declinedPackages]
-        if not optional:
-            return
+    def _offerPreviews(self, packages) -> None:
+        """HTJ2K series loaded without previews for want of imagecodecs: offer it (asked once a session)."""
         if slicer.util.confirmOkCancelDisplay(
                 _("This series is stored as HTJ2K. With {packages} installed, every slice shows a reduced "
                   "preview within seconds (it loads without it too). Install it now? It is used from the next "
-                  "load.").format(packages=", ".join(optional))):
+                  "load.").format(packages=", ".join(packages))):
             with slicer.util.tryWithErrorDisplay(_("Failed to install the package."), waitCursor=True):
-                self.logic.installDecoders(optional)
-        else:
-            self._declinedPackages.update(optional)  # asked once per session
+                self.logic.installDecoders(list(packages))
 
     # -- tables --------------------------------------------------------------------------------------
     @staticmethod

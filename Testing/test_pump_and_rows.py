@@ -47,3 +47,19 @@ def test_a_paused_engine_has_nothing_in_flight_and_only_changed_rows_are_redrawn
         assert engine.run_until_finished(timeout=60)
     finally:
         engine.close()
+
+
+@pytest.mark.compat
+def test_offers_are_collected_in_ticks_and_shown_once_per_cause():
+    from ProgressiveDicomFetchLib.panel.notices import DECODERS, PREVIEWS, Notices
+
+    notices = Notices()
+    notices.add(DECODERS, ["pyjpegls"], "1.2.1")
+    notices.add(DECODERS, ["pyjpegls"], "1.2.2")  # a second failing series: the same offer
+    notices.add(PREVIEWS, [], "1.2.3")  # nothing to offer
+    (offer,) = notices.take()
+    assert (offer.kind, offer.packages, offer.series_uids) == (DECODERS, ("pyjpegls",), ("1.2.1", "1.2.2"))
+    notices.add(DECODERS, ["pyjpegls"], "1.2.4")  # declined or accepted: not asked again this session
+    assert not notices.pending() and notices.take() == []
+    notices.add(PREVIEWS, ["imagecodecs"], "1.2.5")
+    assert [n.kind for n in notices.take()] == [PREVIEWS]
