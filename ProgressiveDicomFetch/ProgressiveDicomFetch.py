@@ -251,7 +251,7 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
             settings = self._connect()
             result = self.logic.checkServer()
             self.ui.connectionStatusLabel.text = result.message
-            if result.ok:
+            if result.ok and not self.logic.isSampleServer(settings.base_url()):  # its port changes each time
                 self._saveServerSettings(settings)
 
     # -- search --------------------------------------------------------------------------------------
@@ -426,6 +426,7 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
                 item.setData(qt.Qt.UserRole, row)
                 table.setItem(row, column, item)
         table.resizeColumnsToContents()
+        table.setSortingEnabled(True)  # the user sorts by any column; selections map through UserRole
 
     @staticmethod
     def _selectedRows(table) -> List[int]:
@@ -546,6 +547,9 @@ class ProgressiveDicomFetchLogic(ScriptedLoadableModuleLogic):
             self.sampleServer.start()
             self.session.name_content(self.sampleServer.url, sample.content_identity)  # cached across ports
         return self.sampleServer.url
+
+    def isSampleServer(self, url: str) -> bool:
+        return self.sampleServer is not None and url.rstrip("/") == self.sampleServer.url.rstrip("/")
 
     def stopSampleServer(self) -> None:
         if self.sampleServer is not None:

@@ -128,3 +128,30 @@ def test_marks_round_down_and_a_complete_series_with_gaps_says_so():
     assert exact.description() == "" and not exact.partial
     assert [NodeState.of_series(s) for s in ("waiting", "covered", "complete", "cancelled", "failed")] == [
         NodeState.LOADING, NodeState.LOADING, NodeState.COMPLETE, NodeState.CANCELLED, NodeState.FAILED]
+
+
+def test_node_names_are_unique_and_unnamed_series_are_named_as_slicer_does(slicer_module, orthanc, sample_small):
+    from types import SimpleNamespace
+
+    from pydicom.dataset import Dataset
+
+    from ProgressiveDicomFetchLib.scene.volume_node import series_node_name
+
+    def named(**attributes):
+        dataset = Dataset()
+        for keyword, value in attributes.items():
+            setattr(dataset, keyword, value)
+        return series_node_name(SimpleNamespace(geometry=SimpleNamespace(dataset=dataset, label="", series_uid="1.2")), 0, 1)
+
+    assert named(SeriesNumber=3) == "3: Unnamed Series" and named() == "Unnamed Series"
+    assert named(SeriesNumber=3, SeriesDescription="AX") == "3: AX"
+    info = sample_small.series("ct_thick")
+    loaders = [SceneLoader(DicomwebServer(orthanc.dicomweb_url), watch_focus=False) for _ in range(2)]
+    try:
+        (first,), (second,) = [loader.load(info.study_uid, [info.series_uid]) for loader in loaders]
+        assert all(loader.wait(timeout=60) for loader in loaders)
+        base = f"{info.series_number}: {info.description}"
+        assert (first.GetName(), second.GetName()) == (base, base + "_1")
+    finally:
+        for loader in loaders:
+            loader.close()

@@ -7,6 +7,7 @@ import pytest
 
 from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
 from ProgressiveDicomFetchLib.scene.scene_loader import SceneLoader
+from ProgressiveDicomFetchLib.volume import Quality
 
 
 @pytest.fixture()
@@ -78,20 +79,26 @@ def test_refreshes_fire_the_views_events_coalesced_and_window_level_stays(loader
     assert display.GetNumberOfWindowLevelPresets() >= 1
 
 
-def test_window_is_computed_once_when_covered_without_presets(loader, slicer_module, sample_small):
+def test_without_presets_the_window_comes_once_from_the_first_real_slices(loader, slicer_module, sample_small):
     info = sample_small.series("edge_nonsquare")
     assert info.expect["window_presets"] is False
     (node,) = loader.load(info.study_uid, [info.series_uid])
     display = node.GetDisplayNode()
     assert display.GetNumberOfWindowLevelPresets() == 0 and display.GetAutoWindowLevel() == 0
-    seen = []
+    default = (display.GetWindow(), display.GetLevel())
+    volume = loader.engine.loads(info.series_uid)[0].volume
+    seen = []  # (window, level, real slices, FULL slices) after each tick
     while not loader.engine.finished():
         loader.process()
-        if loader.engine.loads(info.series_uid)[0].volume.covered:
-            seen.append((display.GetWindow(), display.GetLevel()))
+        seen.append((display.GetWindow(), display.GetLevel(), len(volume.loaded_slices()),
+                     volume.counts()[Quality.FULL]))
     loader.process()
-    seen.append((display.GetWindow(), display.GetLevel()))
-    assert len(set(seen[1:])) == 1 and seen[-1][0] > 1
+    windows = [(w, lv) for w, lv, _, _ in seen if (w, lv) != default]
+    assert windows and len(set(windows)) == 1 and windows[0][0] > 1, "set once, never changed"
+    first = next(i for i, (w, lv, _, _) in enumerate(seen) if (w, lv) != default)
+    assert seen[first][3] < volume.num_slices, "set from the first real slices, long before the volume is exact"
+    assert all(real == 0 for _, _, real, _ in seen[:first]), "no tick with real slices went without a window"
+    assert (display.GetWindow(), display.GetLevel()) == windows[0]
 
 
 def test_enhanced_objects_take_their_presets_from_the_functional_groups(loader, sample_small):

@@ -180,8 +180,9 @@ class SceneLoader:
 
     def _refresh(self, key: Key, now: float) -> None:
         load, node = self._loads[key], self.nodes[key]
-        if key not in self._windowed and load.volume.covered and node.GetDisplayNode() is not None:
-            center, width = covered_window(load.volume.array, load.geometry.padding_value)
+        loaded = load.volume.loaded_slices() if key not in self._windowed else []
+        if loaded and node.GetDisplayNode() is not None:  # no DICOM preset: from the first real slices
+            center, width = covered_window(load.volume.array[loaded], load.geometry.padding_value)
             node.GetDisplayNode().SetWindowLevel(width, center)  # once: no jump while refining
             self._windowed.add(key)
         modifying = node.StartModify()  # the mark and the refresh: one ModifiedEvent

@@ -18,10 +18,11 @@ logger = logging.getLogger(__name__)
 
 
 def series_node_name(load: VolumeLoad, index: int, count: int) -> str:
-    """As Slicer's DICOM module names series: "<SeriesNumber>: <SeriesDescription>"; stacks add their label."""
+    """As Slicer's DICOM plugins name series (DICOMPlugin.defaultSeriesNodeName): "<SeriesNumber>:
+    <SeriesDescription>", "Unnamed Series" without a description; stacks add their label."""
     ds = load.geometry.dataset
     number, description = str(ds.get("SeriesNumber", "") or ""), str(ds.get("SeriesDescription", "") or "")
-    name = f"{number}: {description}" if number and description else (description or number or load.geometry.series_uid)
+    name = f"{number}: {description or 'Unnamed Series'}" if number else (description or "Unnamed Series")
     if count > 1:
         name += f" [{load.geometry.label or index + 1}]"
     return name
@@ -51,7 +52,7 @@ def create_volume_node(scene: Any, load: VolumeLoad, name: str) -> Any:
     scalars = numpy_to_vtk(array.reshape(-1), deep=False)  # keeps a reference to the numpy buffer
     scalars.SetName("ImageScalars")
     image.GetPointData().SetScalars(scalars)
-    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", scene.GenerateUniqueName(name))  # as Slicer does
     node.SetIJKToRASMatrix(_vtk_matrix(load.geometry.ijk_to_ras))
     node.SetAndObserveImageData(image)
     # DICOM.instanceUIDs only once the voxels are exact (scene/partial_marking.py)
