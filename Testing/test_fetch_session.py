@@ -12,14 +12,6 @@ from ProgressiveDicomFetchLib.panel import SearchForm
 from ProgressiveDicomFetchLib.scene.fetch_session import FetchSession, NoServerError
 
 
-@pytest.fixture()
-def session(slicer_module, orthanc):
-    fetch_session = FetchSession(slicer_module.mrmlScene)
-    fetch_session.set_server(orthanc.dicomweb_url)
-    yield fetch_session
-    fetch_session.close()
-
-
 def tick_until(session, condition, timeout=60.0):
     limit = time.monotonic() + timeout
     while not condition():

@@ -19,6 +19,20 @@ from ProgressiveDicomFetchLib.volume import Quality
 UIDS = "DICOM.instanceUIDs"
 
 
+@pytest.fixture()
+def make_loader(slicer_module):
+    """SceneLoader(...) on the test's scene, closed at the end of the test."""
+    made = []
+
+    def make(*args, **kwargs):
+        made.append(SceneLoader(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for loader in made:
+        loader.close()
+
+
 def item_state(slicer, node):
     shn = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
     item = shn.GetItemByDataNode(node)
@@ -31,89 +45,77 @@ def real_fractions(load):
     return (qualities >= Quality.SUBRESOLUTION).mean(), (qualities == Quality.FULL).mean()
 
 
-def test_a_load_is_marked_loading_then_complete(slicer_module, orthanc, sample_small):
+def test_a_load_is_marked_loading_then_complete(slicer_module, make_loader, orthanc, sample_small):
     slicer = slicer_module
     info = sample_small.series("ct_thin")
     base = f"{info.series_number}: {info.description}"
-    loader = SceneLoader(DicomwebServer(orthanc.dicomweb_url), watch_focus=False, connections=1)
-    try:
-        (node,) = loader.load(info.study_uid, [info.series_uid])
-        assert node.GetAttribute(STATE_ATTRIBUTE) == "loading" and node.GetName() == base + " (loading)"
-        assert node.GetAttribute(UIDS) is None and item_state(slicer, node) == ("loading", "")
-        assert "not data" in node.GetDescription()
-        assert partial_nodes(slicer.mrmlScene) == [node]
-        assert loader.wait(timeout=60)
-        (load,) = loader.engine.loads(info.series_uid)
-        assert node.GetAttribute(STATE_ATTRIBUTE) == "complete" and node.GetName() == base
-        assert node.GetDescription() in ("", None) and node.GetAttribute(REAL_FRACTION_ATTRIBUTE) is None
-        uids = " ".join(load.geometry.instance_uids)
-        assert node.GetAttribute(UIDS) == uids and item_state(slicer, node) == ("complete", uids)
-        assert sorted(uids.split()) == sorted(info.sop_instance_uids)
-        assert partial_nodes(slicer.mrmlScene) == [] and save_warning([]) == ""
-    finally:
-        loader.close()
+    loader = make_loader(DicomwebServer(orthanc.dicomweb_url), watch_focus=False, connections=1)
+    (node,) = loader.load(info.study_uid, [info.series_uid])
+    assert node.GetAttribute(STATE_ATTRIBUTE) == "loading" and node.GetName() == base + " (loading)"
+    assert node.GetAttribute(UIDS) is None and item_state(slicer, node) == ("loading", "")
+    assert "not data" in node.GetDescription()
+    assert partial_nodes(slicer.mrmlScene) == [node]
+    assert loader.wait(timeout=60)
+    (load,) = loader.engine.loads(info.series_uid)
+    assert node.GetAttribute(STATE_ATTRIBUTE) == "complete" and node.GetName() == base
+    assert node.GetDescription() in ("", None) and node.GetAttribute(REAL_FRACTION_ATTRIBUTE) is None
+    uids = " ".join(load.geometry.instance_uids)
+    assert node.GetAttribute(UIDS) == uids and item_state(slicer, node) == ("complete", uids)
+    assert sorted(uids.split()) == sorted(info.sop_instance_uids)
+    assert partial_nodes(slicer.mrmlScene) == [] and save_warning([]) == ""
 
 
-def test_a_cancelled_load_states_its_real_fraction_and_never_claims_the_series(slicer_module, orthanc, sample_small):
+def test_a_cancelled_load_states_its_real_fraction_and_never_claims_the_series(slicer_module, make_loader, orthanc, sample_small):
     slicer = slicer_module
     info = sample_small.series("ct_thin")
-    loader = SceneLoader(DicomwebServer(orthanc.dicomweb_url), watch_focus=False, connections=1)
-    try:
-        (node,) = loader.load(info.study_uid, [info.series_uid])
-        limit = time.monotonic() + 60
-        while loader.progress()[0].counts.get("FULL", 0) < 5:
-            assert time.monotonic() < limit
-            loader.process()
-        loader.cancel(info.series_uid)
-        assert loader.wait(timeout=10)
-        (load,) = loader.engine.loads(info.series_uid)
-        real, exact = real_fractions(load)
-        assert 0 < real < 1
-        assert node.GetAttribute(STATE_ATTRIBUTE) == "cancelled"
-        assert float(node.GetAttribute(REAL_FRACTION_ATTRIBUTE)) == pytest.approx(real, abs=1e-4)
-        assert float(node.GetAttribute(EXACT_FRACTION_ATTRIBUTE)) == pytest.approx(exact, abs=1e-4)
-        assert node.GetName().endswith(f" (cancelled: {int(real * 100)}% real)")
-        assert node.GetAttribute(UIDS) is None and item_state(slicer, node) == ("cancelled", "")
-        assert partial_nodes(slicer.mrmlScene) == [node]
-        assert progress_row(loader.progress()[0]).state_text == f"cancelled ({int(real * 100)}% real)", "the panel row"
-        warning = save_warning(partial_nodes(slicer.mrmlScene))
-        assert node.GetName() in warning and f"{int(real * 100)}% of the slices" in warning
-    finally:
-        loader.close()
+    loader = make_loader(DicomwebServer(orthanc.dicomweb_url), watch_focus=False, connections=1)
+    (node,) = loader.load(info.study_uid, [info.series_uid])
+    limit = time.monotonic() + 60
+    while loader.progress()[0].counts.get("FULL", 0) < 5:
+        assert time.monotonic() < limit
+        loader.process()
+    loader.cancel(info.series_uid)
+    assert loader.wait(timeout=10)
+    (load,) = loader.engine.loads(info.series_uid)
+    real, exact = real_fractions(load)
+    assert 0 < real < 1
+    assert node.GetAttribute(STATE_ATTRIBUTE) == "cancelled"
+    assert float(node.GetAttribute(REAL_FRACTION_ATTRIBUTE)) == pytest.approx(real, abs=1e-4)
+    assert float(node.GetAttribute(EXACT_FRACTION_ATTRIBUTE)) == pytest.approx(exact, abs=1e-4)
+    assert node.GetName().endswith(f" (cancelled: {int(real * 100)}% real)")
+    assert node.GetAttribute(UIDS) is None and item_state(slicer, node) == ("cancelled", "")
+    assert partial_nodes(slicer.mrmlScene) == [node]
+    assert progress_row(loader.progress()[0]).state_text == f"cancelled ({int(real * 100)}% real)", "the panel row"
+    warning = save_warning(partial_nodes(slicer.mrmlScene))
+    assert node.GetName() in warning and f"{int(real * 100)}% of the slices" in warning
 
 
 @pytest.mark.timeout(120)
-def test_a_failed_load_is_marked_failed_with_its_real_fraction(slicer_module, orthanc_relay, sample_small):
+def test_a_failed_load_is_marked_failed_with_its_real_fraction(slicer_module, make_loader, orthanc_relay, sample_small):
     slicer = slicer_module
     info = sample_small.series("ct_sagittal")
     orthanc_relay.add(Fault(STATUS, f"{info.series_uid}/.*/frames/", times=None, skip=6, status=500))
     server = DicomwebServer(orthanc_relay.dicomweb_url, retry=RetryPolicy(attempts=2, backoff_s=0.05))
-    loader = SceneLoader(server, watch_focus=False, connections=2)
-    try:
-        (node,) = loader.load(info.study_uid, [info.series_uid])
-        assert loader.wait(timeout=90)
-        assert loader.progress()[0].state == "failed"
-        (load,) = loader.engine.loads(info.series_uid)
-        real, _ = real_fractions(load)
-        assert 0 < real < 1
-        assert node.GetAttribute(STATE_ATTRIBUTE) == "failed"
-        assert float(node.GetAttribute(REAL_FRACTION_ATTRIBUTE)) == pytest.approx(real, abs=1e-4)
-        assert node.GetName().endswith(f" (failed: {int(real * 100)}% real)") and "Loading failed" in node.GetDescription()
-        assert node.GetAttribute(UIDS) is None and item_state(slicer, node) == ("failed", "")
-    finally:
-        loader.close()
+    loader = make_loader(server, watch_focus=False, connections=2)
+    (node,) = loader.load(info.study_uid, [info.series_uid])
+    assert loader.wait(timeout=90)
+    assert loader.progress()[0].state == "failed"
+    (load,) = loader.engine.loads(info.series_uid)
+    real, _ = real_fractions(load)
+    assert 0 < real < 1
+    assert node.GetAttribute(STATE_ATTRIBUTE) == "failed"
+    assert float(node.GetAttribute(REAL_FRACTION_ATTRIBUTE)) == pytest.approx(real, abs=1e-4)
+    assert node.GetName().endswith(f" (failed: {int(real * 100)}% real)") and "Loading failed" in node.GetDescription()
+    assert node.GetAttribute(UIDS) is None and item_state(slicer, node) == ("failed", "")
 
 
-def test_a_name_the_user_changed_is_kept(slicer_module, orthanc, sample_small):
+def test_a_name_the_user_changed_is_kept(slicer_module, make_loader, orthanc, sample_small):
     info = sample_small.series("ct_thick")
-    loader = SceneLoader(DicomwebServer(orthanc.dicomweb_url), watch_focus=False)
-    try:
-        (node,) = loader.load(info.study_uid, [info.series_uid])
-        node.SetName("my name")
-        assert loader.wait(timeout=60)
-        assert node.GetName() == "my name" and node.GetAttribute(STATE_ATTRIBUTE) == "complete"
-    finally:
-        loader.close()
+    loader = make_loader(DicomwebServer(orthanc.dicomweb_url), watch_focus=False)
+    (node,) = loader.load(info.study_uid, [info.series_uid])
+    node.SetName("my name")
+    assert loader.wait(timeout=60)
+    assert node.GetName() == "my name" and node.GetAttribute(STATE_ATTRIBUTE) == "complete"
 
 
 @pytest.mark.compat
@@ -130,7 +132,7 @@ def test_marks_round_down_and_a_complete_series_with_gaps_says_so():
         NodeState.LOADING, NodeState.LOADING, NodeState.COMPLETE, NodeState.CANCELLED, NodeState.FAILED]
 
 
-def test_node_names_are_unique_and_unnamed_series_are_named_as_slicer_does(slicer_module, orthanc, sample_small):
+def test_node_names_are_unique_and_unnamed_series_are_named_as_slicer_does(slicer_module, make_loader, orthanc, sample_small):
     from types import SimpleNamespace
 
     from pydicom.dataset import Dataset
@@ -146,12 +148,8 @@ def test_node_names_are_unique_and_unnamed_series_are_named_as_slicer_does(slice
     assert named(SeriesNumber=3) == "3: Unnamed Series" and named() == "Unnamed Series"
     assert named(SeriesNumber=3, SeriesDescription="AX") == "3: AX"
     info = sample_small.series("ct_thick")
-    loaders = [SceneLoader(DicomwebServer(orthanc.dicomweb_url), watch_focus=False) for _ in range(2)]
-    try:
-        (first,), (second,) = [loader.load(info.study_uid, [info.series_uid]) for loader in loaders]
-        assert all(loader.wait(timeout=60) for loader in loaders)
-        base = f"{info.series_number}: {info.description}"
-        assert (first.GetName(), second.GetName()) == (base, base + "_1")
-    finally:
-        for loader in loaders:
-            loader.close()
+    loaders = [make_loader(DicomwebServer(orthanc.dicomweb_url), watch_focus=False) for _ in range(2)]
+    (first,), (second,) = [loader.load(info.study_uid, [info.series_uid]) for loader in loaders]
+    assert all(loader.wait(timeout=60) for loader in loaders)
+    base = f"{info.series_number}: {info.description}"
+    assert (first.GetName(), second.GetName()) == (base, base + "_1")

@@ -6,17 +6,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import pytest
 
 from ProgressiveDicomFetchLib.scene.fetch_session import FetchSession
-
-
-@pytest.fixture()
-def session(slicer_module, orthanc):
-    fetch_session = FetchSession(slicer_module.mrmlScene)
-    fetch_session.set_server(orthanc.dicomweb_url)
-    yield fetch_session
-    fetch_session.close()
 
 
 def test_a_failing_study_does_not_stop_the_others(session, sample_small):

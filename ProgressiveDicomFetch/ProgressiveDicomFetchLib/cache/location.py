@@ -17,15 +17,21 @@ APP_FOLDER = "ProgressiveDicomFetch"
 FRAMES_FOLDER = "frames"
 
 
-def user_cache_root(environ: Optional[Mapping[str, str]] = None) -> Path:
-    """The user's cache folder: XDG_CACHE_HOME when set and absolute (the XDG rule), else the platform default."""
+def _user_root(variable: str, fallback: str, environ: Optional[Mapping[str, str]]) -> Path:
+    """An XDG folder: the variable when set and absolute (the XDG rule), else HOME/fallback
+    (Windows: LOCALAPPDATA)."""
     environ = os.environ if environ is None else environ
-    xdg = environ.get("XDG_CACHE_HOME", "")
+    xdg = environ.get(variable, "")
     if xdg and os.path.isabs(xdg):
         return Path(xdg)
     if os.name == "nt" and environ.get("LOCALAPPDATA"):
         return Path(environ["LOCALAPPDATA"])
-    return Path(environ.get("HOME") or os.path.expanduser("~")) / ".cache"
+    return Path(environ.get("HOME") or os.path.expanduser("~")) / fallback
+
+
+def user_cache_root(environ: Optional[Mapping[str, str]] = None) -> Path:
+    """The user's cache folder: XDG_CACHE_HOME, else ~/.cache."""
+    return _user_root("XDG_CACHE_HOME", ".cache", environ)
 
 
 def default_cache_dir(environ: Optional[Mapping[str, str]] = None) -> Path:
@@ -33,14 +39,8 @@ def default_cache_dir(environ: Optional[Mapping[str, str]] = None) -> Path:
 
 
 def user_data_root(environ: Optional[Mapping[str, str]] = None) -> Path:
-    """The user's data folder: XDG_DATA_HOME when set and absolute, else ~/.local/share (Windows: LOCALAPPDATA)."""
-    environ = os.environ if environ is None else environ
-    xdg = environ.get("XDG_DATA_HOME", "")
-    if xdg and os.path.isabs(xdg):
-        return Path(xdg)
-    if os.name == "nt" and environ.get("LOCALAPPDATA"):
-        return Path(environ["LOCALAPPDATA"])
-    return Path(environ.get("HOME") or os.path.expanduser("~")) / ".local" / "share"
+    """The user's data folder: XDG_DATA_HOME, else ~/.local/share."""
+    return _user_root("XDG_DATA_HOME", os.path.join(".local", "share"), environ)
 
 
 def cache_dir_outside(pruned_folder: "os.PathLike[str]", environ: Optional[Mapping[str, str]] = None) -> Path:
