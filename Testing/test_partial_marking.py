@@ -153,3 +153,28 @@ def test_node_names_are_unique_and_unnamed_series_are_named_as_slicer_does(slice
     assert all(loader.wait(timeout=60) for loader in loaders)
     base = f"{info.series_number}: {info.description}"
     assert (first.GetName(), second.GetName()) == (base, base + "_1")
+
+
+def test_subject_hierarchy_items_carry_what_slicers_dicom_plugins_set(slicer_module, make_loader, orthanc, sample_small):
+    from ProgressiveDicomFetchLib.scene.subject_hierarchy import ItemNaming, place_in_hierarchy
+
+    slicer = slicer_module
+    constants = slicer.vtkMRMLSubjectHierarchyConstants
+    info, study = sample_small.series("ct_thick"), sample_small.study("ct")
+    loader = make_loader(DicomwebServer(orthanc.dicomweb_url), watch_focus=False)
+    (node,) = loader.load(info.study_uid, [info.series_uid])
+    shn = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
+    study_item = shn.GetItemParent(shn.GetItemByDataNode(node))
+    patient_item = shn.GetItemParent(study_item)
+    assert shn.GetItemAttribute(study_item, constants.GetDICOMStudyInstanceUIDTagName()) == info.study_uid
+    assert constants.GetDICOMPatientCommentsAttributeName() in shn.GetItemAttributeNames(patient_item)
+    assert shn.GetItemName(study_item) == study.study_description, "no naming options on slicer-core: plain names"
+    assert loader.wait(timeout=60)
+    # The user's naming settings (Slicer's subject hierarchy plugin handler), applied to new items.
+    other = slicer.util.addVolumeFromArray(slicer.util.arrayFromVolume(node).copy(), name="copy")
+    dataset = loader.engine.loads(info.series_uid)[0].geometry.dataset.copy()
+    dataset.StudyInstanceUID, dataset.PatientID, dataset.StudyID = "1.2.3.9", "PID-9", "S9"
+    item = place_in_hierarchy(slicer, slicer.mrmlScene, other, dataset, "1.2.3.9.1", ItemNaming(True, False, True, True))
+    new_study = shn.GetItemParent(item)
+    assert shn.GetItemName(shn.GetItemParent(new_study)).endswith(" (PID-9)")
+    assert shn.GetItemName(new_study) == f"{study.study_description} (S9) ({dataset.StudyDate})"

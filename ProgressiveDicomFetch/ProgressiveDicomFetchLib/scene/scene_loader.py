@@ -20,7 +20,7 @@ from ..geometry import series_geometry
 from ..engine.events import CANCELLED, COMPLETE, ERROR, EngineEvent
 from ..loading import VolumeLoad
 from .partial_marking import NodeMark, NodeMarker, NodeState
-from .subject_hierarchy import place_in_hierarchy
+from .subject_hierarchy import ItemNaming, place_in_hierarchy
 from .volume_node import create_volume_node, refresh, series_node_name
 from .window_level import covered_window
 
@@ -54,6 +54,7 @@ class SceneLoader:
         self._closed = False
         self._unrefreshable: set = set()  # keys whose node failed to refresh: never tried again
         self._callbacks: List[Callable[[List[SeriesProgress]], None]] = []
+        self._naming = ItemNaming.from_slicer(slicer)  # the user's subject hierarchy naming settings
         self.marker = NodeMarker(slicer, self.scene)  # state, name suffix, real fraction (docs/slicer.md)
         import vtk
 
@@ -109,7 +110,7 @@ class SceneLoader:
 
     def _add_node(self, key: Key, load: VolumeLoad, count: int) -> None:
         node = create_volume_node(self.scene, load, series_node_name(load, key[1], count))
-        place_in_hierarchy(self.slicer, self.scene, node, load.geometry.dataset, key[0])
+        place_in_hierarchy(self.slicer, self.scene, node, load.geometry.dataset, key[0], self._naming)
         if node.GetDisplayNode() is not None and node.GetDisplayNode().GetNumberOfWindowLevelPresets():
             self._windowed.add(key)
         self.nodes[key], self._loads[key] = node, load
