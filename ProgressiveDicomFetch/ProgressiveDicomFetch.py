@@ -35,7 +35,7 @@ from ProgressiveDicomFetchLib.panel.notices import DECODERS, PREVIEWS, Notices
 from ProgressiveDicomFetchLib.panel.result_tables import default_order
 from ProgressiveDicomFetchLib.scene.fetch_session import FetchSession
 from ProgressiveDicomFetchLib.scene.partial_marking import partial_nodes, save_warning
-from ProgressiveDicomFetchLib.server_check import ServerCheck
+from ProgressiveDicomFetchLib.dicomweb.server_check import ServerCheck
 
 SETTINGS_GROUP = "ProgressiveDicomFetch/"
 SAMPLE_SERVER_ITEM = "Sample server (local)"

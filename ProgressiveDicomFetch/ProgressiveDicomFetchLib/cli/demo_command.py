@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..engine import DEFAULT_CONNECTIONS, STRATEGIES
 from ..engine.events import SeriesProgress
-from ..output.atomic import atomic_write
+from ..files import atomic_write
 from ..output.progress_plot import ProgressRecorder, plot_progress
 from ..sampledata import PROFILES
 from ..sampledata.manifest import SampleManifest

@@ -13,12 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..cache import FrameCache
-from ..dicomweb.metadata import series_metadata
 from ..dicomweb.server import DicomwebServer
 from ..engine import BREADTH_FIRST, DEFAULT_CONNECTIONS, EngineUpdate, ProgressiveFetchEngine, SeriesProgress
-from ..geometry import series_geometry
 from ..engine.events import CANCELLED, COMPLETE, ERROR, EngineEvent
+from ..engine.wait_loop import run_until
 from ..loading import VolumeLoad
+from ..retrieve import prepare_series
 from .partial_marking import NodeMark, NodeMarker, NodeState
 from .subject_hierarchy import ItemNaming, place_in_hierarchy
 from .volume_node import create_volume_node, refresh, series_node_name
@@ -102,9 +102,7 @@ class SceneLoader:
 
     def _prepare(self, study_uid: str, series_uid: str):
         try:
-            instances = series_metadata(self.server, study_uid, series_uid)
-            geometry = series_geometry(instances, series_uid)
-            return series_uid, [VolumeLoad(v, study_uid, instances) for v in geometry.volumes], None
+            return series_uid, prepare_series(self.server, study_uid, series_uid, self.engine.fill), None
         except Exception as error:  # DicomwebError, GeometryError, the memory check: reported per series
             return series_uid, None, error
 
@@ -211,19 +209,16 @@ class SceneLoader:
     def wait(self, timeout: Optional[float] = None, poll_s: float = 0.01,
              on_idle: Optional[Callable[[], None]] = None) -> bool:
         """Block (pumping events) until every requested series is done; False on timeout.
-        `on_idle` runs between ticks (Slicer: slicer.app.processEvents, so the views repaint)."""
-        limit = None if timeout is None else time.monotonic() + timeout
-        while True:
-            done = self.finished()
+        `on_idle` runs after each tick (Slicer: slicer.app.processEvents, so the views repaint)."""
+        def tick() -> None:
             self.process()
-            if done:
-                self.process()  # the last refresh always lands
-                return True
-            if limit is not None and time.monotonic() > limit:
-                return False
             if on_idle is not None:
                 on_idle()
-            time.sleep(poll_s)
+
+        done = run_until(self.finished, tick, poll_s, timeout)
+        if done:
+            self.process()  # the last refresh always lands
+        return done
 
     def finished(self) -> bool:
         """Nothing left to do: every series done, or the loader closed (e.g. by a scene close)."""
