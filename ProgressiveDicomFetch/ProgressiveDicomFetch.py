@@ -40,8 +40,9 @@ from ProgressiveDicomFetchLib.dicomweb.server_check import ServerCheck
 SETTINGS_GROUP = "ProgressiveDicomFetch/"
 SAMPLE_SERVER_ITEM = "Sample server (local)"
 AUTH_LABELS = {"none": "None", "basic": "Basic (user, password)", "bearer": "Bearer token", "header": "Custom header"}
-# Slicer's Python keeps the GIL while Qt idles (slicer-notes.md): tick often, and sleep with the GIL
-# released inside the tick so the download threads run (engine.pump; figures in the README).
+# Slicer's Python keeps the GIL while Qt idles: tick often, and sleep with the GIL released inside the
+# tick, as long as work is in flight (at most PUMP_YIELD_MS; none when idle or paused), so the download
+# threads run (engine.pump; designs and figures in docs/slicer.md).
 PUMP_INTERVAL_MS = 2
 PUMP_BUDGET_MS = 5.0
 PUMP_YIELD_MS = 8.0
