@@ -179,8 +179,8 @@ class SceneLoader:
 
     def _refresh(self, key: Key, now: float) -> None:
         load, node = self._loads[key], self.nodes[key]
-        loaded = load.volume.loaded_slices() if key not in self._windowed else []
-        if loaded and node.GetDisplayNode() is not None:  # no DICOM preset: from the first real slices
+        loaded = load.volume.loaded_slices() if key not in self._windowed and load.volume.components == 1 else []
+        if loaded and node.GetDisplayNode() is not None:  # no DICOM preset: from the first real slices (RGB as it is)
             center, width = covered_window(load.volume.array[loaded], load.geometry.padding_value)
             node.GetDisplayNode().SetWindowLevel(width, center)  # once: no jump while refining
             self._windowed.add(key)
