@@ -28,17 +28,21 @@ from ProgressiveDicomFetchLib import __version__
 from ProgressiveDicomFetchLib.cache import FrameCache, cache_dir_outside
 from ProgressiveDicomFetchLib.engine.events import COMPLETE, ERROR
 from ProgressiveDicomFetchLib.engine.scheduler import BREADTH_FIRST, STRATEGIES
-from ProgressiveDicomFetchLib.panel import (AUTH_KINDS, DATE_PRESETS, SERIES_COLUMNS, STUDY_COLUMNS, RecentServers,
-                                            SearchForm, ServerSettings, changed_rows, is_loadable, progress_row,
-                                            status_message, table_rows)
+from ProgressiveDicomFetchLib.panel import (AUTH_KINDS, SERVER_KINDS, DATE_PRESETS, SERIES_COLUMNS, STUDY_COLUMNS,
+                                            RecentServers, SearchForm, ServerSettings, changed_rows, is_loadable,
+                                            progress_row, status_message, table_rows)
 from ProgressiveDicomFetchLib.panel.notices import DECODERS, PREVIEWS, Notices
 from ProgressiveDicomFetchLib.panel.result_tables import default_order
+from ProgressiveDicomFetchLib.scene.dicom_database import (SETTING_DEFAULT, SETTING_KEY, DatabaseImports,
+                                                           load_from_database, series_count_in_database)
 from ProgressiveDicomFetchLib.scene.fetch_session import FetchSession
 from ProgressiveDicomFetchLib.scene.partial_marking import partial_nodes, save_warning
 from ProgressiveDicomFetchLib.dicomweb.server_check import ServerCheck
+from ProgressiveDicomFetchLib.transport import dimse_packages
 
 SETTINGS_GROUP = "ProgressiveDicomFetch/"
 SAMPLE_SERVER_ITEM = "Sample server (local)"
+SERVER_KIND_LABELS = {"dicomweb": "DICOMweb", "dimse": "DICOM (DIMSE)"}
 AUTH_LABELS = {"none": "None", "basic": "Basic (user, password)", "bearer": "Bearer token", "header": "Custom header"}
 # Slicer's Python keeps the GIL while Qt idles: tick often, and sleep with the GIL released inside the
 # tick, as long as work is in flight (at most PUMP_YIELD_MS; none when idle or paused), so the download
@@ -125,6 +129,8 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = ProgressiveDicomFetchLogic()
 
+        for kind in SERVER_KINDS:
+            self.ui.serverKindComboBox.addItem(SERVER_KIND_LABELS[kind], kind)
         for kind in AUTH_KINDS:
             self.ui.authKindComboBox.addItem(AUTH_LABELS[kind], kind)
         self._restoreServerSettings()
@@ -136,6 +142,7 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
 
         self.ui.serverUrlComboBox.connect("activated(int)", self.onServerChosen)
         self.ui.authKindComboBox.connect("currentIndexChanged(int)", self.onAuthKindChanged)
+        self.ui.serverKindComboBox.connect("currentIndexChanged(int)", self.onAuthKindChanged)
         self.ui.testConnectionButton.connect("clicked(bool)", self.onTestConnection)
         self.ui.studyDateComboBox.connect("currentIndexChanged(int)", self.onDatePresetChanged)
         self.ui.searchButton.connect("clicked(bool)", self.onSearch)
@@ -145,6 +152,8 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
         self.ui.studiesTableWidget.connect("itemSelectionChanged()", self.onStudySelectionChanged)
         self.ui.seriesTableWidget.connect("itemSelectionChanged()", self.onSeriesSelectionChanged)
         self.ui.loadButton.connect("clicked(bool)", self.onLoad)
+        self.ui.addToDatabaseCheckBox.checked = self.logic.addToDatabaseEnabled()
+        self.ui.addToDatabaseCheckBox.connect("toggled(bool)", self.logic.setAddToDatabase)
         self.ui.pauseButton.connect("toggled(bool)", self.onPauseToggled)
         self.ui.cancelAllButton.connect("clicked(bool)", self.onCancelAll)
         self._pumpTimer.setInterval(PUMP_INTERVAL_MS)
@@ -204,11 +213,13 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
         return ServerSettings(url=self.ui.serverUrlComboBox.currentText, auth_kind=self.ui.authKindComboBox.currentData,
                               username=self.ui.usernameLineEdit.text, header_name=self.ui.headerNameLineEdit.text,
                               secret=self.ui.secretLineEdit.text,
-                              remember_credentials=self.ui.rememberCredentialsCheckBox.checked)
+                              remember_credentials=self.ui.rememberCredentialsCheckBox.checked,
+                              kind=self.ui.serverKindComboBox.currentData, calling_aet=self.ui.callingAetLineEdit.text)
 
     def _restoreServerSettings(self) -> None:
         store = qt.QSettings()
-        keys = ("ServerURL", "AuthKind", "Username", "HeaderName", "RememberCredentials", "Secret")
+        keys = ("ServerURL", "AuthKind", "Username", "HeaderName", "RememberCredentials", "Secret", "ServerKind",
+                "CallingAET")
         settings = ServerSettings.from_store({k: store.value(SETTINGS_GROUP + k) for k in keys})
         recent = RecentServers.from_setting(store.value(SETTINGS_GROUP + "RecentServers"))
         self.ui.serverUrlComboBox.clear()
@@ -218,25 +229,35 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
         self.ui.usernameLineEdit.text, self.ui.headerNameLineEdit.text = settings.username, settings.header_name
         self.ui.secretLineEdit.text = settings.secret
         self.ui.rememberCredentialsCheckBox.checked = settings.remember_credentials
+        self.ui.serverKindComboBox.currentIndex = max(0, self.ui.serverKindComboBox.findData(settings.kind))
+        self.ui.callingAetLineEdit.text = settings.calling_aet
 
     def _saveServerSettings(self, settings: ServerSettings) -> None:
         store = qt.QSettings()
         for key, value in settings.to_store().items():
             store.setValue(SETTINGS_GROUP + key, value)
         recent = RecentServers.from_setting(store.value(SETTINGS_GROUP + "RecentServers"))
-        recent.add(settings.url)
+        recent.add(settings.base_url())
         store.setValue(SETTINGS_GROUP + "RecentServers", recent.urls)
 
     def onServerChosen(self, index: int) -> None:
         if self.ui.serverUrlComboBox.itemText(index) != SAMPLE_SERVER_ITEM:
+            kind = ServerSettings.kind_of(self.ui.serverUrlComboBox.itemText(index))
+            self.ui.serverKindComboBox.currentIndex = self.ui.serverKindComboBox.findData(kind)
             return
         with slicer.util.tryWithErrorDisplay(_("Failed to start the sample server."), waitCursor=True):
             self.ui.serverUrlComboBox.setEditText(self.logic.startSampleServer())
             self.ui.authKindComboBox.currentIndex = self.ui.authKindComboBox.findData("none")
+            self.ui.serverKindComboBox.currentIndex = self.ui.serverKindComboBox.findData("dicomweb")
             self.ui.connectionStatusLabel.text = _("Sample server running on this computer (generated data).")
 
     def onAuthKindChanged(self, index: int = 0) -> None:
-        kind = self.ui.authKindComboBox.currentData
+        """Enable the fields the server kind and authentication use (DIMSE: AE titles only)."""
+        dimse = self.ui.serverKindComboBox.currentData == "dimse"
+        kind = "none" if dimse else self.ui.authKindComboBox.currentData
+        self.ui.authKindComboBox.enabled = not dimse
+        self.ui.callingAetLineEdit.enabled = dimse
+        self.ui.serverUrlLabel.text = _("Peer (AET@host:port):") if dimse else _("DICOMweb URL:")
         self.ui.usernameLineEdit.enabled = kind == "basic"
         self.ui.headerNameLineEdit.enabled = kind == "header"
         self.ui.secretLineEdit.enabled = self.ui.rememberCredentialsCheckBox.enabled = kind != "none"
@@ -244,7 +265,9 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
     def _connect(self) -> ServerSettings:
         """Point the logic at the panel's server (ValueError naming a bad field)."""
         settings = self._settings()
-        self.logic.setServer(settings.base_url(), auth=settings.auth())
+        if settings.kind == "dimse":
+            self._offerDimse()
+        self.logic.setServer(settings.base_url(), auth=settings.auth(), callingAET=settings.calling_ae_title())
         return settings
 
     def onTestConnection(self) -> None:
@@ -289,6 +312,10 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
             self._series.sort(key=lambda s: (s.study_uid, s.series_number is None, s.series_number or 0))
             self._fillTable(self.ui.seriesTableWidget, table_rows(self._series, SERIES_COLUMNS))
             for row, series in enumerate(self._series):
+                if self.logic.isInDatabase(series.series_uid, series.number_of_instances):
+                    item = self.ui.seriesTableWidget.item(row, 0)
+                    item.setText(item.text() + " " + _("(in DICOM database)"))
+                    item.setToolTip(_("Slicer's DICOM database already holds this series: it can be loaded from there."))
                 loadable, why = is_loadable(series)
                 if not loadable:
                     for column in range(len(SERIES_COLUMNS)):
@@ -303,6 +330,14 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
     # -- load and progress ---------------------------------------------------------------------------
     def onLoad(self) -> None:
         chosen = [self._series[row] for row in self._selectedRows(self.ui.seriesTableWidget)]
+        if not self.ui.refreshFromServerCheckBox.checked:
+            stored = [s for s in chosen if self.logic.isInDatabase(s.series_uid, s.number_of_instances)]
+            if stored:
+                with slicer.util.tryWithErrorDisplay(_("Failed to load from the DICOM database."), waitCursor=True):
+                    self.logic.loadFromDatabase([s.series_uid for s in stored])
+                chosen = [s for s in chosen if s not in stored]
+            if not chosen:
+                return
         with slicer.util.tryWithErrorDisplay(_("Failed to start loading."), waitCursor=True):
             self._connect()
             parameters = self._parameterNode
@@ -391,6 +426,15 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
         for snapshot in self.logic.progress():
             self.logic.cancel(snapshot.series_uid)
 
+    def _offerDimse(self) -> None:
+        """A DIMSE server needs pynetdicom, which Slicer does not include: install it with consent."""
+        packages = self.logic.dimsePackages()
+        if packages and slicer.util.confirmOkCancelDisplay(
+                _("A DICOM (DIMSE) server needs the Python package {packages}, which Slicer does not include. "
+                  "Install it now?").format(packages=", ".join(packages))):
+            with slicer.util.tryWithErrorDisplay(_("Failed to install pynetdicom."), waitCursor=True):
+                self.logic.installDecoders(packages)
+
     def _offerDecoders(self, packages) -> None:
         """Series compressed with a codec this Slicer cannot decode: offer the decoder (asked once)."""
         if slicer.util.confirmOkCancelDisplay(
@@ -449,7 +493,10 @@ class ProgressiveDicomFetchLogic(ScriptedLoadableModuleLogic):
         # Frames kept on disk: a series loaded again (after a failure, a cancel or a restart of Slicer)
         # downloads only what is missing. Outside Slicer's cache folder, which Slicer 5.12 prunes by
         # whole top-level entries at start-up (cache/location.py).
-        self.session = FetchSession(slicer.mrmlScene, cache=FrameCache(cache_dir_outside(slicer.app.cachePath)))
+        self.frameCache = FrameCache(cache_dir_outside(slicer.app.cachePath))
+        self.session = FetchSession(slicer.mrmlScene, cache=self.frameCache)
+        self._studyOfSeries = {}  # SeriesInstanceUID -> StudyInstanceUID, for the DICOM database import
+        self.databaseImports: Optional[DatabaseImports] = None
         self.sampleServer = None
         self.sampleTree = None
 
@@ -458,9 +505,10 @@ class ProgressiveDicomFetchLogic(ScriptedLoadableModuleLogic):
         node.SetSaveWithScene(False)  # panel choices are not part of the data; never in scene files
         return ProgressiveDicomFetchParameterNode(node)
 
-    def setServer(self, url: str, auth=None, headers=None, verify=True):
-        """Use this DICOMweb server; `auth` is a requests auth object (ProgressiveDicomFetchLib.dicomweb)."""
-        return self.session.set_server(url, auth=auth, headers=headers, verify=verify)
+    def setServer(self, url: str, auth=None, headers=None, verify=True, callingAET: str = ""):
+        """Use this DICOMweb server (`auth`: a requests auth object, see ProgressiveDicomFetchLib.dicomweb),
+        or a classic PACS: setServer("dimse://AET@host:port", callingAET="MYSLICER") (needs pynetdicom)."""
+        return self.session.set_server(url, auth=auth, headers=headers, verify=verify, calling_aet=callingAET)
 
     def checkServer(self) -> ServerCheck:
         return self.session.check_server()
@@ -475,6 +523,7 @@ class ProgressiveDicomFetchLogic(ScriptedLoadableModuleLogic):
     def loadSeries(self, studyUID: str, seriesUIDs, strategy: str = BREADTH_FIRST, connections: int = 4,
                    boostFocus: bool = True, waitForMetadata: bool = True):
         """Volume nodes of the series, refined in place while `process()` or `waitForLoad()` runs."""
+        self._studyOfSeries.update({uid: studyUID for uid in seriesUIDs})
         return self.session.load(studyUID, seriesUIDs, strategy=strategy, connections=connections,
                                  boost_focus=boostFocus, wait_for_metadata=waitForMetadata)
 
@@ -486,7 +535,37 @@ class ProgressiveDicomFetchLogic(ScriptedLoadableModuleLogic):
                                          boost_focus=boostFocus, wait_for_metadata=waitForMetadata)
 
     def process(self, budgetMs: float = 5.0, yieldMs: float = 0.0):
-        return self.session.process(budgetMs, yieldMs)
+        update = self.session.process(budgetMs, yieldMs)
+        self._addCompletedToDatabase([e.series_uid for e in update.events if e.event == COMPLETE])
+        return update
+
+    # -- Slicer's DICOM database (ProgressiveDicomFetchLib/scene/dicom_database.py) -----------------
+    def addToDatabaseEnabled(self) -> bool:
+        return slicer.util.settingsValue(SETTING_KEY, SETTING_DEFAULT, converter=slicer.util.toBool)
+
+    def setAddToDatabase(self, enabled: bool) -> None:
+        qt.QSettings().setValue(SETTING_KEY, bool(enabled))
+
+    def isInDatabase(self, seriesUID: str, instanceCount: Optional[int]) -> bool:
+        return series_count_in_database(slicer.dicomDatabase, seriesUID, instanceCount)
+
+    def loadFromDatabase(self, seriesUIDs) -> List[str]:
+        """Series already in Slicer's DICOM database, loaded from there by Slicer's DICOM plugins."""
+        return load_from_database(seriesUIDs)
+
+    def _addCompletedToDatabase(self, completed: List[str]) -> None:
+        """Files of completed series are written by a worker; the database indexes them here (main thread)."""
+        if self.databaseImports is not None:
+            for job in self.databaseImports.poll():
+                if job.imported:
+                    slicer.util.showStatusMessage(_("Series {uid} added to the DICOM database.").format(uid=job.series_uid), 5000)
+        if not completed or not self.addToDatabaseEnabled():
+            return
+        if self.databaseImports is None:
+            self.databaseImports = DatabaseImports(slicer.dicomDatabase, self.frameCache)
+        for uid in completed:
+            if not self.databaseImports.add(self.session.loading_server(uid), self._studyOfSeries[uid], uid):
+                logging.warning("No open DICOM database: series %s is not added to it", uid)
 
     def waitForLoad(self, timeout: Optional[float] = None) -> bool:
         """Block until the loads are done; the views repaint meanwhile (Qt events processed)."""
@@ -496,7 +575,7 @@ class ProgressiveDicomFetchLogic(ScriptedLoadableModuleLogic):
         return self.session.progress()
 
     def isLoading(self) -> bool:
-        return self.session.busy()
+        return self.session.busy() or (self.databaseImports is not None and self.databaseImports.busy())
 
     def cancel(self, seriesUID: str) -> None:
         self.session.cancel(seriesUID)
@@ -512,6 +591,10 @@ class ProgressiveDicomFetchLogic(ScriptedLoadableModuleLogic):
 
     def missingDecoders(self, seriesUID: str) -> List[str]:
         return self.session.missing_decoders(seriesUID)
+
+    def dimsePackages(self) -> List[str]:
+        """What to install for DIMSE servers ([] when pynetdicom is there)."""
+        return dimse_packages()
 
     def optionalPackages(self, seriesUID: str) -> List[str]:
         return self.session.optional_packages(seriesUID)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..cache import FrameCache
-from ..dicomweb.search import SearchResult, search_series, search_studies
+from ..dicomweb.search import SearchResult
 from ..dicomweb.server import DicomwebServer
 from ..engine import BREADTH_FIRST, DEFAULT_CONNECTIONS, EngineUpdate, SeriesProgress
 from ..engine.events import CANCELLED_STATE, ERROR, FAILED, EngineEvent
@@ -24,6 +24,7 @@ from ..engine.scheduler import STRATEGIES
 from ..pixels.codecs import missing_packages, retry_missing
 from ..pixels.htj2k_preview import preview_packages
 from ..dicomweb.server_check import ServerCheck, check_server
+from ..transport import DIMSE_SCHEME, is_dimse, open_server, search_functions
 from .scene_loader import SceneLoader
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class FetchSession:
     def __init__(self, scene: Any = None, cache: Optional[FrameCache] = None) -> None:
         self.scene = scene
         self.cache = cache  # frames kept on disk: a series loaded again fetches only what is missing
-        self.server: Optional[DicomwebServer] = None
+        self.server: Optional[Any] = None  # DicomwebServer or DimseServer
         self._loaders: Dict[str, SceneLoader] = {}  # server URL -> its loader
         self._loader_settings: Dict[str, Tuple[str, int, bool]] = {}
         self._earlier: Dict[str, List[Any]] = {}  # series UID -> nodes of finished loaders
@@ -71,13 +72,21 @@ class FetchSession:
 
     # -- server and search ----------------------------------------------------------------------
     def set_server(self, url: str, auth: Any = None, headers: Optional[Mapping[str, str]] = None,
-                   verify: Any = True) -> DicomwebServer:
-        """Use this server from now on (loads in progress continue from theirs)."""
-        server = DicomwebServer(url, auth=auth, headers=headers, verify=verify)
-        if server.url in self._content_names:
-            server = DicomwebServer(url, auth=auth, headers=headers, verify=verify,
-                                    cache_identity=self._content_names[server.url])
-        self.server = server
+                   verify: Any = True, calling_aet: str = "") -> Any:
+        """Use this server from now on (loads in progress continue from theirs): a DICOMweb base
+        URL, or `dimse://AET@host:port` for a classic PACS (with `calling_aet`)."""
+        if url.strip().lower().startswith(DIMSE_SCHEME):
+            if auth is not None or headers:
+                raise ValueError("a DIMSE peer takes no HTTP authentication or headers: only AE titles")
+            self.server = open_server(url, calling_aet)
+        elif calling_aet:
+            raise ValueError(f"callingAET goes with a {DIMSE_SCHEME}AET@host:port server, not {url!r}")
+        else:
+            server = DicomwebServer(url, auth=auth, headers=headers, verify=verify)
+            if server.url in self._content_names:
+                server = DicomwebServer(url, auth=auth, headers=headers, verify=verify,
+                                        cache_identity=self._content_names[server.url])
+            self.server = server
         return self.server
 
     def name_content(self, url: str, identity: str) -> None:
@@ -85,20 +94,30 @@ class FetchSession:
         version), so they are found again after a restart on another port."""
         self._content_names[DicomwebServer(url).url] = identity
 
-    def _server(self) -> DicomwebServer:
+    def _server(self) -> Any:
         if self.server is None:
-            raise NoServerError("no DICOMweb server is set: call setServer(url) first")
+            raise NoServerError("no server is set: call setServer(url) first (a DICOMweb URL or dimse://AET@host:port)")
         return self.server
+
+    def loading_server(self, series_uid: Optional[str] = None) -> Optional[Any]:
+        """The server a series loads from (each server has its own loader); without a series, the
+        current server's loader's."""
+        loader = self._holding(series_uid) if series_uid is not None else self.loader
+        return loader.server if loader is not None else None
 
     def check_server(self) -> ServerCheck:
         server = self._server()
+        if is_dimse(server):
+            return server.check()
         return check_server(server.url, auth=server.auth, headers=server.headers, verify=server.verify)
 
     def search_studies(self, filters: Optional[Mapping[str, str]] = None, limit: Optional[int] = None) -> SearchResult:
-        return search_studies(self._server(), filters, limit=limit)
+        server = self._server()
+        return search_functions(server).search_studies(server, filters, limit=limit)
 
     def search_series(self, study_uid: str, filters: Optional[Mapping[str, str]] = None) -> SearchResult:
-        return search_series(self._server(), study_uid, filters)
+        server = self._server()
+        return search_functions(server).search_series(server, study_uid, filters)
 
     # -- loading ----------------------------------------------------------------------------------
     def load(self, study_uid: str, series_uids: Sequence[str], strategy: str = BREADTH_FIRST,

@@ -52,9 +52,11 @@ def place_in_hierarchy(slicer: Any, scene: Any, node: Any, dataset: Any, series_
     shn.SetItemAttribute(item, constants.GetDICOMSeriesModalityAttributeName(), text("Modality"))
     shn.SetItemAttribute(item, constants.GetDICOMSeriesNumberAttributeName(), text("SeriesNumber"))
     shn.SetItemAttribute(item, constants.GetDICOMFrameOfReferenceUIDAttributeName(), text("FrameOfReferenceUID"))
-    shn.SetItemAttribute(item, constants.GetDICOMReferencedInstanceUIDsAttributeName(), "")
-    for keyword in ("SeriesDescription", "SeriesDate", "SeriesTime", "Manufacturer"):
-        shn.SetItemAttribute(item, constants.GetDICOMAttributePrefix() + keyword, text(keyword))
+    for name, keyword in (("SeriesDescription", "SeriesDescription"), ("SeriesDate", "SeriesDate"),
+                          ("SeriesTime", "SeriesTime"), ("ContentDate", "ContentDate"), ("ContentTime", "ContentTime"),
+                          ("Manufacturer", "Manufacturer"), ("Model", "ManufacturerModelName")):
+        shn.SetItemAttribute(item, constants.GetDICOMAttributePrefix() + name, text(keyword))
+    shn.SetItemAttribute(item, constants.GetDICOMReferencedInstanceUIDsAttributeName(), "")  # images refer to none
 
     study_uid = text("StudyInstanceUID")
     patient_id = text("PatientID") or f"Patient-{study_uid}"
