@@ -332,7 +332,7 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
                 bar = qt.QProgressBar()
                 bar.setRange(0, 100)
                 table.setCellWidget(row, 1, bar)
-            bar.value, bar.format, bar.styleSheet = view.covered_percent, view.bar_text, view.bar_style
+            bar.value, bar.format, bar.styleSheet = view.bar_percent, view.bar_text, view.bar_style
             table.setItem(row, 2, qt.QTableWidgetItem(view.state_text))
             button = table.cellWidget(row, 3)
             if button is None:

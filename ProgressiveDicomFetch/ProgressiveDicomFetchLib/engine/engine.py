@@ -24,7 +24,7 @@ from ..geometry import series_geometry
 from ..loading import SliceTask, VolumeLoad
 from ..previews import PreviewSource, Probe, find_preview_source
 from ..volume import Quality
-from .events import (CANCELLED, CANCELLED_STATE, COMPLETE, COMPLETE_STATE, COVERED, ERROR, FAILED, FIRST_SLICE,
+from .events import (CANCELLED, CANCELLED_STATE, COARSE, COMPLETE, COMPLETE_STATE, COVERED, ERROR, FAILED, FIRST_SLICE,
                      FOCUS, LOADING, METADATA, STAGE, EngineEvent, SeriesProgress)
 from .scheduler import BREADTH_FIRST, Assignment, Scheduler
 from .series_state import SeriesState
@@ -377,6 +377,8 @@ class ProgressiveFetchEngine:
                 self._emit(state.series_uid, FIRST_SLICE)
             if state.check_covered():
                 self._emit(state.series_uid, COVERED)
+            for level in state.new_levels():
+                self._emit(state.series_uid, COARSE, level=level)
             stage_ids = self.plan.stage_ids()
             for stage in finished:
                 self._emit(state.series_uid, STAGE, stage=stage_ids[stage])
