@@ -58,6 +58,8 @@ def test_demo_fetches_the_sample_exactly_and_draws_the_progress(sample_cache, tm
         record = timeline["series"][manifest.series(key).series_uid]
         assert record["slices"] == manifest.series(key).num_slices
         assert 0 < record["first_slice_s"] <= record["covered_s"] <= record["complete_s"] <= timeline["total_s"]
+        coarse = record["coarse_s"]
+        assert record["covered_s"] <= coarse["8"] <= coarse["4"] <= coarse["2"] <= record["complete_s"]
     sagittal = manifest.series("ct_sagittal").series_uid
     assert {"t": pytest.approx(0.1, abs=0.5), "series": sagittal, "event": "focus", "slice": 10} in timeline["events"]
     # 100 Mbit/s paces the study: at least its bytes' worth of time (a lower bound, never a speed target)
@@ -67,12 +69,18 @@ def test_demo_fetches_the_sample_exactly_and_draws_the_progress(sample_cache, tm
     for uid in timeline["series"]:
         mine = [s for s in progress if s["series_uid"] == uid]
         assert [s["t"] for s in mine] == sorted(s["t"] for s in mine)
-        assert mine[-1]["full"] == mine[-1]["covered"] == 1.0 and len(mine) >= 3
-        assert all(0 <= s["full"] <= s["covered"] <= 1 for s in mine)
+        assert mine[-1]["full"] == mine[-1]["covered"] == mine[-1]["coarse"] == 1.0 and mine[-1]["level"] == 1
+        assert len(mine) >= 3 and all(0 <= s["full"] <= s["coarse"] <= s["covered"] <= 1 for s in mine)
+        assert [s["level"] for s in mine if s["coarse"] == 1.0] and all(s["level"] for s in mine if s["coarse"] == 1.0)
+        early = [s for s in mine if s["level"] is None]  # the plot's dashed line stays below 100 % until 1/8
+        assert early and all(s["coarse"] < 1.0 for s in early) and any(s["covered"] == 1.0 for s in early)
     width, height = png_size(out / "timeline.png")
     assert width >= 800 and 300 <= height <= 2000
     assert (out / "timeline.png").stat().st_size > 20_000  # drawn lines and text, not an empty canvas
-    for words in ("first slice", "covered", "complete", "AXIAL", "timeline.png", "progress.json", "100 Mbit/s"):
+    width, height = png_size(out / "refinement.png")  # 6 panels: covered, 1/8, 1/4, 1/2, exact ... side by side
+    assert width > 2 * height and (out / "refinement.png").stat().st_size > 20_000
+    for words in ("first slice", "1/8 exact", "complete", "AXIAL", "timeline.png", "refinement.png", "progress.json",
+                  "100 Mbit/s"):
         assert words in result.stdout, words
     assert list(out.glob(".*tmp")) == []  # atomic writes left no temp file
 
@@ -111,7 +119,8 @@ def test_recorder_keeps_changes_and_the_final_state_only():
     assert [(s.t, s.covered, s.full) for s in recorder.samples if s.series_uid == "1.2"] == [
         (0.0, 0.0, 0.0), (0.2, 1.0, 0.3), (0.4, 1.0, 1.0), (0.9, 1.0, 1.0)]
     assert recorder.labels == {"1.2": "2: AXIAL"}
-    assert recorder.to_json()[1] == {"t": 0.2, "series_uid": "1.2", "covered": 1.0, "full": 0.3}
+    assert recorder.to_json()[1] == {"t": 0.2, "series_uid": "1.2", "covered": 1.0, "full": 0.3, "coarse": 0.0,
+                                     "level": None}  # a snapshot without a coarseness: nothing refined yet
     assert json.loads(json.dumps(recorder.to_json())) == recorder.to_json()
 
 

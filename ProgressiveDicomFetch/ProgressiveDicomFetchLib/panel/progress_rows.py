@@ -29,11 +29,11 @@ class ProgressRow:
     covered_percent: int  # no slice missing (kept for scripts; not what the bar shows)
     full_percent: int
     bar_text: str
-    bar_percent: int = 0  # the bar's value: slices exact or within 1/8 of an exact one
-    level: Optional[int] = None  # 1 exact, 2 / 4 / 8 every Nth slice exact, None coarser
     state_text: str
     can_cancel: bool
     bar_style: str
+    bar_percent: int = 0  # the bar's value: slices exact or within 1/8 of an exact one
+    level: Optional[int] = None  # 1 exact, 2 / 4 / 8 every Nth slice exact, None coarser
 
 
 def _percent(fraction: float) -> int:

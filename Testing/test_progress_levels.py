@@ -1,0 +1,95 @@
+"""The coarseness level during real loads against Orthanc: it follows the stage plan (whatever the
+plan, the level is about gaps), its events come in order, and no progress display (terminal bar,
+panel row, status message, plot record) says "covered" or 100 % before every 8th slice is exact."""
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from ProgressiveDicomFetchLib.cli.progress_display import ProgressDisplay
+from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
+from ProgressiveDicomFetchLib.engine import ProgressiveFetchEngine, StagePlan
+from ProgressiveDicomFetchLib.output.progress_plot import ProgressRecorder
+from ProgressiveDicomFetchLib.panel import progress_row, status_message
+
+KEY = "ct_thin"  # 80 slices
+
+
+def load(orthanc, sample_small, plan: StagePlan, on_update, connections=2):
+    info = sample_small.series(KEY)
+    engine = ProgressiveFetchEngine(DicomwebServer(orthanc.dicomweb_url), connections=connections, plan=plan)
+    events = []
+
+    def collect(update):
+        events.extend(update.events)
+        on_update(engine, update)
+
+    try:
+        engine.add_series(info.study_uid, info.series_uid)
+        assert engine.run_until_finished(collect, timeout=120)
+    finally:
+        assert engine.close()
+    return engine, events
+
+
+def first(events, kind, **where):
+    found = [e.t for e in events if e.event == kind and all(getattr(e, k) == v for k, v in where.items())]
+    assert found, (kind, where)
+    return found[0]
+
+
+LEVEL_ORDER = {None: 0, 8: 1, 4: 2, 2: 3, 1: 4}
+
+
+@pytest.mark.parametrize("stages", ["anchors,8,4,2", "4,2", "anchors,16,2"])
+def test_the_level_follows_the_stage_plan(orthanc, sample_small, stages):
+    plan = StagePlan.parse(stages)
+    seen = []
+    engine, events = load(orthanc, sample_small, plan, lambda engine, update: seen.append(engine.progress()[0].level))
+    assert [LEVEL_ORDER[level] for level in seen] == sorted(LEVEL_ORDER[level] for level in seen), "levels only refine"
+    assert seen[-1] == 1 and engine.progress()[0].level_text == "exact"
+    coarse = {e.level: e.t for e in events if e.event == "coarse"}
+    assert [e.level for e in events if e.event == "coarse"] == [8, 4, 2], "each level once, coarsest first"
+    covered, complete = first(events, "covered"), first(events, "complete")
+    assert covered <= coarse[8] <= coarse[4] <= coarse[2] <= complete
+    for step in plan.steps:  # once a plan's every-Nth stage is done, the level is N or finer ...
+        stage_done = first(events, "stage", stage=f"every-{step}")
+        for level in (8, 4, 2):
+            if level >= step:
+                assert coarse[level] <= stage_done, (level, step)
+            else:  # ... and not before: the level is about gaps, an every-16th stage does not make 1/8
+                assert coarse[level] > first(events, "stage", stage=f"every-{max(plan.steps)}"), (level, step)
+    if plan.anchors:  # the anchors cover the volume long before every 8th slice is exact
+        assert first(events, "stage", stage="anchors") < coarse[8]
+
+
+def test_no_display_says_covered_or_100_percent_before_every_8th_slice_is_exact(orthanc, sample_small):
+    info = sample_small.series(KEY)
+    terminal = io.StringIO()
+    display = ProgressDisplay(terminal, tty=False)
+    recorder = ProgressRecorder()
+    outputs = []  # (level, covered fraction, everything the displays showed)
+
+    def on_update(engine, update):
+        (snapshot,) = engine.progress()
+        display.update([snapshot])
+        recorder.sample(engine.elapsed(), [snapshot])
+        row = progress_row(snapshot)
+        sample = recorder.samples[-1]
+        shown = [display.line(snapshot), row.bar_text, row.state_text, f"{row.bar_percent}%",
+                 f"{round(100 * sample.coarse)}%"]
+        shown += [m for m in (status_message(e, {info.series_uid: "CT"}) for e in update.events) if m]
+        outputs.append((snapshot.level, snapshot.covered_fraction, shown))
+
+    load(orthanc, sample_small, StagePlan(), on_update)
+    display.close()
+    early = [shown for level, _, shown in outputs if level is None]
+    assert early and any(covered == 1.0 for level, covered, _ in outputs if level is None), \
+        "the volume should be covered (one slice copied everywhere) well before every 8th slice is exact"
+    for shown in early:
+        assert not [text for text in shown if "covered" in text or "100%" in text], shown
+    refined = [shown for level, _, shown in outputs if level == 8]
+    assert refined and all(shown[3] == "100%" for shown in refined), "at 1/8 the light bar is whole"
+    lines = terminal.getvalue().splitlines()
+    assert any("1/8 " in line for line in lines) and "exact " in lines[-1]
