@@ -139,3 +139,32 @@ def test_plot_draws_panels_and_says_when_matplotlib_is_missing(tmp_path):
     missing = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert missing.returncode != 0 and "pip install matplotlib" in missing.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.compat
+def test_refinement_planes_are_what_the_volume_model_shows_at_each_level():
+    from ProgressiveDicomFetchLib.output.refinement_picture import refinement_planes
+
+    k = np.arange(33, dtype=np.float64)[:, None, None]
+    volume = (k * k + np.arange(5)[None, None, :] + 10 * np.arange(4)[None, :, None]).astype(np.int16)
+    planes = refinement_planes(volume)
+    assert [name for name, _ in planes] == ["covered: 1 exact slice", "1/8: every 8th slice exact",
+                                            "1/4: every 4th slice exact", "1/2: every 2nd slice exact", "exact"]
+    exact = volume[:, 2, :]
+    covered, eighth = planes[0][1], planes[1][1]
+    assert (covered == exact[16]).all()  # the middle slice copied everywhere: what "covered" looks like
+    np.testing.assert_array_equal(eighth[::8], exact[::8])
+    np.testing.assert_array_equal(eighth[4], np.rint((exact[0] + exact[8]) / 2.0))  # filled linearly, not exact
+    assert (eighth[4] != exact[4]).all()
+    np.testing.assert_array_equal(planes[3][1][::2], exact[::2])
+    np.testing.assert_array_equal(planes[-1][1], exact)
+    with pytest.raises(ValueError, match="K, J, I"):
+        refinement_planes(volume[0])
+
+
+def test_refinement_picture_is_a_png_of_one_panel_per_level(tmp_path):
+    from ProgressiveDicomFetchLib.output.refinement_picture import plot_refinement
+
+    volume = np.random.default_rng(1).integers(-1000, 1000, (40, 16, 16)).astype(np.int16)
+    width, height = png_size(plot_refinement(volume, tmp_path / "r.png", (0.7, 2.5), title="t"))
+    assert width >= 3 * height and list(tmp_path.iterdir()) == [tmp_path / "r.png"]

@@ -88,7 +88,8 @@ def test_no_display_says_covered_or_100_percent_before_every_8th_slice_is_exact(
     assert early and any(covered == 1.0 for level, covered, _ in outputs if level is None), \
         "the volume should be covered (one slice copied everywhere) well before every 8th slice is exact"
     for shown in early:
-        assert not [text for text in shown if "covered" in text or "100%" in text], shown
+        assert not [text for text in shown if "covered" in text or "100%" in text or "whole volume" in text], shown
+        assert shown[0].split("|")[1].endswith("·"), "the terminal bar is not whole before 1/8"
     refined = [shown for level, _, shown in outputs if level == 8]
     assert refined and all(shown[3] == "100%" for shown in refined), "at 1/8 the light bar is whole"
     lines = terminal.getvalue().splitlines()
