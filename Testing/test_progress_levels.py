@@ -4,20 +4,24 @@ panel row, status message, plot record) says "covered" or 100 % before every 8th
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from ProgressiveDicomFetchLib.cli.progress_display import ProgressDisplay
 from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
 from ProgressiveDicomFetchLib.engine import ProgressiveFetchEngine, StagePlan
+from ProgressiveDicomFetchLib.engine.series_state import SeriesState
 from ProgressiveDicomFetchLib.output.progress_plot import ProgressRecorder
 from ProgressiveDicomFetchLib.panel import progress_row, status_message
+from ProgressiveDicomFetchLib.volume import ProgressiveVolume
 
 KEY = "ct_thin"  # 80 slices
 
 
-def load(orthanc, sample_small, plan: StagePlan, on_update, connections=2):
-    info = sample_small.series(KEY)
+def load(orthanc, sample_small, plan: StagePlan, on_update, connections=2, key=KEY):
+    info = sample_small.series(key)
     engine = ProgressiveFetchEngine(DicomwebServer(orthanc.dicomweb_url), connections=connections, plan=plan)
     events = []
 
@@ -42,6 +46,26 @@ def first(events, kind, **where):
 LEVEL_ORDER = {None: 0, 8: 1, 4: 2, 2: 3, 1: 4}
 
 
+@pytest.mark.compat
+def test_levels_reached_together_are_reported_coarsest_first_and_once():
+    volume = ProgressiveVolume((41, 2, 2), np.int16)
+    frames = [object()] * 41
+    frames[21] = None  # a slice with no frame: left out of the measure
+    state = SeriesState("1.2", "1.2.3", loads=[SimpleNamespace(volume=volume, geometry=SimpleNamespace(slices=frames, spacing=(0.5, 0.5, 2.0)))])
+    assert state.new_levels() == []
+    volume.write_slice(0, np.zeros((2, 2), np.int16))
+    assert state.check_covered() and state.state == "waiting"  # covered, but not called so
+    for k in range(0, 41, 4):
+        volume.write_slice(k, np.zeros((2, 2), np.int16))
+    assert state.new_levels() == [8, 4] and state.state == "covered"
+    assert state.new_levels() == []
+    for k in range(41):
+        if k != 21:
+            volume.write_slice(k, np.zeros((2, 2), np.int16))
+    assert state.new_levels() == [2] and state.levels == [8, 4, 2]
+    assert state.progress().level_text == "exact"
+
+
 @pytest.mark.parametrize("stages", ["anchors,8,4,2", "4,2", "anchors,16,2"])
 def test_the_level_follows_the_stage_plan(orthanc, sample_small, stages):
     plan = StagePlan.parse(stages)
@@ -62,6 +86,15 @@ def test_the_level_follows_the_stage_plan(orthanc, sample_small, stages):
                 assert coarse[level] > first(events, "stage", stage=f"every-{max(plan.steps)}"), (level, step)
     if plan.anchors:  # the anchors cover the volume long before every 8th slice is exact
         assert first(events, "stage", stage="anchors") < coarse[8]
+
+
+@pytest.mark.parametrize("key", ["edge_gap", "edge_irregular"])
+def test_slices_without_a_frame_do_not_keep_a_series_from_exact(orthanc, sample_small, key):
+    engine, events = load(orthanc, sample_small, StagePlan(), lambda engine, update: None, key=key)
+    (snapshot,) = engine.progress()
+    assert snapshot.counts["FILLED"] > 0, "the grid has slices no frame fills"
+    assert (snapshot.level, snapshot.level_text, snapshot.refined_fraction) == (1, "exact", 1.0)
+    assert [e.level for e in events if e.event == "coarse"] == [8, 4, 2]
 
 
 def test_no_display_says_covered_or_100_percent_before_every_8th_slice_is_exact(orthanc, sample_small):
