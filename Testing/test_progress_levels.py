@@ -4,6 +4,7 @@ panel row, status message, plot record) says "covered" or 100 % before every 8th
 from __future__ import annotations
 
 import io
+import threading
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,7 +16,8 @@ from ProgressiveDicomFetchLib.engine import ProgressiveFetchEngine, StagePlan
 from ProgressiveDicomFetchLib.engine.series_state import SeriesState
 from ProgressiveDicomFetchLib.output.progress_plot import ProgressRecorder
 from ProgressiveDicomFetchLib.panel import progress_row, status_message
-from ProgressiveDicomFetchLib.volume import ProgressiveVolume
+from ProgressiveDicomFetchLib.pixels.htj2k_preview import previews_available
+from ProgressiveDicomFetchLib.volume import ProgressiveVolume, Quality, describe
 
 KEY = "ct_thin"  # 80 slices
 
@@ -95,6 +97,35 @@ def test_slices_without_a_frame_do_not_keep_a_series_from_exact(orthanc, sample_
     assert snapshot.counts["FILLED"] > 0, "the grid has slices no frame fills"
     assert (snapshot.level, snapshot.level_text, snapshot.refined_fraction) == (1, "exact", 1.0)
     assert [e.level for e in events if e.event == "coarse"] == [8, 4, 2]
+
+
+@pytest.mark.skipif(not previews_available(), reason="imagecodecs (HTJ2K) is not installed")
+def test_previews_show_their_own_level_until_the_exact_slices_are_finer(static_server, sample_small):
+    from test_in_plane_previews import HTJ2K_KEY, prepared_loads  # the previews' own test set-up
+
+    info = sample_small.series(HTJ2K_KEY)
+    (load,) = prepared_loads(DicomwebServer(static_server.dicomweb_url), info)
+    texts, lock, original = [], threading.Lock(), load.volume.write_slice
+
+    def write_slice(k, data, quality=Quality.FULL):  # the real write, then the level it left
+        with lock:
+            written = original(k, data, quality)
+            if written:
+                texts.append(describe(load.volume.coarseness()))
+        return written
+
+    load.volume.write_slice = write_slice
+    engine = ProgressiveFetchEngine(DicomwebServer(static_server.dicomweb_url), connections=3)
+    try:
+        engine.add_series(info.study_uid, info.series_uid, loads=[load])
+        assert engine.run_until_finished(timeout=120)
+    finally:
+        assert engine.close()
+    seen = list(dict.fromkeys(texts))
+    eighth = next(i for i, text in enumerate(seen) if text.startswith("1/8"))
+    assert seen.index("no exact slice, previews 1/4") < seen.index("no exact slice, previews all") < eighth
+    assert seen[eighth] == "1/8, previews all" and seen[-1] == "exact"
+    assert engine.progress()[0].level_text == "exact"
 
 
 def test_no_display_says_covered_or_100_percent_before_every_8th_slice_is_exact(orthanc, sample_small):
