@@ -143,7 +143,7 @@ def test_plot_draws_panels_and_says_when_matplotlib_is_missing(tmp_path):
 
 @pytest.mark.compat
 def test_refinement_planes_are_what_the_volume_model_shows_at_each_level():
-    from ProgressiveDicomFetchLib.output.refinement_picture import refinement_planes
+    from ProgressiveDicomFetchLib.volume.refinement import refinement_planes
 
     k = np.arange(33, dtype=np.float64)[:, None, None]
     volume = (k * k + np.arange(5)[None, None, :] + 10 * np.arange(4)[None, :, None]).astype(np.int16)
@@ -164,7 +164,10 @@ def test_refinement_planes_are_what_the_volume_model_shows_at_each_level():
 
 def test_refinement_picture_is_a_png_of_one_panel_per_level(tmp_path):
     from ProgressiveDicomFetchLib.output.refinement_picture import plot_refinement
+    from ProgressiveDicomFetchLib.volume.refinement import refinement_planes
 
     volume = np.random.default_rng(1).integers(-1000, 1000, (40, 16, 16)).astype(np.int16)
-    width, height = png_size(plot_refinement(volume, tmp_path / "r.png", (0.7, 2.5), title="t"))
+    width, height = png_size(plot_refinement(refinement_planes(volume), tmp_path / "r.png", (0.7, 2.5), title="t"))
     assert width >= 3 * height and list(tmp_path.iterdir()) == [tmp_path / "r.png"]
+    with pytest.raises(ValueError, match="at least one plane"):
+        plot_refinement([], tmp_path / "none.png")

@@ -21,6 +21,7 @@ from ..engine.events import SeriesProgress
 from ..output.atomic import atomic_write
 from ..output.progress_plot import ProgressRecorder, plot_progress
 from ..output.refinement_picture import plot_refinement
+from ..volume.refinement import refinement_planes
 from ..sampledata import PROFILES
 from ..sampledata.manifest import SampleManifest
 from ..sampledata.sample_cache import DEFAULT_PROFILE, SampleSet, default_sample_dir, ensure_sample
@@ -160,7 +161,7 @@ def _picture(out: Path, timeline: Dict[str, Any], labels: Dict[str, str]) -> Opt
         data, header = nrrd.read(str(out / f"{uid}.nrrd"), index_order="C")
         directions = np.asarray(header["space directions"], dtype=float)
         spacing = (float(np.linalg.norm(directions[0])), float(np.linalg.norm(directions[2])))
-        return plot_refinement(data, out / PICTURE_NAME, spacing, title=f"{labels.get(uid, uid)}: the plane through "
+        return plot_refinement(refinement_planes(data), out / PICTURE_NAME, spacing, title=f"{labels.get(uid, uid)}: the plane through "
                                "the middle row as the buffer shows it at each level (missing slices filled linearly)")
     except (ImportError, RuntimeError) as error:  # pynrrd or matplotlib missing: the rest of the demo still stands
         print(f"refinement picture skipped: {error}", file=sys.stderr)

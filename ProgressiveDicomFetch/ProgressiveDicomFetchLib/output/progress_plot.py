@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ..engine.events import SeriesProgress
-from ..volume import level_name
 from .atomic import PathLike, atomic_write
 
 FIGURE_DPI = 100
@@ -141,7 +140,7 @@ def _mark_levels(axis, series: Sequence[ProgressSample], colour: str) -> None:
         if sample.level is not None and sample.level not in reached and (reached[-1] is None or sample.level < reached[-1]):
             reached.append(sample.level)
             axis.plot([sample.t], [100.0 * sample.full], marker="o", markersize=4, color=colour)
-            axis.annotate(level_name(sample.level), (sample.t, 100.0 * sample.full), textcoords="offset points",
+            axis.annotate("exact" if sample.level == 1 else f"1/{sample.level}", (sample.t, 100.0 * sample.full), textcoords="offset points",
                           xytext=(3, 4), fontsize=7, color=colour)
 
 
