@@ -33,7 +33,7 @@ from ProgressiveDicomFetchLib.panel import (AUTH_KINDS, DATE_PRESETS, SERIES_COL
                                             table_rows)
 from ProgressiveDicomFetchLib.panel.result_tables import default_order
 from ProgressiveDicomFetchLib.scene.fetch_session import FetchSession
-from ProgressiveDicomFetchLib.server_check import ServerCheck
+from ProgressiveDicomFetchLib.dicomweb.server_check import ServerCheck
 
 SETTINGS_GROUP = "ProgressiveDicomFetch/"
 SAMPLE_SERVER_ITEM = "Sample server (local)"

@@ -8,7 +8,7 @@ import pydicom
 import pytest
 
 from ProgressiveDicomFetchLib import transfer_syntax as ts
-from ProgressiveDicomFetchLib.dicomweb import DicomwebServer, FrameRoutes, RetryPolicy, fetch_frames
+from ProgressiveDicomFetchLib.dicomweb import DicomwebServer, RetryPolicy, ServerTraits, fetch_frames
 from ProgressiveDicomFetchLib.pixels import (
     DecodeError, PixelDescription, UnsupportedPixels, decode_frame, identify, modality_dtype, padding_mask,
     stored_to_modality,
@@ -29,19 +29,19 @@ def pixels_of(ds) -> PixelDescription:
 
 
 @pytest.fixture(scope="module")
-def routes():
-    return FrameRoutes()  # shared: each server/series negotiates once for the whole module
+def traits():
+    return ServerTraits()  # shared: each server/series negotiates once for the whole module
 
 
 @pytest.mark.parametrize("server_name", SERVERS)
 @pytest.mark.parametrize("key", COPIES)
-def test_fetched_frames_decode_to_the_stored_values(request, sample_small, routes, server_name, key):
+def test_fetched_frames_decode_to_the_stored_values(request, sample_small, traits, server_name, key):
     running = request.getfixturevalue(server_name)
     api = DicomwebServer(running.dicomweb_url, retry=RetryPolicy(attempts=2, backoff_s=0.05))
     info = sample_small.series(key)
     for index in (0, len(info.files) - 1):
         ds = read(sample_small.files(key)[index])
-        frame = fetch_frames(api, info.study_uid, info.series_uid, info.sop_instance_uids[index], [1], routes=routes)[0]
+        frame = fetch_frames(api, info.study_uid, info.series_uid, info.sop_instance_uids[index], [1], traits=traits)[0]
         decoded = decode_frame(frame.data, frame.transfer_syntax_uid, pixels_of(ds), frame.content_type)
         assert decoded.dtype == ds.pixel_array.dtype and decoded.flags.writeable
         np.testing.assert_array_equal(decoded, ds.pixel_array)
@@ -51,7 +51,7 @@ def test_orthanc_mislabelled_htj2k_is_recognised(orthanc, sample_small):
     info = sample_small.series("ct_thick_htj2k")
     api = DicomwebServer(orthanc.dicomweb_url)
     frame = fetch_frames(api, info.study_uid, info.series_uid, info.sop_instance_uids[2], [1],
-                         transfer_syntax=ts.EXPLICIT_VR_LITTLE_ENDIAN, routes=FrameRoutes())[0]
+                         transfer_syntax=ts.EXPLICIT_VR_LITTLE_ENDIAN, traits=ServerTraits())[0]
     ds = read(sample_small.files("ct_thick_htj2k")[2])
     kind = identify(frame.data, frame.transfer_syntax_uid, pixels_of(ds))
     assert frame.transfer_syntax_uid == ts.EXPLICIT_VR_LITTLE_ENDIAN

@@ -21,7 +21,7 @@ from ProgressiveDicomFetchLib.cache import FrameCache, FrameKey, default_cache_d
 from ProgressiveDicomFetchLib.cache.entry import MAGIC, encode_entry
 from ProgressiveDicomFetchLib.dicomweb.frames import FrameData
 from ProgressiveDicomFetchLib.dicomweb.server import DicomwebServer
-from ProgressiveDicomFetchLib.loading import load_series
+from ProgressiveDicomFetchLib.retrieve import fetcher_for, load_series
 
 SERVER = "http://127.0.0.1:8042/dicom-web"
 STUDY, SERIES = "1.2.826.0.1.3680043.8.498.1", "1.2.826.0.1.3680043.8.498.2"
@@ -232,7 +232,7 @@ def test_a_cached_frame_that_no_longer_decodes_is_fetched_again(orthanc, sample_
     load = load_series(server, info.study_uid, info.series_uid, cache=cache)[0]
     assert cache.stats.stores == info.num_slices and cache.stats.hits == 0
     task = load.tasks()[3]
-    k = load.cache_key(server, task)
+    k = fetcher_for(server, load).key(task)
     cache.put(k, FrameData(task.frame_number, b"\x00" * 10, SYNTAX, "application/octet-stream"))  # valid entry, bad pixels
     again = load_series(server, info.study_uid, info.series_uid, cache=cache)[0]
     np.testing.assert_array_equal(again.volume.array, sample_small.load_truth("ct_thick"))

@@ -10,7 +10,7 @@ import requests
 
 from ProgressiveDicomFetchLib import transfer_syntax as ts
 from ProgressiveDicomFetchLib.dicomweb import (
-    BadResponse, DicomwebServer, FrameRoutes, NotFound, RetryPolicy, fetch_frames, frame_accept, parse_multipart,
+    BadResponse, DicomwebServer, NotFound, RetryPolicy, ServerTraits, fetch_frames, frame_accept, parse_multipart,
     series_metadata,
 )
 from ProgressiveDicomFetchLib.dicomweb.frames import ANY_SYNTAX, body_parts, split_media_type, syntax_of
@@ -46,10 +46,10 @@ def description(path) -> PixelDescription:
 @pytest.mark.parametrize("key", ["ct_thick", "ct_thick_implicit", "edge_signed", "edge_unsigned16", "edge_padding"])
 def test_native_frames_equal_the_files(server, sample_small, key):
     info = sample_small.series(key)
-    routes = FrameRoutes()
+    traits = ServerTraits()
     for index in (0, len(info.files) // 2, len(info.files) - 1):
         path = sample_small.files(key)[index]
-        frames = fetch_frames(server, info.study_uid, info.series_uid, info.sop_instance_uids[index], [1], routes=routes)
+        frames = fetch_frames(server, info.study_uid, info.series_uid, info.sop_instance_uids[index], [1], traits=traits)
         assert len(frames) == 1 and frames[0].frame_number == 1
         pixels = description(path)
         assert len(frames[0].data) == pixels.native_frame_bytes
@@ -65,11 +65,11 @@ def test_multiframe_batch_equals_single_requests(server, sample_small):
     pixels = description(path)
     reference = pydicom.dcmread(str(path)).pixel_array
     numbers = [1, 7, 20, info.num_frames]
-    routes = FrameRoutes()
-    batch = fetch_frames(server, info.study_uid, info.series_uid, info.sop_instance_uids[0], numbers, routes=routes)
+    traits = ServerTraits()
+    batch = fetch_frames(server, info.study_uid, info.series_uid, info.sop_instance_uids[0], numbers, traits=traits)
     assert [f.frame_number for f in batch] == numbers
     for number, frame in zip(numbers, batch):
-        single = fetch_frames(server, info.study_uid, info.series_uid, info.sop_instance_uids[0], [number], routes=routes)
+        single = fetch_frames(server, info.study_uid, info.series_uid, info.sop_instance_uids[0], [number], traits=traits)
         assert single[0].data == frame.data
         assert (decode_frame(frame.data, frame.transfer_syntax_uid, pixels, frame.content_type)
                 == reference[number - 1]).all()
@@ -78,9 +78,9 @@ def test_multiframe_batch_equals_single_requests(server, sample_small):
 def test_static_tree_needs_one_request_per_frame_and_remembers(static_server, sample_small):
     api = client(static_server)
     info = sample_small.series("enhanced_ct")
-    routes = FrameRoutes()
-    fetch_frames(api, info.study_uid, info.series_uid, info.sop_instance_uids[0], [2, 3], routes=routes)
-    route = routes.get(api, info.series_uid)
+    traits = ServerTraits()
+    fetch_frames(api, info.study_uid, info.series_uid, info.sop_instance_uids[0], [2, 3], traits=traits)
+    route = traits.route(api, info.series_uid)
     assert route is not None and route.one_per_request and route.syntax == ANY_SYNTAX
 
 
@@ -92,7 +92,7 @@ def test_bulk_data_uri_from_static_metadata(static_server_multipart, sample_smal
     uri = instance.bulk_data["7FE00010"]
     assert uri == f"instances/{instance.sop_instance_uid}/frames"
     frame = fetch_frames(api, info.study_uid, info.series_uid, instance.sop_instance_uid, [1],
-                         bulk_data_uri=uri, routes=FrameRoutes())[0]
+                         bulk_data_uri=uri, traits=ServerTraits())[0]
     assert frame.transfer_syntax_uid == ts.EXPLICIT_VR_LITTLE_ENDIAN  # from the part's header
     path = sample_small.files("ct_thick")[3]
     assert (decode_frame(frame.data, frame.transfer_syntax_uid, description(path)) == stored(path)).all()
@@ -102,14 +102,14 @@ def test_orthanc_htj2k_negotiation_falls_back_and_is_remembered(orthanc, sample_
     """Orthanc 1.10: `*` on stored HTJ2K is HTTP 500; explicit LE brings the codestream mislabelled."""
     api = client(orthanc)
     info = sample_small.series("ct_thick_htj2k")
-    routes = FrameRoutes()
+    traits = ServerTraits()
     caplog.set_level("INFO", logger="ProgressiveDicomFetchLib.dicomweb.frames")
-    frame = fetch_frames(api, info.study_uid, info.series_uid, info.sop_instance_uids[0], [1], routes=routes)[0]
-    assert routes.get(api, info.series_uid).syntax == ts.EXPLICIT_VR_LITTLE_ENDIAN
+    frame = fetch_frames(api, info.study_uid, info.series_uid, info.sop_instance_uids[0], [1], traits=traits)[0]
+    assert traits.route(api, info.series_uid).syntax == ts.EXPLICIT_VR_LITTLE_ENDIAN
     assert frame.transfer_syntax_uid == ts.EXPLICIT_VR_LITTLE_ENDIAN and frame.data[:4] == b"\xff\x4f\xff\x51"
     assert any("HTTP 500" in r.getMessage() for r in caplog.records)
     caplog.clear()
-    fetch_frames(api, info.study_uid, info.series_uid, info.sop_instance_uids[1], [1], routes=routes)
+    fetch_frames(api, info.study_uid, info.series_uid, info.sop_instance_uids[1], [1], traits=traits)
     assert not any("refused" in r.getMessage() for r in caplog.records)  # asked once per series
 
 
@@ -120,7 +120,7 @@ def test_orthanc_htj2k_negotiation_falls_back_and_is_remembered(orthanc, sample_
 def test_orthanc_sends_stored_syntax_for_any(orthanc, sample_small, key, expected):
     info = sample_small.series(key)
     frame = fetch_frames(client(orthanc), info.study_uid, info.series_uid, info.sop_instance_uids[0], [1],
-                         transfer_syntax=ANY_SYNTAX, routes=FrameRoutes())[0]
+                         transfer_syntax=ANY_SYNTAX, traits=ServerTraits())[0]
     assert frame.transfer_syntax_uid == expected
 
 
@@ -141,7 +141,7 @@ def test_orthanc_refusals(orthanc, sample_small, key, accept, status):
 def test_orthanc_gzip_server_answers_identity(orthanc_gzip, sample_small):
     info = sample_small.series("ct_thick")
     api = client(orthanc_gzip)
-    frame = fetch_frames(api, info.study_uid, info.series_uid, info.sop_instance_uids[0], [1], routes=FrameRoutes())[0]
+    frame = fetch_frames(api, info.study_uid, info.series_uid, info.sop_instance_uids[0], [1], traits=ServerTraits())[0]
     path = sample_small.files("ct_thick")[0]
     assert (decode_frame(frame.data, frame.transfer_syntax_uid, description(path)) == stored(path)).all()
 
@@ -149,7 +149,7 @@ def test_orthanc_gzip_server_answers_identity(orthanc_gzip, sample_small):
 def test_unknown_instance_is_not_found(server, sample_small):
     info = sample_small.series("ct_thick")
     with pytest.raises(NotFound):
-        fetch_frames(server, info.study_uid, info.series_uid, "1.2.3.4.5.6.7", [1], routes=FrameRoutes())
+        fetch_frames(server, info.study_uid, info.series_uid, "1.2.3.4.5.6.7", [1], traits=ServerTraits())
 
 
 def test_bad_frame_numbers_and_uids(orthanc, sample_small):
@@ -208,3 +208,13 @@ def test_wrong_size_native_frame_is_an_error():
     pixels = PixelDescription(4, 4, 16, 12, 11, 0)
     with pytest.raises(DecodeError, match="Explicit VR Little Endian.*32 bytes"):
         decode_frame(b"\0" * 30, ts.EXPLICIT_VR_LITTLE_ENDIAN, pixels)
+
+
+def test_each_server_keeps_what_it_learnt_in_its_own_traits(orthanc, sample_small):
+    """Without `traits`, the route is learnt into `server.traits` (not a module global): the same
+    server object asks once, a new one starts afresh."""
+    api, fresh = client(orthanc), client(orthanc)
+    info = sample_small.series("ct_thick_htj2k")
+    fetch_frames(api, info.study_uid, info.series_uid, info.sop_instance_uids[0], [1])
+    assert api.traits.route(api, info.series_uid).syntax == ts.EXPLICIT_VR_LITTLE_ENDIAN
+    assert fresh.traits.route(fresh, info.series_uid) is None

@@ -11,7 +11,7 @@ import pydicom
 import pytest
 
 from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
-from ProgressiveDicomFetchLib.loading import load_series
+from ProgressiveDicomFetchLib.retrieve import load_series
 from support import missing
 
 from ProgressiveDicomFetchLib.output import output_names, validate_uid, write_series_nrrd, write_volume_nrrd

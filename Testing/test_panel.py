@@ -14,7 +14,7 @@ from ProgressiveDicomFetchLib.engine.events import COMPLETE, ERROR, FIRST_SLICE,
 from ProgressiveDicomFetchLib.panel import (SERIES_COLUMNS, STUDY_COLUMNS, RecentServers, SearchForm, ServerSettings,
                                             bar_style, is_loadable, progress_row, status_message, table_rows)
 from ProgressiveDicomFetchLib.panel.result_tables import default_order
-from ProgressiveDicomFetchLib.server_check import check_server
+from ProgressiveDicomFetchLib.dicomweb.server_check import check_server
 
 pytestmark = pytest.mark.compat  # also run on Slicer 5.8's stack (Makefile)
 

@@ -5,7 +5,8 @@ import socket
 
 import pytest
 
-from ProgressiveDicomFetchLib.server_check import check_server, redact_url, validate_base_url
+from ProgressiveDicomFetchLib.dicomweb.server_check import check_server
+from ProgressiveDicomFetchLib.dicomweb.urls import redact_url, validate_base_url
 
 pytestmark = pytest.mark.compat  # also run on Slicer 5.8's stack (Makefile)
 

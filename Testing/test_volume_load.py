@@ -10,10 +10,11 @@ import pydicom
 import pytest
 
 from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
-from ProgressiveDicomFetchLib.dicomweb.frames import FrameRoutes
+from ProgressiveDicomFetchLib.dicomweb.server_traits import ServerTraits
 from ProgressiveDicomFetchLib.dicomweb.metadata import series_metadata
 from ProgressiveDicomFetchLib.geometry import series_geometry
-from ProgressiveDicomFetchLib.loading import VolumeLoad, load_series
+from ProgressiveDicomFetchLib.loading import VolumeLoad
+from ProgressiveDicomFetchLib.retrieve import fetcher_for, load_series, load_slices
 from ProgressiveDicomFetchLib.volume import Quality
 
 SMALL_KEYS = ["ct_thin", "ct_thick", "ct_sagittal", "enhanced_ct", "ct_thick_implicit", "ct_thick_rle",
@@ -47,11 +48,11 @@ def pydicom_volume(paths, skip_sop=()):
 
 
 def test_every_series_and_syntax_is_bit_exact_in_any_arrival_order(server, sample_small):
-    routes = FrameRoutes()
+    traits = ServerTraits()
     assert set(SMALL_KEYS) == set(sample_small.keys()), "a generated series is not covered by this test"
     for key in SMALL_KEYS:
         info = sample_small.series(key)
-        loads = load_series(server, info.study_uid, info.series_uid, order=shuffled(key), routes=routes)
+        loads = load_series(server, info.study_uid, info.series_uid, order=shuffled(key), traits=traits)
         truth = sample_small.load_truth(key)
         if key == "edge_multiphase":
             assert len(loads) == truth.shape[0]
@@ -92,11 +93,12 @@ def test_coarse_to_fine_previews_improve_stage_by_stage(orthanc, sample_small):
     server = DicomwebServer(orthanc.dicomweb_url)
     instances = series_metadata(server, info.study_uid, info.series_uid)
     load = VolumeLoad(series_geometry(instances).volumes[0], info.study_uid, instances)
+    fetcher = fetcher_for(server, load)
     errors = []
     for step in (8, 4, 2, 1):
         for task in load.tasks():
             if task.k % step == 0 and load.volume.quality(task.k) != Quality.FULL:
-                load.fetch_and_write(server, task)
+                load_slices(load, fetcher, [task])
         assert load.volume.covered
         errors.append(float(np.abs(load.volume.array - truth).mean()))
     assert errors == sorted(errors, reverse=True) and errors[-1] == 0.0

@@ -24,7 +24,7 @@ from fixtures_data import cached_sample  # noqa: E402
 from netns import limit_loopback, loopback_bytes, qdisc_counters, rate_bits  # noqa: E402
 from servers.orthanc import OrthancServer  # noqa: E402
 
-from ProgressiveDicomFetchLib.output.atomic import atomic_write  # noqa: E402
+from ProgressiveDicomFetchLib.files import atomic_write  # noqa: E402
 
 logger = logging.getLogger(__name__)
 

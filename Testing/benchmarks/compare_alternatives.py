@@ -29,7 +29,7 @@ from bench_report import link_limit, progress_panels, summarise, table, targets 
 from contenders import CONTENDERS  # noqa: E402
 from netns import inside, rate_bits, start_inside  # noqa: E402
 
-from ProgressiveDicomFetchLib.output.atomic import atomic_write  # noqa: E402
+from ProgressiveDicomFetchLib.files import atomic_write  # noqa: E402
 
 logger = logging.getLogger("compare_alternatives")
 

@@ -35,7 +35,7 @@ from compare_alternatives import machine  # noqa: E402
 from in_plane_report import PLAIN, PREVIEWS, summarise, table, targets  # noqa: E402
 from netns import inside, limit_loopback, loopback_bytes, qdisc_counters, rate_bits, start_inside  # noqa: E402
 
-from ProgressiveDicomFetchLib.output.atomic import atomic_write  # noqa: E402
+from ProgressiveDicomFetchLib.files import atomic_write  # noqa: E402
 
 logger = logging.getLogger("in_plane_stages")
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Optional, Tuple
 
 from ..dicomweb.frames import FrameData
-from ..server_check import redact_url
+from ..dicomweb.urls import redact_url
 
 MAGIC = b"PDF-FRAME-CACHE 1\n"
 MAX_HEADER = 64 * 1024

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Union
 
 from ..dicomweb.frames import FrameData
-from ..output.atomic import atomic_write
+from ..files import atomic_write
 from .entry import CorruptEntry, FrameKey, decode_entry, encode_entry
 from .location import default_cache_dir
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..engine import DEFAULT_CONNECTIONS, STRATEGIES
 from ..engine.events import SeriesProgress
-from ..output.atomic import atomic_write
+from ..files import atomic_write
 from ..output.progress_plot import ProgressRecorder, plot_progress
 from ..output.refinement_picture import plot_refinement
 from ..volume.refinement import refinement_planes

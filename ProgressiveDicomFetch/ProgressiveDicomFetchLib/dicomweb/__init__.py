@@ -8,16 +8,19 @@ from .metadata import InstanceMetadata, series_metadata
 from .records import InstanceRecord, SeriesRecord, StudyRecord, sort_records
 from .search import SearchResult, search_instances, search_series, search_studies
 from .server import DicomwebServer, RetryPolicy
+from .server_check import ServerCheck, check_server
+from .server_traits import FrameRoute, ServerTraits
 
 __all__ = [
     "AuthenticationFailed", "BadResponse", "BasicAuth", "BearerToken", "DicomwebError", "DicomwebServer",
     "Filter", "HeaderAuth", "InstanceMetadata", "InstanceRecord", "NotFound", "RetryPolicy", "SearchResult",
     "SeriesRecord", "ServerUnreachable", "StudyRecord", "TokenProvider", "make_auth", "make_filter",
     "parse_filters", "search_instances", "search_series", "search_studies", "series_metadata", "sort_records",
+    "FrameRoute", "ServerCheck", "ServerTraits", "check_server",
 ]
 
 from .frames import (  # noqa: E402  (appended: WADO-RS frames)
-    FrameData, FrameRoute, FrameRoutes, fetch_frames, frame_accept, negotiate, parse_multipart,
+    FrameData, fetch_frames, frame_accept, negotiate, parse_multipart,
 )
 
-__all__ += ["FrameData", "FrameRoute", "FrameRoutes", "fetch_frames", "frame_accept", "negotiate", "parse_multipart"]
+__all__ += ["FrameData", "fetch_frames", "frame_accept", "negotiate", "parse_multipart"]

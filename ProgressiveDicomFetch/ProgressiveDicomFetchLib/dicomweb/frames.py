@@ -15,20 +15,27 @@ Pixel data is requested with `Accept-Encoding: identity`: Orthanc's gzip cuts fr
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, replace
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .. import transfer_syntax as ts
 from .errors import BadResponse, NotFound
 from .filters import check_single_uid
 from .server import DicomwebServer, RetryPolicy
+from .server_traits import FrameRoute, ServerTraits
 
 logger = logging.getLogger(__name__)
 
 ANY_SYNTAX = "*"
 REFUSED_STATUSES = (400, 406, 415, 500)
 PIXEL_HEADERS = {"Accept-Encoding": "identity"}
+#: family (transfer_syntax.family) -> whether a decoder for it is installed. The codec layer sits
+#: above this one, so the caller passes its answer in (pixels.can_decode); None: every family.
+Decodable = Callable[[str], bool]
+
+
+def _every_family(family: str) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
@@ -158,50 +165,13 @@ def frame_accept(transfer_syntax: Optional[str]) -> str:
     return f'multipart/related; type="{media}"; transfer-syntax={transfer_syntax}'
 
 
-def negotiate(stored_syntax: Optional[str] = None) -> List[str]:
+def negotiate(stored_syntax: Optional[str] = None, can_decode: Optional[Decodable] = None) -> List[str]:
     """Syntaxes to ask for, in order: the stored one (`*`) when it can be decoded here (or is not
     known yet), then explicit VR little endian, which every server must be able to send."""
-    from ..pixels import can_decode  # the pixel layer knows which codec packages are installed
-
     family = ts.family(stored_syntax)
-    if stored_syntax and not can_decode(family):
+    if stored_syntax and not (can_decode or _every_family)(family):
         return [ts.EXPLICIT_VR_LITTLE_ENDIAN]
     return [ANY_SYNTAX, ts.EXPLICIT_VR_LITTLE_ENDIAN]
-
-
-@dataclass(frozen=True)
-class FrameRoute:
-    """What worked for a series on a server: the syntax asked for, and one frame per request."""
-
-    syntax: str
-    one_per_request: bool = False
-
-
-class FrameRoutes:
-    """Negotiation outcomes per (server URL, SeriesInstanceUID); thread-safe."""
-
-    def __init__(self) -> None:
-        self._routes: Dict[Tuple[str, str], FrameRoute] = {}
-        self._lock = threading.Lock()
-
-    def get(self, server: DicomwebServer, series_uid: str) -> Optional[FrameRoute]:
-        with self._lock:
-            return self._routes.get((server.url, series_uid))
-
-    def remember(self, server: DicomwebServer, series_uid: str, route: FrameRoute) -> None:
-        with self._lock:
-            previous = self._routes.get((server.url, series_uid))
-            self._routes[(server.url, series_uid)] = route
-        if previous != route:
-            logger.info("frames of series %s on %s: asking %s%s", series_uid, server.url, route.syntax,
-                        ", one frame per request" if route.one_per_request else "")
-
-    def clear(self) -> None:
-        with self._lock:
-            self._routes.clear()
-
-
-ROUTES = FrameRoutes()
 
 
 def probe_policy(server: DicomwebServer) -> RetryPolicy:
@@ -211,20 +181,22 @@ def probe_policy(server: DicomwebServer) -> RetryPolicy:
 
 # -- fetching ----------------------------------------------------------------------------------
 def frames_path(study_uid: str, series_uid: str, sop_instance_uid: str, bulk_data_uri: Optional[str] = None,
-                server: Optional[DicomwebServer] = None) -> str:
+                server: Optional[DicomwebServer] = None, resource: str = "frames") -> str:
     """Path of an instance's frames below the service root. A metadata BulkDataURI is used when it
     names a frames resource (static trees: `instances/<sop>/frames`, relative to the series, or
     absolute on the same server); others, like Orthanc's `.../bulk/7fe00010`, are whole-element
-    bulk data, not frames, so the standard frames URL is used."""
+    bulk data, not frames, so the standard frames URL is used. Another `resource` names a folder
+    beside `frames/` in the same instance (static-wado alternates such as `jlsThumbnail`)."""
     series_path = f"studies/{study_uid}/series/{series_uid}"
-    uri = (bulk_data_uri or "").rstrip("/")
-    if uri.rsplit("/", 1)[-1] != "frames":
-        return f"{series_path}/instances/{sop_instance_uid}/frames"
-    if "://" in uri:
-        if server is None or not uri.startswith(server.url + "/"):
-            raise ValueError(f"BulkDataURI {uri} is not on this server")
-        return uri[len(server.url) + 1:]
-    return f"{series_path}/{uri.lstrip('/')}"
+    parts = (bulk_data_uri or "").rstrip("/").rsplit("/", 1)
+    if parts[-1] != "frames":
+        return f"{series_path}/instances/{sop_instance_uid}/{resource}"
+    instance = parts[0] if len(parts) == 2 else ""
+    if "://" in instance:
+        if server is None or not instance.startswith(server.url + "/"):
+            raise ValueError(f"BulkDataURI {bulk_data_uri} is not on this server")
+        return f"{instance[len(server.url) + 1:]}/{resource}"
+    return "/".join(p for p in (series_path, instance.strip("/"), resource) if p)
 
 
 def _request(server: DicomwebServer, path: str, numbers: Sequence[int], syntax: Optional[str],
@@ -263,9 +235,7 @@ def _fetch(server: DicomwebServer, path: str, numbers: Sequence[int], syntax: Op
     return [f for n in numbers for f in _request(server, path, [n], syntax, retry)], True
 
 
-def _undecodable(frames: List[FrameData]) -> bool:
-    from ..pixels import can_decode
-
+def _undecodable(frames: List[FrameData], can_decode: Decodable) -> bool:
     for frame in frames:
         family = ts.family(frame.transfer_syntax_uid) or ts.media_type_family(frame.content_type)
         if family is not None and not can_decode(family):
@@ -276,12 +246,13 @@ def _undecodable(frames: List[FrameData]) -> bool:
 def fetch_frames(server: DicomwebServer, study_uid: str, series_uid: str, sop_instance_uid: str,
                  frame_numbers: Sequence[int], transfer_syntax: Optional[str] = None, *,
                  stored_syntax: Optional[str] = None, bulk_data_uri: Optional[str] = None,
-                 routes: Optional[FrameRoutes] = None) -> List[FrameData]:
+                 traits: Optional[ServerTraits] = None, can_decode: Optional[Decodable] = None) -> List[FrameData]:
     """Frames (1-based numbers) of one instance, in the order asked.
 
-    `transfer_syntax` None negotiates (module docstring) and remembers the outcome in `routes`
-    (default: the module's ROUTES); a UID or `*` asks exactly that. `stored_syntax`, when the
-    metadata tells it, skips asking for an encoding that cannot be decoded here.
+    `transfer_syntax` None negotiates (module docstring) and remembers the outcome in `traits`
+    (default: the server's own, `server.traits`); a UID or `*` asks exactly that. `stored_syntax`, when the
+    metadata tells it, skips asking for an encoding that cannot be decoded here; `can_decode`
+    says what can (pixels.can_decode; None: anything, so stored frames are always accepted).
     Raises NotFound (unknown instance or frame), BadResponse (wrong number of frames, refusal).
     """
     for keyword, uid in (("StudyInstanceUID", study_uid), ("SeriesInstanceUID", series_uid),
@@ -291,15 +262,15 @@ def fetch_frames(server: DicomwebServer, study_uid: str, series_uid: str, sop_in
     if not numbers or min(numbers) < 1:
         raise ValueError(f"frame numbers are 1-based and at least one is needed: {list(frame_numbers)}")
     path = frames_path(study_uid, series_uid, sop_instance_uid, bulk_data_uri, server)
-    routes = ROUTES if routes is None else routes
-    route = routes.get(server, series_uid)
+    traits = server.traits if traits is None else traits
+    route = traits.route(server, series_uid)
     one_per_request = bool(route and route.one_per_request)
     if transfer_syntax is not None:
         frames, one_per_request = _fetch(server, path, numbers, transfer_syntax, one_per_request)
         if one_per_request and not (route and route.one_per_request):
-            routes.remember(server, series_uid, FrameRoute(route.syntax if route else transfer_syntax, True))
+            traits.remember_route(server, series_uid, FrameRoute(route.syntax if route else transfer_syntax, True))
         return frames
-    candidates = [route.syntax] if route else negotiate(stored_syntax)
+    candidates = [route.syntax] if route else negotiate(stored_syntax, can_decode)
     for index, syntax in enumerate(candidates):
         last = index == len(candidates) - 1
         try:
@@ -311,9 +282,9 @@ def fetch_frames(server: DicomwebServer, study_uid: str, series_uid: str, sop_in
             logger.info("%s refused frames as %s (HTTP %s); trying %s", server.url, syntax, error.status,
                         candidates[index + 1])
             continue
-        if not last and syntax == ANY_SYNTAX and _undecodable(frames):
+        if not last and syntax == ANY_SYNTAX and _undecodable(frames, can_decode or _every_family):
             logger.info("%s sent frames no installed decoder reads; asking %s", server.url, candidates[index + 1])
             continue
-        routes.remember(server, series_uid, FrameRoute(syntax, one_per_request))
+        traits.remember_route(server, series_uid, FrameRoute(syntax, one_per_request))
         return frames
     raise AssertionError("unreachable: the last candidate returns or raises")

@@ -19,6 +19,9 @@ from .server import DicomwebServer
 
 logger = logging.getLogger(__name__)
 
+PIXEL_DATA = "7FE00010"
+AVAILABLE_TRANSFER_SYNTAX = "00083002"
+
 
 @dataclass(frozen=True)
 class InstanceMetadata(InstanceRecord):
@@ -27,6 +30,16 @@ class InstanceMetadata(InstanceRecord):
     transfer_syntax_uid: Optional[str] = None  # often absent (Orthanc 1.10 does not send it)
     dataset: pydicom.Dataset = field(default_factory=pydicom.Dataset, compare=False, repr=False)
     bulk_data: Dict[str, str] = field(default_factory=dict, compare=False, repr=False)  # tag hex -> URI
+
+    @property
+    def stored_syntax(self) -> Optional[str]:
+        """The syntax the frames are stored in, where the metadata says (a known one saves a negotiation)."""
+        return self.transfer_syntax_uid or text(self.attributes, AVAILABLE_TRANSFER_SYNTAX) or None
+
+    @property
+    def pixel_data_uri(self) -> Optional[str]:
+        """The Pixel Data's BulkDataURI (static servers point it at the instance's frames)."""
+        return self.bulk_data.get(PIXEL_DATA)
 
 
 def parse_instance(item: Dict[str, Any], where: str = "") -> InstanceMetadata:

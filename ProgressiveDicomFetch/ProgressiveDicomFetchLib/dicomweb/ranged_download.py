@@ -27,7 +27,7 @@ from typing import Callable, Mapping, Optional
 
 import requests
 
-from ..output.atomic import atomic_write
+from ..files import atomic_write
 from .errors import BadResponse, ServerUnreachable
 from .server import DicomwebServer
 

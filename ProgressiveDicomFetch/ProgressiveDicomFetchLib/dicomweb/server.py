@@ -19,10 +19,11 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 import requests
 from requests.auth import AuthBase
 
-from ..server_check import redact_url, validate_base_url
+from .urls import redact_url, validate_base_url
 from .auth import BasicAuth, TokenProvider
 from .body import BodyInterrupted, BodyLimits, read_body
 from .errors import AuthenticationFailed, BadResponse, DicomwebError, NotFound, ServerUnreachable
+from .server_traits import ServerTraits
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ class DicomwebServer:
         self.timeout = timeout
         self.retry = retry
         self.limits = limits
+        self.traits = ServerTraits()  # what is learnt about this server (routes, Range): server_traits.py
         self._sleep = sleep
         self._local = threading.local()
         if verify is False:

@@ -17,23 +17,22 @@ from typing import Callable, Deque, Dict, List, Optional, Tuple
 
 from ..cache import FrameCache
 from ..dicomweb.errors import DicomwebError
-from ..dicomweb.frames import FrameRoutes
-from ..dicomweb.metadata import series_metadata
 from ..dicomweb.server import DicomwebServer
-from ..geometry import series_geometry
 from ..loading import SliceTask, VolumeLoad
-from ..previews import PreviewSource, Probe, find_preview_source
+from ..previews import PreviewSource, Probe, SliceFetch, find_preview_source
+from ..retrieve import FrameFetcher, fetcher_for, load_slices, prepare_series, write_cached, write_fetched
 from ..volume import Quality
 from .events import (CANCELLED, CANCELLED_STATE, COARSE, COMPLETE, COMPLETE_STATE, COVERED, ERROR, FAILED, FIRST_SLICE,
                      FOCUS, LOADING, METADATA, STAGE, EngineEvent, SeriesProgress)
 from .scheduler import BREADTH_FIRST, Assignment, Scheduler
 from .series_state import SeriesState
 from .stage_plan import PREVIEW_PART, StagePlan
+from .wait_loop import run_until
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONNECTIONS = 4  # best throughput on loopback and LAN in our measurements (README)
-FRAMES_PER_REQUEST = 8  # frames of one multi-frame object: 28 -> 1.6 ms a frame on Orthanc, ~12 ms a request
+FRAMES_PER_REQUEST = 8  # frames of one multi-frame object per request: 28 -> 1.6 ms a frame, ~12 ms a request (measured)
 MAX_CONSECUTIVE_FAILURES = 4  # rounds: with the default retries, a server may be gone ~15 s
 MAX_SLICE_ATTEMPTS = 5  # more than the rounds: an outage fails the same slice each round
 
@@ -65,8 +64,6 @@ class ProgressiveFetchEngine:
         self._metadata_jobs: Deque[str] = deque()
         self._events: "queue.SimpleQueue[EngineEvent]" = queue.SimpleQueue()
         self._new_volumes: "queue.SimpleQueue[Tuple[str, int, VolumeLoad]]" = queue.SimpleQueue()
-        self._routes = FrameRoutes()
-        self._ranges: Optional[bool] = None  # the server honours Range (learnt by the first probe)
         self._probe_lock = threading.Lock()
         self._wake = threading.Condition()
         self._paused = False
@@ -186,17 +183,12 @@ class ProgressiveFetchEngine:
     def run_until_finished(self, on_update: Optional[Callable[[EngineUpdate], None]] = None,
                            poll_s: float = 0.02, timeout: Optional[float] = None) -> bool:
         """The main-thread loop for scripts and the command line; False on timeout."""
-        limit = None if timeout is None else time.monotonic() + timeout
-        while True:
-            done = self.finished()
+        def tick() -> None:
             update = self.process_events()
             if on_update is not None and update:
                 on_update(update)
-            if done:
-                return True
-            if limit is not None and time.monotonic() > limit:
-                return False
-            time.sleep(poll_s)
+
+        return run_until(self.finished, tick, poll_s, timeout)
 
     def elapsed(self) -> float:
         return self._clock() - self.started_at
@@ -244,14 +236,10 @@ class ProgressiveFetchEngine:
         if not state.loads:
             state.state = METADATA
             try:
-                instances = series_metadata(self.server, state.study_uid, series_uid)
-                geometry = series_geometry(instances, series_uid)
-                loads = [VolumeLoad(volume, state.study_uid, instances, fill=self.fill) for volume in geometry.volumes]
+                loads = prepare_series(self.server, state.study_uid, series_uid, self.fill)
             except (DicomwebError, ValueError, MemoryError) as error:
                 self._fail(state, f"cannot load series {series_uid}: {error}")
                 return
-            for message in geometry.messages + [m for v in geometry.volumes for m in v.messages]:
-                logger.info("series %s: %s", series_uid, message)
             with self._wake:
                 if state.state == CANCELLED_STATE or self._closed:
                     return
@@ -265,15 +253,21 @@ class ProgressiveFetchEngine:
 
     def _probe(self, state: SeriesState) -> Optional[Probe]:
         """Find the series' preview source (one request; see previews/probe.py)."""
-        if self._ranges is None:  # the first probes ask the server about Range one at a time
+        if state.fetcher.traits.ranges(self.server) is None:  # the first probes ask about Range one at a time
             with self._probe_lock:
-                probe = find_preview_source(self.server, state.loads[0], self.cache, self._ranges)
-                if probe.ranges is not None:
-                    self._ranges = probe.ranges
+                probe = find_preview_source(state.fetcher, state.loads[0])
         else:
-            probe = find_preview_source(self.server, state.loads[0], self.cache, self._ranges)
+            probe = find_preview_source(state.fetcher, state.loads[0])
         logger.info("series %s: %s", state.series_uid, probe.reason)
         state.preview_note = probe.reason
+        if probe.preview is not None:  # the probe's slice: its preview (or its whole short frame)
+            task, got = probe.preview
+            try:
+                self._write(state.loads[0], state.fetcher, probe.source or PreviewSource(), task, got)
+            except ValueError as error:  # the slice still comes in its turn
+                logger.info("series %s: the probe's preview of slice %d does not decode (%s)",
+                            state.series_uid, task.k, error)
+                probe.preview = None
         return probe
 
     def _take_loads(self, state: SeriesState, loads: List[VolumeLoad], announce: bool) -> None:
@@ -281,6 +275,7 @@ class ProgressiveFetchEngine:
         first = loads[0].geometry.dataset
         state.label = f"{first.get('SeriesNumber', '')}: {first.get('SeriesDescription', '')}".strip(": ")
         state.loads = loads
+        state.fetcher = fetcher_for(self.server, loads[0], self.cache)
         state.state = LOADING
         if announce:
             for index, load in enumerate(loads):
@@ -300,7 +295,7 @@ class ProgressiveFetchEngine:
             state.prefetched[(0, task.k)] = (frame, size)
         if probe is not None:
             state.bytes += probe.bytes
-        if probe is not None and probe.wrote is not None:
+        if probe is not None and probe.preview is not None:
             state.first_slice = True
             self._emit(state.series_uid, FIRST_SLICE)
 
@@ -317,9 +312,10 @@ class ProgressiveFetchEngine:
             sizes = [self._take_prefetched(state, load, batch[0].volume, task) for task in tasks]
             wanted = [i for i, size in enumerate(sizes) if size is None]
             if state.preview is not None:
-                sizes = [self._load_part(state.preview, load, tasks[0], batch[0].part) if wanted else sizes[0]]
+                sizes = [self._load_part(state.preview, load, state.fetcher, tasks[0], batch[0].part)
+                         if wanted else sizes[0]]
             else:
-                fetched = load.load_many(self.server, [tasks[i] for i in wanted], self._routes, self.cache)
+                fetched = load_slices(load, state.fetcher, [tasks[i] for i in wanted])
                 for index, size in zip(wanted, fetched):
                     sizes[index] = size  # network bytes, 0 if cached
         except (DicomwebError, ValueError) as error:
@@ -334,16 +330,34 @@ class ProgressiveFetchEngine:
             kept = state.prefetched.pop((volume, task.k), None)
         if kept is None:
             return None
-        load.write_fetched(self.server, task, kept[0], self.cache)
+        write_fetched(load, state.fetcher, task, kept[0])
         return kept[1]
 
-    def _load_part(self, source: PreviewSource, load: VolumeLoad, task: SliceTask, part: int) -> int:
-        """A slice's preview, or its whole frame; nothing when the slice is already that good (the
-        probe wrote it, or a short frame came whole with its preview)."""
+    def _load_part(self, source: PreviewSource, load: VolumeLoad, fetcher: FrameFetcher, task: SliceTask,
+                   part: int) -> int:
+        """A slice's preview, or its whole frame (the cache first); nothing when the slice is already
+        that good (the probe wrote it, or a short frame came whole with its preview)."""
         quality = load.volume.quality(task.k)
         if part == PREVIEW_PART:
-            return 0 if quality >= source.quality else source.fetch_preview(self.server, load, task, self.cache)
-        return 0 if quality >= Quality.FULL else source.fetch_whole(self.server, load, task, self._routes, self.cache)
+            if quality >= source.quality or write_cached(load, fetcher, task):
+                return 0
+            got = source.fetch_preview(fetcher, task, load.geometry.pixels)
+        else:
+            if quality >= Quality.FULL:
+                return 0
+            got = source.fetch_whole(fetcher, task)
+            if got is None:  # an ordinary frame request
+                return load_slices(load, fetcher, [task])[0]
+        self._write(load, fetcher, source, task, got)
+        return got.size
+
+    @staticmethod
+    def _write(load: VolumeLoad, fetcher: FrameFetcher, source: PreviewSource, task: SliceTask, got: SliceFetch) -> None:
+        """Write what a preview source brought: a whole frame exact (and kept), a preview at its quality."""
+        if got.frame is not None:
+            write_fetched(load, fetcher, task, got.frame)
+        elif got.preview is not None:
+            load.write_stored(task.k, got.preview, source.quality)
 
     def _slices_failed(self, state: SeriesState, batch: List[Assignment], error: Exception, started: float) -> None:
         """Retry the slices first in line, or fail the series: after MAX_CONSECUTIVE_FAILURES failure

@@ -27,6 +27,7 @@ class SeriesState:
     stage: Optional[str] = None
     preview: Optional[Any] = None  # the series' PreviewSource (None: full frames only)
     prefetched: Dict[Tuple[int, int], Tuple[Any, int]] = field(default_factory=dict)  # the probe's frame, bytes
+    fetcher: Optional[Any] = None  # the series' FrameFetcher (made when its volumes are known)
     preview_note: str = ""  # which preview source, or why none (for the log and the panel)
     levels: List[int] = field(default_factory=list)  # coarse levels reached (8, 4, 2), in order
 

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional
 
-from ..output.atomic import PathLike, atomic_write
+from ..files import PathLike, atomic_write
 from .events import CANCELLED, COARSE, COMPLETE, COVERED, ERROR, FIRST_SLICE, STAGE, EngineEvent, SeriesProgress
 
 MILESTONES = {FIRST_SLICE: "first_slice_s", COVERED: "covered_s", COMPLETE: "complete_s"}

@@ -1,7 +1,7 @@
 """Output files of the command line: one NRRD per volume, written atomically."""
 from __future__ import annotations
 
-from .atomic import atomic_write
+from ..files import atomic_write
 from .nrrd_writer import ENCODINGS, nrrd_header, output_names, validate_uid, write_series_nrrd, write_volume_nrrd
 
 __all__ = ["ENCODINGS", "atomic_write", "nrrd_header", "output_names", "validate_uid", "write_series_nrrd",

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .atomic import PathLike, atomic_write
+from ..files import PathLike, atomic_write
 
 logger = logging.getLogger(__name__)
 

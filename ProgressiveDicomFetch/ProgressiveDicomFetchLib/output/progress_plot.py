@@ -13,14 +13,24 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
-
-from ..engine.events import SeriesProgress
-from .atomic import PathLike, atomic_write
+from typing import Dict, Iterable, List, Mapping, Optional, Protocol, Sequence, Tuple
+from ..files import PathLike, atomic_write
 
 FIGURE_DPI = 100
 PANEL_HEIGHT_IN = 3.2
 FIGURE_WIDTH_IN = 12.0
+
+
+class ProgressSnapshot(Protocol):
+    """What the recorder reads of one series' progress (the engine's SeriesProgress has it): the
+    reports layer sits below the engine, so it names the fields, not the engine's class."""
+
+    series_uid: str
+    label: str
+    covered_fraction: float
+    full_fraction: float
+    refined_fraction: float  # exact or within 1/8 of an exact slice
+    level: Optional[int]  # 1, 2, 4, 8: every Nth slice exact; None: coarser
 
 
 @dataclass
@@ -47,7 +57,7 @@ class ProgressRecorder:
         self.labels: Dict[str, str] = {}  # series UID -> the engine's label, for plot legends
         self._last: Dict[str, Tuple[float, float, Optional[float], Optional[int]]] = {}
 
-    def sample(self, t: float, progress: Iterable[SeriesProgress], final: bool = False) -> None:
+    def sample(self, t: float, progress: Iterable[ProgressSnapshot], final: bool = False) -> None:
         """Engine progress snapshots (`engine.progress()`) at `t` seconds."""
         for snapshot in progress:
             if snapshot.label:

@@ -12,7 +12,7 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-from .atomic import PathLike, atomic_write
+from ..files import PathLike, atomic_write
 from .progress_plot import matplotlib_figure
 
 FIGURE_DPI = 100

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ..dicomweb.auth import make_auth
-from ..server_check import redact_url, validate_base_url
+from ..dicomweb.urls import redact_url, validate_base_url
 
 NONE, BASIC, BEARER, HEADER = "none", "basic", "bearer", "header"
 AUTH_KINDS = (NONE, BASIC, BEARER, HEADER)

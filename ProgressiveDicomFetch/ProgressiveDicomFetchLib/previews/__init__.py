@@ -8,6 +8,6 @@ not modality values.
 from __future__ import annotations
 
 from .probe import Probe, find_preview_source
-from .source import PreviewSource
+from .source import PreviewSource, SliceFetch
 
-__all__ = ["PreviewSource", "Probe", "find_preview_source"]
+__all__ = ["PreviewSource", "Probe", "SliceFetch", "find_preview_source"]

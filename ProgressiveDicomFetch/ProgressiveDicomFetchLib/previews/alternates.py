@@ -8,19 +8,21 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Tuple
 
+import numpy as np
+
 from .. import transfer_syntax as ts
-from ..cache import FrameCache
 from ..dicomweb.frames import PIXEL_HEADERS
-from ..dicomweb.server import DicomwebServer, RetryPolicy
-from ..loading import SliceTask, VolumeLoad
-from ..pixels import DecodeError, FrameKind
+from ..dicomweb.server import RetryPolicy
+from ..loading import SliceTask
+from ..pixels import DecodeError, FrameKind, PixelDescription
 from ..pixels.codecs import decode_compressed
 from ..pixels.decode import to_stored
 from ..pixels.htj2k_preview import clip_to_stored
 from ..pixels.identify import sniff
 from ..pixels.resample import upsample
 from ..volume import Quality
-from .source import PreviewSource
+from ..retrieve import DicomwebFrameFetcher
+from .source import PreviewSource, SliceFetch
 
 #: name beside frames/ -> the quality its pixels have, in the order they are looked for.
 ALTERNATES: Tuple[Tuple[str, Quality], ...] = (("jlsThumbnail", Quality.SUBRESOLUTION), ("lossy", Quality.LOSSY))
@@ -32,21 +34,16 @@ class Alternate(PreviewSource):
         self.name = name
         self.quality = quality
 
-    def path(self, server: DicomwebServer, load: VolumeLoad, task: SliceTask) -> str:
-        return load.frame_path(server, task, resource=self.name)
+    def fetch_preview(self, fetcher: DicomwebFrameFetcher, task: SliceTask, pixels: PixelDescription,
+                      retry: Optional[RetryPolicy] = None) -> SliceFetch:
+        server = fetcher.server
+        response = server.get(fetcher.frame_path(task, resource=self.name), accept=ACCEPT, headers=PIXEL_HEADERS,
+                              retry=retry, max_bytes=server.limits.frame_bytes)
+        return SliceFetch(len(response.content), preview=self.decode(response.content,
+                                                                     response.headers.get("Content-Type", ""), pixels))
 
-    def fetch_preview(self, server: DicomwebServer, load: VolumeLoad, task: SliceTask,
-                      cache: Optional[FrameCache], retry: Optional[RetryPolicy] = None) -> int:
-        if load.from_cache(server, task, cache):
-            return 0
-        response = server.get(self.path(server, load, task), accept=ACCEPT, headers=PIXEL_HEADERS, retry=retry,
-                              max_bytes=server.limits.frame_bytes)
-        self.write(load, task, response.content, response.headers.get("Content-Type", ""))
-        return len(response.content)
-
-    def write(self, load: VolumeLoad, task: SliceTask, data: bytes, content_type: str) -> None:
-        """Decode an alternate (any codec the pixel layer knows, any size), scale it to the slice."""
-        pixels = load.geometry.pixels
+    def decode(self, data: bytes, content_type: str, pixels: PixelDescription) -> np.ndarray:
+        """Decode an alternate (any codec the pixel layer knows, any size), scaled to the slice."""
         family = ts.media_type_family(content_type) or sniff(data)
         kind = FrameKind(family or "unknown", f"{self.name} ({content_type or 'unlabelled'})")
         if family is None or family in (ts.NATIVE_LE, ts.NATIVE_BE):
@@ -58,4 +55,4 @@ class Alternate(PreviewSource):
         reduced = to_stored(decoded, dataclasses.replace(pixels, rows=shape[0], columns=shape[1]), kind)
         if reduced.shape != (pixels.rows, pixels.columns):
             reduced = clip_to_stored(upsample(reduced, (pixels.rows, pixels.columns)), pixels)
-        load.write_stored(task.k, reduced, self.quality)
+        return reduced

@@ -13,16 +13,15 @@ import threading
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
-from ..cache import FrameCache
 from ..dicomweb.errors import DicomwebError
 from ..dicomweb.frame_ranges import RangeAnswer, get_range
-from ..dicomweb.frames import FrameRoutes, frames_from_body
-from ..dicomweb.server import DicomwebServer
-from ..loading import SliceTask, VolumeLoad
+from ..dicomweb.frames import frames_from_body
+from ..loading import SliceTask
 from ..pixels import DecodeError, PixelDescription
 from ..pixels.htj2k_preview import codestream_layout, decode_prefix, find_codestream, level_end, preview_level
+from ..retrieve import DicomwebFrameFetcher
 from ..volume import Quality
-from .source import PreviewSource
+from .source import PreviewSource, SliceFetch
 
 logger = logging.getLogger(__name__)
 
@@ -76,58 +75,49 @@ class HTJ2KPrefixes(PreviewSource):
     def __init__(self, length: int, accept: str) -> None:
         self.length = length
         self.accept = accept
-        self._prefixes: Dict[Tuple[int, int], _Prefix] = {}
+        self._prefixes: Dict[Tuple[str, int], _Prefix] = {}
         self._lock = threading.Lock()
 
-    def fetch_preview(self, server: DicomwebServer, load: VolumeLoad, task: SliceTask,
-                      cache: Optional[FrameCache]) -> int:
-        if load.from_cache(server, task, cache):
-            return 0
-        answer = get_range(server, load.frame_path(server, task), self.accept, 0, self.length - 1)
-        self.take(server, load, task, answer, cache)
-        return len(answer.data)
+    def fetch_preview(self, fetcher: DicomwebFrameFetcher, task: SliceTask, pixels: PixelDescription) -> SliceFetch:
+        answer = get_range(fetcher.server, fetcher.frame_path(task), self.accept, 0, self.length - 1)
+        return self.take(fetcher, task, answer, pixels)
 
-    def take(self, server: DicomwebServer, load: VolumeLoad, task: SliceTask, answer: RangeAnswer,
-             cache: Optional[FrameCache]) -> None:
-        """Write a prefix as the slice's preview and keep it for the rest; a whole frame (a short
-        one, or a server that stopped honouring Range) is written exact."""
+    def take(self, fetcher: DicomwebFrameFetcher, task: SliceTask, answer: RangeAnswer,
+             pixels: PixelDescription) -> SliceFetch:
+        """A prefix decoded as the slice's preview, kept for the rest; a whole frame (a short one,
+        or a server that stopped honouring Range) is returned whole."""
         if not answer.partial or answer.whole:
-            self._write_whole(server, load, task, answer, answer.data, cache)
-            return
+            return SliceFetch(len(answer.data), frame=self._frame(fetcher, task, answer.content_type, answer.data))
         with self._lock:
-            self._prefixes[(id(load), task.k)] = _Prefix(answer.data, answer.content_type, answer.validator,
-                                                         answer.total)
+            self._prefixes[(task.sop_instance_uid, task.frame_number)] = _Prefix(
+                answer.data, answer.content_type, answer.validator, answer.total)
         offset = find_codestream(answer.data)
         try:
             if offset < 0:
                 raise DecodeError("HTJ2K prefix", "no codestream at the start of the frame")
-            load.write_stored(task.k, decode_prefix(answer.data[offset:], load.geometry.pixels), self.quality)
+            return SliceFetch(len(answer.data), preview=decode_prefix(answer.data[offset:], pixels))
         except DecodeError as error:  # the exact frame still comes: only this preview is lost
-            logger.info("slice %d of %s: no preview (%s)", task.k, load.geometry.series_uid, error)
+            logger.info("slice %d of %s: no preview (%s)", task.k, fetcher.series_uid, error)
+            return SliceFetch(len(answer.data))
 
-    def fetch_whole(self, server: DicomwebServer, load: VolumeLoad, task: SliceTask,
-                    routes: Optional[FrameRoutes], cache: Optional[FrameCache]) -> int:
+    def fetch_whole(self, fetcher: DicomwebFrameFetcher, task: SliceTask) -> Optional[SliceFetch]:
         with self._lock:
-            prefix = self._prefixes.pop((id(load), task.k), None)
+            prefix = self._prefixes.pop((task.sop_instance_uid, task.frame_number), None)
         if prefix is None:  # the preview came whole, from the cache, or failed: an ordinary request
-            return super().fetch_whole(server, load, task, routes, cache)
+            return None
         try:
-            answer = get_range(server, load.frame_path(server, task), self.accept, len(prefix.data), None,
+            answer = get_range(fetcher.server, fetcher.frame_path(task), self.accept, len(prefix.data), None,
                                prefix.validator)
             continues = answer.partial and answer.start == len(prefix.data) and answer.total == prefix.total
             body = prefix.data + answer.data if continues else answer.data  # 200: the frame changed
-            self._write_whole(server, load, task, answer if not continues else None, body, cache,
-                              prefix.content_type)
+            frame = self._frame(fetcher, task, prefix.content_type if continues else answer.content_type, body)
         except DicomwebError:
             with self._lock:  # a retry continues from the same prefix (a frame that does not decode
-                self._prefixes[(id(load), task.k)] = prefix  # is asked again whole instead)
+                self._prefixes[(task.sop_instance_uid, task.frame_number)] = prefix  # is asked again whole instead)
             raise
-        return len(answer.data)
+        return SliceFetch(len(answer.data), frame=frame)
 
     @staticmethod
-    def _write_whole(server: DicomwebServer, load: VolumeLoad, task: SliceTask, answer: Optional[RangeAnswer],
-                     body: bytes, cache: Optional[FrameCache], content_type: str = "") -> None:
-        where = server.url_for(load.frame_path(server, task))
-        frame = frames_from_body(body, answer.content_type if answer is not None else content_type,
-                                 [task.frame_number], where)[0]
-        load.write_fetched(server, task, frame, cache)
+    def _frame(fetcher: DicomwebFrameFetcher, task: SliceTask, content_type: str, body: bytes):
+        where = fetcher.server.url_for(fetcher.frame_path(task))
+        return frames_from_body(body, content_type, [task.frame_number], where)[0]

@@ -19,7 +19,7 @@ from ..engine.events import CANCELLED_STATE, FAILED
 from ..engine.scheduler import STRATEGIES
 from ..pixels.codecs import missing_packages
 from ..pixels.htj2k_preview import preview_packages
-from ..server_check import ServerCheck, check_server
+from ..dicomweb.server_check import ServerCheck, check_server
 from .scene_loader import SceneLoader
 
 logger = logging.getLogger(__name__)

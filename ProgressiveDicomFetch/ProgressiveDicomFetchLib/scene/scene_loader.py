@@ -13,11 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..cache import FrameCache
-from ..dicomweb.metadata import series_metadata
 from ..dicomweb.server import DicomwebServer
 from ..engine import BREADTH_FIRST, DEFAULT_CONNECTIONS, EngineUpdate, ProgressiveFetchEngine, SeriesProgress
-from ..geometry import series_geometry
+from ..engine.wait_loop import run_until
 from ..loading import VolumeLoad
+from ..retrieve import prepare_series
 from .subject_hierarchy import place_in_hierarchy
 from .volume_node import create_volume_node, refresh, series_node_name
 from .window_level import covered_window
@@ -95,9 +95,7 @@ class SceneLoader:
 
     def _prepare(self, study_uid: str, series_uid: str):
         try:
-            instances = series_metadata(self.server, study_uid, series_uid)
-            geometry = series_geometry(instances, series_uid)
-            return series_uid, [VolumeLoad(v, study_uid, instances) for v in geometry.volumes], None
+            return series_uid, prepare_series(self.server, study_uid, series_uid, self.engine.fill), None
         except Exception as error:  # DicomwebError, GeometryError, the memory check: reported per series
             return series_uid, None, error
 
@@ -164,16 +162,10 @@ class SceneLoader:
 
     def wait(self, timeout: Optional[float] = None, poll_s: float = 0.01) -> bool:
         """Block (pumping events) until every requested series is done; False on timeout."""
-        limit = None if timeout is None else time.monotonic() + timeout
-        while True:
-            done = self.engine.finished()
-            self.process()
-            if done:
-                self.process()  # the last refresh always lands
-                return True
-            if limit is not None and time.monotonic() > limit:
-                return False
-            time.sleep(poll_s)
+        done = run_until(self.engine.finished, self.process, poll_s, timeout)
+        if done:
+            self.process()  # the last refresh always lands
+        return done
 
     def progress(self) -> List[SeriesProgress]:
         return self.engine.progress()

@@ -1,21 +1,26 @@
 """Answers "can I reach this DICOMweb server?" with a message a user can act on.
 
 The panel's "Test connection" button and scripts use it before a search. It sends one small
-QIDO study query; it never puts credentials into its messages.
+QIDO study query through `DicomwebServer.get` (no retries: a check answers at once); it never
+puts credentials into its messages.
 """
 from __future__ import annotations
 
+import http
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Optional, Tuple
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from .errors import AuthenticationFailed, DicomwebError, ServerUnreachable
+from .server import DicomwebServer, RetryPolicy
+from .urls import redact_url, validate_base_url
+
 logger = logging.getLogger(__name__)
 
-DICOM_JSON = "application/dicom+json"
+ONE_TRY = RetryPolicy(attempts=1)
 
 
 @dataclass(frozen=True)
@@ -30,32 +35,6 @@ class ServerCheck:
     seconds: float = 0.0
 
 
-def redact_url(url: str) -> str:
-    """The URL without user:password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-
-
-def validate_base_url(url: str) -> str:
-    """The DICOMweb base URL without a trailing slash; ValueError naming what is wrong otherwise."""
-    if not isinstance(url, str) or not url.strip():
-        raise ValueError("DICOMweb URL is empty: expected something like http://host:8042/dicom-web")
-    url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f"DICOMweb URL {redact_url(url)!r} must start with http:// or https://")
-    if not parts.hostname:
-        raise ValueError(f"DICOMweb URL {redact_url(url)!r} has no host name")
-    if parts.query or parts.fragment:
-        raise ValueError(f"DICOMweb URL {redact_url(url)!r} must not contain a query or fragment")
-    return url.rstrip("/")
-
-
 def check_server(
     url: str,
     auth: Optional[Any] = None,
@@ -67,25 +46,29 @@ def check_server(
     base = validate_base_url(url)
     shown = redact_url(base)
     started = time.monotonic()
-    request_headers = {"Accept": DICOM_JSON}
-    request_headers.update(headers or {})
+    server = DicomwebServer(base, auth=auth, headers=headers, verify=verify, timeout=timeout, retry=ONE_TRY)
     try:
-        response = requests.get(
-            f"{base}/studies", params={"limit": "1"}, headers=request_headers, auth=auth, timeout=timeout, verify=verify
-        )
-    except requests.exceptions.SSLError as error:
-        return _result(shown, started, False, f"TLS verification failed for {shown}: {type(error).__name__}")
-    except requests.exceptions.ConnectionError:
+        response = server.get("studies", params={"limit": "1"})
+    except ServerUnreachable as error:
+        cause = error.__context__  # the requests exception the server turned into this error
+        if isinstance(cause, requests.exceptions.SSLError):
+            return _result(shown, started, False, f"TLS verification failed for {shown}: {type(cause).__name__}")
+        if isinstance(cause, requests.exceptions.Timeout):
+            return _result(shown, started, False, f"{shown} did not answer within {timeout[0]:g}+{timeout[1]:g} s")
         return _result(shown, started, False, f"Cannot connect to {shown}: is the server running and the URL right?")
-    except requests.exceptions.Timeout:
-        return _result(shown, started, False, f"{shown} did not answer within {timeout[0]:g}+{timeout[1]:g} s")
+    except AuthenticationFailed as error:
+        return _result(shown, started, False, f"{shown} refused the credentials (HTTP {error.status})", error.status)
+    except DicomwebError as error:
+        status = error.status
+        reason = _reason(status) if status is not None else str(error)
+        return _result(shown, started, False, f"{shown}/studies answered {reason}", status)
+    finally:
+        server.close()
     status = response.status_code
-    if status in (401, 403):
-        return _result(shown, started, False, f"{shown} refused the credentials (HTTP {status})", status)
     if status == 204:
         return _result(shown, started, True, f"Connected to {shown}: no studies", status, 0)
     if status != 200:
-        return _result(shown, started, False, f"{shown}/studies answered HTTP {status} {response.reason}", status)
+        return _result(shown, started, False, f"{shown}/studies answered {_reason(status)}", status)
     try:
         studies = response.json()
     except ValueError:
@@ -94,6 +77,13 @@ def check_server(
     if not isinstance(studies, list):
         return _result(shown, started, False, f"{shown}/studies answered JSON that is not a list of studies", status)
     return _result(shown, started, True, f"Connected to {shown}", status, len(studies))
+
+
+def _reason(status: int) -> str:
+    try:
+        return f"HTTP {status} {http.HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
 
 
 def _result(url: str, started: float, ok: bool, message: str, status: Optional[int] = None,

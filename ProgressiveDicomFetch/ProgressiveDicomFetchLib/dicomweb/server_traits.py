@@ -1,0 +1,63 @@
+"""What the code learns about a server while it works with it, kept in one place.
+
+Per series, the frame route that worked (the syntax to ask for, one frame per request on static
+trees that keep one file per frame: frames.py says why); per server, whether it honours HTTP
+Range (learnt by the first preview probe, never assumed). Each `DicomwebServer` carries one
+(`server.traits`), shared by all its connections; learnt once, it spares every later request the
+probing. Thread-safe. Servers are told apart by URL, so one traits object may also serve several.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Dict, Optional, Protocol, Tuple
+
+logger = logging.getLogger(__name__)
+
+
+class Located(Protocol):
+    """A server as the traits see it: its URL (DicomwebServer has one; it imports this module)."""
+
+    url: str
+
+
+@dataclass(frozen=True)
+class FrameRoute:
+    """What worked for a series on a server: the syntax asked for, and one frame per request."""
+
+    syntax: str
+    one_per_request: bool = False
+
+
+class ServerTraits:
+    def __init__(self) -> None:
+        self._routes: Dict[Tuple[str, str], FrameRoute] = {}
+        self._ranges: Dict[str, bool] = {}
+        self._lock = threading.Lock()
+
+    def route(self, server: Located, series_uid: str) -> Optional[FrameRoute]:
+        with self._lock:
+            return self._routes.get((server.url, series_uid))
+
+    def remember_route(self, server: Located, series_uid: str, route: FrameRoute) -> None:
+        with self._lock:
+            previous = self._routes.get((server.url, series_uid))
+            self._routes[(server.url, series_uid)] = route
+        if previous != route:
+            logger.info("frames of series %s on %s: asking %s%s", series_uid, server.url, route.syntax,
+                        ", one frame per request" if route.one_per_request else "")
+
+    def ranges(self, server: Located) -> Optional[bool]:
+        """True: the server honours Range; False: it ignores it; None: not asked yet."""
+        with self._lock:
+            return self._ranges.get(server.url)
+
+    def learn_ranges(self, server: Located, honoured: bool) -> None:
+        with self._lock:
+            self._ranges[server.url] = honoured
+
+    def clear(self) -> None:
+        with self._lock:
+            self._routes.clear()
+            self._ranges.clear()
