@@ -33,5 +33,11 @@ bench: setup
 bench-previews: setup
 	$(PYTHON) Testing/benchmarks/in_plane_stages.py --rates 30mbit,100mbit $(BENCH_ARGS)
 
+# The focus boost's coverage floor and visible set on a 100 Mbit/s tbf link against Orthanc
+# (root; ~4 minutes); figures in docs/focus.md.
+.PHONY: bench-focus
+bench-focus: setup
+	$(PYTHON) Testing/benchmarks/focus_floor.py $(BENCH_ARGS)
+
 clean:
 	rm -rf .venv .venv-slicer58 .venv-demo .cache .pytest_cache demo-output

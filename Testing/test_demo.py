@@ -61,7 +61,8 @@ def test_demo_fetches_the_sample_exactly_and_draws_the_progress(sample_cache, tm
         coarse = record["coarse_s"]
         assert record["covered_s"] <= coarse["8"] <= coarse["4"] <= coarse["2"] <= record["complete_s"]
     sagittal = manifest.series("ct_sagittal").series_uid
-    assert {"t": pytest.approx(0.1, abs=0.5), "series": sagittal, "event": "focus", "slice": 10} in timeline["events"]
+    assert {"t": pytest.approx(0.1, abs=0.5), "series": sagittal, "event": "focus", "slice": 10,
+            "visible": [sagittal]} in timeline["events"]
     # 100 Mbit/s paces the study: at least its bytes' worth of time (a lower bound, never a speed target)
     assert timeline["total_s"] >= 0.9 * timeline["bytes"] * 8 / 100e6
     progress = json.loads((out / "progress.json").read_text())

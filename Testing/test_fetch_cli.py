@@ -70,6 +70,8 @@ def test_whole_study_by_default_and_a_missing_series_is_an_error(orthanc, sample
 @pytest.mark.parametrize("extra, words", [
     (["--focus", "soon:1.2.3"], "SECONDS is a number"),
     (["--focus", "1:1.2.3"], "not requested"),
+    (["--focus", "1:1.2.3.4,1.2.3.4"], "names a series twice"),
+    (["--focus", "1:1.2.3.4,../x:3"], "not a UID"),
     (["--cache", "/etc/passwd"], "not a folder"),
     (["--cache-size", "0"], "--cache-size must be positive"),
     (["--connections", "0"], "at least 1"),
@@ -78,3 +80,37 @@ def test_whole_study_by_default_and_a_missing_series_is_an_error(orthanc, sample
 def test_bad_arguments_are_one_clear_line(orthanc, tmp_path, extra, words):
     result = fetch("--url", orthanc.dicomweb_url, "--study", "1.2.3", "--out", str(tmp_path), "--series", "1.2.3.4", *extra)
     assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
+
+
+def test_focus_on_several_series_boosts_them_in_order_after_every_coarse_volume(orthanc, sample_small, tmp_path):
+    """`--focus 0:B,A:10`: B touched last (slice 10), A on screen too, C shown nowhere."""
+    study = sample_small.study("ct")
+    thin, thick, sagittal = (sample_small.series(k).series_uid for k in STUDY)
+    result = fetch("--url", orthanc.dicomweb_url, "--study", study.study_uid, *sum((["--series", uid] for uid in
+                   (thin, thick, sagittal)), []), "--out", str(tmp_path / "out"), "--timeline", str(tmp_path / "t.json"),
+                   "--focus", f"0:{thick},{thin}:10")
+    assert result.returncode == 0, result.stderr
+    timeline = json.loads((tmp_path / "t.json").read_text())
+    (focus,) = [e for e in timeline["events"] if e["event"] == "focus"]
+    assert (focus["series"], focus["slice"], focus["visible"]) == (thick, 10, [thick, thin])
+    series = timeline["series"]
+    assert series[thick]["complete_s"] < series[thin]["complete_s"] < series[sagittal]["complete_s"]
+    # the coverage floor: the series shown nowhere has its first coarse volume before the boost ends
+    assert series[sagittal]["stages"]["every-8"] < series[thick]["complete_s"]
+
+
+@pytest.mark.compat
+def test_focus_parses_one_series_as_before_or_several_the_first_touched_last():
+    from ProgressiveDicomFetchLib.cli.fetch_command import FocusChange
+    from ProgressiveDicomFetchLib.engine import Shown
+
+    old = FocusChange.parse("2.5:1.2.3:40")
+    assert (old.at_s, old.series_uid, old.series_uids, old.slice) == (2.5, "1.2.3", ("1.2.3",), 40)
+    assert old.shown() == [Shown("1.2.3", ((0, 40.0),))]
+    several = FocusChange.parse("1.0:1.2.3,1.2.4")
+    assert (several.series_uid, several.slice) == ("1.2.3", None)
+    assert several.shown() == [Shown("1.2.3"), Shown("1.2.4")]
+    with pytest.raises(ValueError, match="SERIES_UID"):
+        FocusChange.parse("1.0")
+    with pytest.raises(ValueError, match="empty series UID"):
+        FocusChange.parse("1.0:1.2.3,")

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import gc
 import math
+import time
 import weakref
 from typing import Any, List, Tuple
 
 import numpy as np
 import pytest
 
+from ProgressiveDicomFetchLib.engine.focus_policy import Shown
 from ProgressiveDicomFetchLib.scene.focus_watcher import FocusWatcher, slice_at_center
 
 AXIAL = np.array([[-1.0, 0, 0, 5], [0, -1.0, 0, 4], [0, 0, 2.5, -10], [0, 0, 0, 1]])  # k at z = -10 + 2.5 k
@@ -191,3 +193,106 @@ def test_slice_at_center_follows_a_linear_parent_transform(views):
     assert slice_at_center(views.red, views.a) == 10
     views.a.SetAndObserveTransformNodeID(transform.GetID())
     assert slice_at_center(views.red, views.a) == 8
+
+
+@pytest.fixture()
+def screen(views):
+    """The same views with a visible-set callback too (`views.visible`: its calls)."""
+    views.watcher.stop()
+    views.calls.clear()
+    visible: List[Tuple[Tuple[Shown, ...], Any]] = []
+    views.visible = visible
+    views.watcher = FocusWatcher(views.scene, views.known.get, lambda *focus: views.calls.append(focus),
+                                 lambda shown, last: visible.append((tuple(shown), last)))
+    return views
+
+
+def on_screen(screen) -> Tuple[Any, ...]:
+    """The last reported visible set as {series: viewed slices} and the last touched series."""
+    shown, last = screen.visible[-1]
+    merged = {}
+    for item in shown:
+        merged.setdefault(item.series, []).extend(item.slices)
+    return merged, last
+
+
+def test_every_series_in_a_shown_view_is_visible_with_its_slice_and_the_last_touched(screen):
+    screen.yellow_composite.SetBackgroundVolumeID(screen.b.GetID())
+    screen.red_composite.SetBackgroundVolumeID(screen.a.GetID())  # Red touched last
+    yellow_k = _expected_k(OBLIQUE, screen.yellow)
+    assert on_screen(screen) == ({"1.2.B": [(1, float(yellow_k))], "1.2.A": [(0, 4.0)]}, "1.2.A")
+    screen.red_composite.SetForegroundVolumeID(screen.b.GetID())  # B over A in Red, half transparent
+    screen.red_composite.SetForegroundOpacity(0.5)
+    shown, last = on_screen(screen)
+    assert last == "1.2.A" and sorted(shown["1.2.B"]) == sorted([(1, float(yellow_k)), (1, float(_expected_k(OBLIQUE, screen.red)))])
+    count = len(screen.visible)
+    screen.red.SetSliceOffset(0.0)  # same slices: no new report
+    assert len(screen.visible) == count
+    screen.yellow.JumpSliceByCentering(0.0, 0.0, 5.0)  # Yellow scrolled: touched last
+    assert on_screen(screen)[1] == "1.2.B" and screen.calls[-1][0] == "1.2.B"
+
+
+def test_a_view_hidden_from_the_layout_stops_counting(screen):
+    screen.yellow_composite.SetBackgroundVolumeID(screen.b.GetID())
+    screen.red_composite.SetBackgroundVolumeID(screen.a.GetID())
+    screen.red.SetMappedInLayout(True)
+    screen.yellow.SetMappedInLayout(True)  # a layout manager shows both
+    assert set(on_screen(screen)[0]) == {"1.2.A", "1.2.B"}
+    screen.yellow.SetMappedInLayout(False)  # switched to a layout without Yellow
+    assert on_screen(screen) == ({"1.2.A": [(0, 4.0)]}, "1.2.A")
+    screen.yellow.SetMappedInLayout(True)
+    screen.red.SetVisibility(False)  # Red hidden: its series goes, the focus moves to Yellow's
+    assert on_screen(screen) == ({"1.2.B": [(1, float(_expected_k(OBLIQUE, screen.yellow)))]}, "1.2.B")
+
+
+def test_a_volume_rendered_in_a_shown_3d_view_is_visible_without_a_slice(screen):
+    slicer, scene = screen.slicer, screen.scene
+    screen.red_composite.SetBackgroundVolumeID(screen.a.GetID())
+    view = slicer.vtkMRMLViewNode()
+    scene.AddNode(view)
+    rendering = slicer.vtkMRMLGPURayCastVolumeRenderingDisplayNode()
+    rendering.SetVisibility(False)
+    scene.AddNode(rendering)
+    screen.b.AddAndObserveDisplayNodeID(rendering.GetID())
+    assert set(on_screen(screen)[0]) == {"1.2.A"}
+    rendering.SetVisibility(True)
+    assert on_screen(screen) == ({"1.2.A": [(0, 4.0)], "1.2.B": []}, "1.2.A")
+    rendering.SetViewNodeIDs(["vtkMRMLViewNodeOther"])  # rendered in another 3D view only
+    assert set(on_screen(screen)[0]) == {"1.2.A"}
+    rendering.RemoveAllViewNodeIDs()
+    view.SetMappedInLayout(True)
+    screen.red.SetMappedInLayout(True)
+    view.SetVisibility(False)  # the 3D view is not in the layout
+    assert set(on_screen(screen)[0]) == {"1.2.A"}
+
+
+def test_series_on_screen_complete_first_the_last_touched_first_and_the_hidden_one_is_covered_early(
+        slice_views, orthanc, sample_small):
+    """Yellow shows B, Red shows A (touched last), C is shown nowhere; the switch comes while every
+    series is still queued. A completes first, then B, then C; C's first coarse volume (the
+    coverage floor) comes before A completes."""
+    from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
+    from ProgressiveDicomFetchLib.scene.scene_loader import SceneLoader
+
+    a, b, c = (sample_small.series(key) for key in ("ct_thin", "ct_sagittal", "ct_thick"))
+    loader = SceneLoader(DicomwebServer(orthanc.dicomweb_url), show=False, connections=2)
+    events = []
+    try:
+        loader.engine.pause()
+        node_a, node_b, node_c = loader.load(a.study_uid, [a.series_uid, b.series_uid, c.series_uid])
+        slice_views.yellow_composite.SetBackgroundVolumeID(node_b.GetID())
+        slice_views.red_composite.SetBackgroundVolumeID(node_a.GetID())
+        assert loader.engine.scheduler.visible.series() == (a.series_uid, b.series_uid)
+        loader.engine.resume()
+        while not loader.engine.finished():
+            events += loader.process().events
+            time.sleep(0.005)
+        events += loader.process().events
+    finally:
+        loader.close()
+    complete = {e.series_uid: e.t for e in events if e.event == "complete"}
+    assert complete[a.series_uid] < complete[b.series_uid] < complete[c.series_uid]
+    floor = {e.series_uid: e.t for e in events if e.event == "stage" and e.stage == "every-8"}
+    assert floor[c.series_uid] < complete[a.series_uid]
+    focus = [e for e in events if e.event == "focus"]
+    assert focus[-1].series_uid == a.series_uid and focus[-1].visible == (a.series_uid, b.series_uid)

@@ -5,6 +5,7 @@ from collections import deque
 
 import pytest
 
+from ProgressiveDicomFetchLib.engine.focus_policy import FocusPolicy, Shown, floor_stage
 from ProgressiveDicomFetchLib.engine.scheduler import DEPTH_FIRST, Scheduler
 from ProgressiveDicomFetchLib.engine.stage_plan import PREVIEW_PART, WHOLE_PART, StagePlan
 
@@ -82,15 +83,22 @@ def test_depth_first_finishes_series_in_the_order_given():
     assert series_order == sorted(series_order)  # all of A, then all of B, then all of C
 
 
-def test_focus_takes_every_free_connection_until_its_series_is_queued_out():
-    scheduler = three_series()
-    run(scheduler, 4, steps=10)  # mid-way: every series still has work queued
+@pytest.mark.parametrize("floor", [False, True])
+def test_focus_takes_every_free_connection_until_its_series_is_queued_out(floor):
+    scheduler = three_series(policy=FocusPolicy(coverage_floor=floor))
+    run(scheduler, 4, steps=10)  # mid-way: every series still has work queued, A's floor too
     scheduler.set_focus("B")
     following = []
     while scheduler.queued("B"):
         assignment = scheduler.next()
         following.append(assignment)
         scheduler.done(assignment)
+    others = [i for i, a in enumerate(following) if a.series != "B"]
+    if floor:  # the others' first coarse volume first, then B alone
+        assert others and all(following[i].stage <= floor_stage(StagePlan()) for i in others)
+        following = following[max(others) + 1:]
+    else:
+        assert not others
     assert len(following) > 10 and all(a.series == "B" for a in following)
     assert scheduler.next().series != "B"  # then the others get the connections back
 
@@ -274,3 +282,97 @@ def test_a_failed_preview_is_retried_before_its_whole_frame_and_cancel_clears_th
     scheduler.next()
     assert scheduler.drop("A") == 9
     assert scheduler.next() is None
+
+
+def take(scheduler, count):
+    """`count` assignments through one connection (each done before the next)."""
+    handed = []
+    for _ in range(count):
+        handed.append(scheduler.next())
+        scheduler.done(handed[-1])
+    return handed
+
+
+def boosted(policy=FocusPolicy(), sizes=(64, 64, 64), connections=4):
+    """A touched last, B also on screen, C shown nowhere; the floor (if any) already handed out."""
+    scheduler = three_series(connections=connections, sizes=sizes, policy=policy)
+    scheduler.set_visible([Shown("A", ((0, 20.0),)), Shown("B", ((0, 40.0),))], last_touched="A")
+    return scheduler
+
+
+def test_the_last_touched_series_gets_its_share_the_other_visible_next_the_rest_what_is_left():
+    scheduler = boosted()
+    handed = run(scheduler, 4)
+    floor = floor_stage(StagePlan())
+    boost = [a for a in handed if a.stage > floor]
+    a_done = max(i for i, a in enumerate(boost) if a.series == "A")
+    during = [a.series for a in boost[:a_done + 1]]
+    assert during.count("C") == 0, "the rest gets nothing while the visible series have work ready"
+    assert 0.05 <= during.count("B") / len(during) <= 0.15, during  # the visible share, 0.1
+    finish = {name: max(i for i, a in enumerate(handed) if a.series == name) for name in "ABC"}
+    assert finish["A"] < finish["B"] < finish["C"]
+    assert [a.k for a in handed if a.series == "A"][0] == 20 and [a.k for a in handed if a.series == "B"][0] == 40
+
+
+def test_a_share_for_the_rest_gives_it_that_fraction():
+    scheduler = boosted(FocusPolicy(last_touched_share=0.6, visible_share=0.2), sizes=(200, 200, 200))
+    handed = run(scheduler, 4)
+    boost = [a.series for a in handed if a.stage > floor_stage(StagePlan())][:150]
+    assert [round(boost.count(name) / len(boost), 1) for name in "ABC"] == [0.6, 0.2, 0.2]
+
+
+def test_coverage_floor_every_series_first_coarse_volume_before_the_boost():
+    """The focus came before the other series' metadata: once they arrive, their anchors and
+    first decimated stage go before any more of the boosted series."""
+    scheduler = Scheduler(4)
+    for name in "ABC":
+        scheduler.expect(name)
+    scheduler.set_visible([Shown("A", ((0, 100.0),))], last_touched="A")
+    scheduler.add("A", [(220, range(220))])
+    early = take(scheduler, 40)  # A's own floor (31 slices), then its boost
+    assert {a.series for a in early} == {"A"}
+    scheduler.add("B", [(60, range(60))])
+    scheduler.add("C", [(120, range(120))])
+    floor = floor_stage(StagePlan())
+    wanted = sum(1 for name, size in (("B", 60), ("C", 120))
+                 for s in StagePlan().assign(range(size)).values() if s <= floor)
+    after = take(scheduler, wanted)
+    assert all(a.series in "BC" and a.stage <= floor for a in after), [a for a in after if a.series == "A"]
+    assert scheduler.current_stage("B") == scheduler.current_stage("C") == floor + 1  # covered, coarse
+    assert scheduler.next().series == "A"  # then the boost
+
+
+def test_without_the_floor_the_boost_takes_everything():
+    scheduler = Scheduler(4, policy=FocusPolicy(coverage_floor=False))
+    scheduler.set_focus("A", 100)
+    scheduler.add("A", [(220, range(220))])
+    scheduler.add("B", [(60, range(60))])
+    assert {a.series for a in take(scheduler, 40)} == {"A"}
+    assert floor_stage(StagePlan.parse("none")) is None and floor_stage(StagePlan.parse("anchors")) == 0
+    assert floor_stage(StagePlan()) == StagePlan().stage_ids().index("every-8")
+
+
+def test_several_viewed_slices_of_one_series_come_first_then_the_nearest():
+    scheduler = Scheduler(1, policy=FocusPolicy(coverage_floor=False))
+    scheduler.add("A", [(100, range(100))])
+    scheduler.set_visible([Shown("A", ((0, 10.2),)), Shown("A", ((0, 70.0),))], last_touched="A")
+    order = [scheduler.next() for _ in range(4)]
+    assert sorted(a.k for a in order[:2]) == [10, 70]
+    assert scheduler.visible.slices("A") == ((0, 10.2), (0, 70.0))
+    every8 = [a.k for a in run(scheduler, 1) if a.stage == StagePlan().stage_ids().index("every-8")]
+    distance = [min(abs(k - 10), abs(k - 70)) for k in every8]
+    assert distance == sorted(distance)
+
+
+def test_visible_set_and_policy_errors():
+    scheduler = Scheduler(2)
+    scheduler.set_visible([Shown("B")], last_touched="A")  # the last touched joins the set
+    assert scheduler.visible.series() == ("A", "B") and scheduler.focus == "A"
+    scheduler.set_focus(None)
+    assert not scheduler.visible and scheduler.focus is None
+    for bad in (dict(last_touched_share=0.8, visible_share=0.3), dict(last_touched_share=0),
+                dict(visible_share=-0.1), dict(connection_cap=1.5)):
+        with pytest.raises(ValueError, match="share"):
+            FocusPolicy(**bad)
+    with pytest.raises(ValueError, match="Shown"):
+        scheduler.set_visible(["A"])

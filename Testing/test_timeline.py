@@ -164,3 +164,11 @@ def test_summary_names_every_series_and_never_reached_milestones():
     assert lines[1].startswith(B) and "every 8th exact never" in lines[1] and "complete never" in lines[1]
     assert lines[2].startswith(C) and "first slice never" in lines[2]
     assert lines[3].startswith("total 2.50 s")
+
+
+def test_the_focus_event_records_the_visible_set_and_keeps_it_when_shifted():
+    timeline = Timeline(clock=Clock(), event_offset_s=0.5)
+    timeline.extend([EngineEvent(1.0, B, FOCUS, slice=12, visible=(B, A)), EngineEvent(2.0, A, FOCUS)])
+    events = timeline.to_json()["events"]
+    assert events == [{"t": 1.5, "series": B, "event": "focus", "slice": 12, "visible": [B, A]},
+                      {"t": 2.5, "series": A, "event": "focus"}]

@@ -2,7 +2,8 @@
 
 Contract (design.md): NRRD files named `<SeriesInstanceUID>.nrrd` (`_<n>` for a series that
 splits into several volumes) with exact geometry and modality values; `--focus SECONDS:UID[:SLICE]`
-moves the focus during the run; `--timeline FILE.json` records what happened when.
+moves the focus during the run (`SECONDS:UID_A,UID_B[:SLICE]`: both on screen, A touched last, the
+slice A's); `--timeline FILE.json` records what happened when.
 """
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from ..cache import DEFAULT_MAX_BYTES, FrameCache
 from ..dicomweb.filters import check_single_uid
 from ..dicomweb.search import search_series
-from ..engine import DEFAULT_CONNECTIONS, STRATEGIES, ProgressiveFetchEngine, StagePlan
+from ..engine import DEFAULT_CONNECTIONS, STRATEGIES, ProgressiveFetchEngine, Shown, StagePlan
 from ..engine.events import SeriesProgress
 from ..engine.timeline import Timeline
 from ..geometry.series_geometry import NON_IMAGE_MODALITIES
@@ -33,15 +34,21 @@ ProgressHook = Callable[[float, Sequence[SeriesProgress]], None]
 
 @dataclass(frozen=True)
 class FocusChange:
+    """A scripted view change: the series on screen from `at_s` on, the first touched last."""
+
     at_s: float
-    series_uid: str
-    slice: Optional[int]
+    series_uids: Tuple[str, ...]
+    slice: Optional[int]  # the slice in view in the first series
+
+    @property
+    def series_uid(self) -> str:
+        return self.series_uids[0]
 
     @classmethod
     def parse(cls, text: str) -> "FocusChange":
         parts = text.split(":")
         if len(parts) not in (2, 3):
-            raise ValueError(f"--focus {text!r} must be SECONDS:SERIES_UID[:SLICE]")
+            raise ValueError(f"--focus {text!r} must be SECONDS:SERIES_UID[,SERIES_UID...][:SLICE]")
         try:
             at = float(parts[0])
             slice_index = int(parts[2]) if len(parts) == 3 else None
@@ -49,8 +56,18 @@ class FocusChange:
             raise ValueError(f"--focus {text!r}: SECONDS is a number and SLICE an integer") from None
         if at < 0 or (slice_index is not None and slice_index < 0):
             raise ValueError(f"--focus {text!r}: times and slices cannot be negative")
-        check_single_uid("SeriesInstanceUID", parts[1])
-        return cls(at, parts[1], slice_index)
+        uids = tuple(parts[1].split(","))
+        if not all(uids):
+            raise ValueError(f"--focus {text!r}: an empty series UID")
+        for uid in uids:
+            check_single_uid("SeriesInstanceUID", uid)
+        if len(set(uids)) != len(uids):
+            raise ValueError(f"--focus {text!r} names a series twice")
+        return cls(at, uids, slice_index)
+
+    def shown(self) -> List[Shown]:
+        viewed = () if self.slice is None else ((0, float(self.slice)),)
+        return [Shown(self.series_uids[0], viewed)] + [Shown(uid) for uid in self.series_uids[1:]]
 
 
 def add_parser(commands: Any) -> None:
@@ -63,8 +80,9 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--out", required=True, type=Path, help="folder for the NRRD files (created if needed)")
     parser.add_argument("--strategy", choices=STRATEGIES, default="breadth-first")
     parser.add_argument("--connections", type=int, default=DEFAULT_CONNECTIONS)
-    parser.add_argument("--focus", action="append", default=[], metavar="SECONDS:SERIES_UID[:SLICE]",
-                        help="move the focus to a series (and slice) this many seconds after the start")
+    parser.add_argument("--focus", action="append", default=[], metavar="SECONDS:SERIES_UID[,SERIES_UID...][:SLICE]",
+                        help="move the focus to a series (and slice) this many seconds after the start; several "
+                             "series: all on screen, the first touched last (it gets the largest share)")
     parser.add_argument("--stages", default=str(StagePlan()),
                         help=f"stage plan (default: {StagePlan()}; preview-N: in-plane previews of every Nth "
                              "slice, then of the rest, where the server offers them; 'anchors,8,4,2': none)")
@@ -86,7 +104,7 @@ def run(args: argparse.Namespace, on_progress: Optional[ProgressHook] = None) ->
     for uid in args.series:
         check_single_uid("SeriesInstanceUID", uid)
     focus = sorted((FocusChange.parse(text) for text in args.focus), key=lambda f: f.at_s)
-    unknown = {f.series_uid for f in focus} - set(args.series) if args.series else set()
+    unknown = {uid for f in focus for uid in f.series_uids} - set(args.series) if args.series else set()
     if unknown:
         raise ValueError(f"--focus names series not requested with --series: {', '.join(sorted(unknown))}")
     if args.out.exists() and not args.out.is_dir():
@@ -149,7 +167,7 @@ def _pump(engine: ProgressiveFetchEngine, timeline: Timeline, display: ProgressD
         timeline.extend(update.events)
         while pending and time.monotonic() - started >= pending[0].at_s:
             change = pending.pop(0)
-            engine.set_focus(change.series_uid, change.slice)
+            engine.set_visible(change.shown(), last_touched=change.series_uid)
         snapshots = engine.progress()
         display.update(snapshots)
         if on_progress is not None:

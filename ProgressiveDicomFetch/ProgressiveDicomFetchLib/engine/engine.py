@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Deque, Dict, List, Optional, Tuple
+from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from ..cache import FrameCache
 from ..dicomweb.errors import DicomwebError
@@ -24,6 +24,7 @@ from ..retrieve import FrameFetcher, fetcher_for, load_slices, prepare_series, w
 from ..volume import Quality
 from .events import (CANCELLED, CANCELLED_STATE, COARSE, COMPLETE, COMPLETE_STATE, COVERED, ERROR, FAILED, FIRST_SLICE,
                      FOCUS, LOADING, METADATA, STAGE, EngineEvent, SeriesProgress)
+from .focus_policy import FocusPolicy, Shown
 from .scheduler import BREADTH_FIRST, Assignment, Scheduler
 from .series_state import SeriesState
 from .stage_plan import PREVIEW_PART, StagePlan
@@ -52,10 +53,13 @@ class EngineUpdate:
 class ProgressiveFetchEngine:
     def __init__(self, server: DicomwebServer, connections: int = DEFAULT_CONNECTIONS, strategy: str = BREADTH_FIRST,
                  plan: StagePlan = StagePlan(), focus_share: float = 1.0, fill: str = "linear",
-                 clock: Callable[[], float] = time.monotonic, cache: Optional[FrameCache] = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, cache: Optional[FrameCache] = None,
+                 policy: Optional[FocusPolicy] = None) -> None:
+        """`policy`: how the series on screen share the connections (default FocusPolicy(), with
+        `focus_share` as its connection cap)."""
         self.server = server
         self.cache = cache  # frames found there are not fetched (resume after a kill or a cancel)
-        self.scheduler = Scheduler(connections, strategy, focus_share, plan)
+        self.scheduler = Scheduler(connections, strategy, focus_share, plan, policy)
         self.plan = plan
         self.fill = fill
         self._clock = clock
@@ -94,10 +98,19 @@ class ProgressiveFetchEngine:
             self._wake.notify_all()
 
     def set_focus(self, series_uid: Optional[str], slice_index: Optional[float] = None, volume: int = 0) -> None:
-        """Boost the series the user looks at (None: no boost); the next free connection follows."""
-        self.scheduler.set_focus(series_uid, slice_index, volume)
-        if series_uid is not None:
-            self._emit(series_uid, FOCUS, slice=None if slice_index is None else int(round(slice_index)))
+        """Boost the one series the user looks at (None: no boost); the next free connection follows."""
+        slices = () if slice_index is None else ((volume, float(slice_index)),)
+        self.set_visible([Shown(series_uid, slices)] if series_uid is not None else [], series_uid)
+
+    def set_visible(self, shown: Sequence[Shown], last_touched: Optional[str] = None) -> None:
+        """Every series on screen with the slices its views show, and the one touched last (it gets
+        the largest share; see focus_policy.py). The focus event names them all."""
+        self.scheduler.set_visible(shown, last_touched)
+        visible = self.scheduler.visible
+        if visible:
+            first = visible.series()[0]
+            viewed = visible.slices(first)
+            self._emit(first, FOCUS, slice=int(round(viewed[0][1])) if viewed else None, visible=visible.series())
         with self._wake:
             self._wake.notify_all()
 

@@ -7,7 +7,7 @@ are covered, complete when all are complete.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 from ..volume import Coarseness, describe
 
@@ -32,6 +32,7 @@ class EngineEvent:
     stage: Optional[str] = None  # STAGE: the stage id that finished (e.g. "every-8")
     slice: Optional[int] = None  # FOCUS: the viewed slice, if known
     message: Optional[str] = None  # ERROR: what went wrong
+    visible: Optional[Tuple[str, ...]] = None  # FOCUS: every series on screen, the last touched first
     level: Optional[int] = None  # COARSE: every `level`-th slice is now exact (8, 4, 2)
 
     def to_json(self) -> Dict[str, object]:
@@ -40,6 +41,8 @@ class EngineEvent:
             value = getattr(self, key)
             if value is not None:
                 record[key] = value
+        if self.visible is not None:
+            record["visible"] = list(self.visible)
         return record
 
 

@@ -4,9 +4,11 @@ Pure bookkeeping under one lock, no threads or I/O, so every decision is unit-te
 - breadth-first: the series whose next slice is in the lowest stage goes first, ties to the one
   with fewest requests in flight: every series gets its coarse preview before any refines.
 - depth-first: series one after another, in the order they were added.
-- focus boost: the focused series takes free connections (up to `focus_share` of them, default
-  all) until nothing of it is queued; the others share the rest by the base policy. Within the
-  focused series the viewed slice comes first, then the nearest slices, coarse to fine.
+- focus boost (engine/focus_policy.py): the visible set (every series on screen, the one touched
+  last) shares the free connections by the policy's shares: last touched most, the other visible
+  next, the rest what is left. Within a shown series its viewed slices come first, then the
+  nearest, coarse to fine. Before any boost, the coverage floor: every series' first coarse whole
+  volume (anchors and the first decimated stage) goes first.
 A slice with an in-plane preview is fetched in two parts (stage_plan.PREVIEW_PART, WHOLE_PART); its
 whole part waits until its preview is done (an HTJ2K rest continues the preview's bytes), and until
 the series' preview stages are, so every slice shows its preview before any is exact (the slice in
@@ -19,6 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
+from .focus_policy import LAST_TOUCHED, REST, TIERS, FocusPolicy, Shown, ViewedSlice, VisibleSet, floor_stage
 from .stage_plan import PREVIEW_PART, WHOLE_PART, StagePlan
 
 BREADTH_FIRST = "breadth-first"
@@ -52,24 +55,24 @@ class _Series:
     in_flight: int = 0
     pending: bool = False  # announced, slices not known yet (metadata on its way)
     finished_stages: int = 0  # stages 0..finished_stages-1 are complete
-    viewed: Optional[Key] = None  # focused: the slice in view (a present one)
+    viewed: Tuple[Tuple[int, int], ...] = ()  # shown: the (volume, k) in view (present ones)
     order: List[Key] = field(default_factory=list)
     stale: bool = True
 
     def rank(self, key: Key):
-        """Viewed slice first, then coarse to fine; in the viewed volume nearest the viewed slice
+        """Viewed slices first, then coarse to fine; in a viewed volume nearest a viewed slice
         first, elsewhere in bisection order (refines evenly and keeps each refill small)."""
         volume, k, part = key
-        in_view = self.viewed is not None and volume == self.viewed[0]
-        order = abs(k - self.viewed[1]) if in_view else self.spread[key]
-        return ((volume, k) != self.viewed, self.queued[key], not in_view, volume, order, k, part)
+        distances = [abs(k - viewed_k) for viewed_volume, viewed_k in self.viewed if viewed_volume == volume]
+        order = min(distances) if distances else self.spread[key]
+        return ((volume, k) not in self.viewed, self.queued[key], not distances, volume, order, k, part)
 
     def waits(self, key: Key) -> bool:
         """A whole part waits for its own preview, and for the previews of every slice (so each slice
         shows something before any is exact), except the slice in view."""
         if key not in self.blocked and (key[2] != WHOLE_PART or self.finished_stages >= self.preview_stages):
             return False
-        return key in self.blocked or (key[0], key[1]) != self.viewed
+        return key in self.blocked or (key[0], key[1]) not in self.viewed
 
     def ready(self) -> bool:
         """Some queued part may be handed out now."""
@@ -122,20 +125,22 @@ class Scheduler:
     """Thread-safe; `next()` never blocks (the engine waits on its own condition)."""
 
     def __init__(self, connections: int, strategy: str = BREADTH_FIRST, focus_share: float = 1.0,
-                 plan: StagePlan = StagePlan()) -> None:
+                 plan: StagePlan = StagePlan(), policy: Optional[FocusPolicy] = None) -> None:
+        """`focus_share` is the older name of `policy.connection_cap` (used when no policy is given)."""
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
-        if not 0 < focus_share <= 1:
-            raise ValueError(f"focus share must be in (0, 1], not {focus_share}")
         if connections < 1:
             raise ValueError(f"connections must be at least 1, not {connections}")
+        self.policy = policy if policy is not None else FocusPolicy(connection_cap=focus_share)
         self.connections = connections
         self.strategy = strategy
-        self.focus_share = focus_share
+        self.focus_share = self.policy.connection_cap
         self.plan = plan
+        self._floor = floor_stage(plan) if self.policy.coverage_floor else None
         self._series: Dict[str, _Series] = {}
-        self._focus: Optional[str] = None
-        self._viewed: Optional[Tuple[int, float]] = None  # (volume, slice) in view in the focused series
+        self._visible = VisibleSet()
+        self._pass = [0.0] * len(TIERS)  # stride scheduling: a tier's virtual time, +1/share a request
+        self._virtual_time = 0.0
         self._lock = threading.Lock()
 
     # -- setup ------------------------------------------------------------------------------
@@ -157,10 +162,10 @@ class Scheduler:
             announced = self._series.get(series)
             if announced is not None and not announced.pending:
                 raise ValueError(f"series {series} is already scheduled")
-            viewed = self._viewed if self._focus == series else None
+            viewed = self._visible.slices(series)
             stage_of: Dict[Key, int] = {}
             for volume, (_, present) in enumerate(volumes):
-                hint = viewed[1] if viewed is not None and viewed[0] == volume else None
+                hint = [k for v, k in viewed if v == volume]
                 stage_of.update({(volume, k, WHOLE_PART): stage for k, stage in self.plan.assign(present, hint).items()})
                 if previews:
                     stage_of.update({(volume, k, PREVIEW_PART): stage
@@ -213,17 +218,48 @@ class Scheduler:
         waiting = {name: s for name, s in self._series.items() if s.ready()}
         if not waiting:
             return None
-        if self.strategy == DEPTH_FIRST and self._focus not in waiting:
-            first = min((s for s in self._series.values() if s.queued or s.pending), key=lambda s: s.order_index)
-            if first.pending or not first.ready():
-                return None  # the next series in line is still getting its metadata
-        focus = self._focus if self._focus in waiting else None
-        if focus is not None:
-            limit = max(1, math.floor(self.focus_share * self.connections + 1e-9))
-            if waiting[focus].in_flight < limit or len(waiting) == 1:
-                return focus
-            waiting = {name: s for name, s in waiting.items() if name != focus}
+        if not self._visible:
+            return self._base_choice(waiting, set(self._series))
+        if self._floor is not None:  # every series' first coarse volume before any boost
+            below = {name: s for name, s in waiting.items() if s.first_ready_stage() <= self._floor}
+            if below:  # breadth-first over the floor, ties to the series on screen
+                return min(below, key=lambda name: (below[name].first_ready_stage(), below[name].in_flight,
+                                                    self._visible.tier(name), below[name].order_index))
+        tiers: Dict[int, Dict[str, _Series]] = {tier: {} for tier in TIERS}
+        for name, entry in waiting.items():
+            tiers[self._visible.tier(name)][name] = entry
+        last = tiers[LAST_TOUCHED]
+        cap = max(1, math.floor(self.policy.connection_cap * self.connections + 1e-9))
+        if last and next(iter(last.values())).in_flight >= cap and len(waiting) > 1:
+            last.clear()  # the rest of the connections go to the others
+        rest = {name for name in self._series if self._visible.tier(name) == REST}
+        if self.strategy == DEPTH_FIRST and tiers[REST] and self._base_choice(tiers[REST], rest) is None:
+            tiers[REST].clear()  # the next series in line is still getting its metadata
+        shared = [tier for tier in TIERS if tiers[tier] and self.policy.share(tier) > 0]
+        if shared:
+            for tier in shared:  # a tier that had nothing ready does not bank turns
+                self._pass[tier] = max(self._pass[tier], self._virtual_time)
+            tier = min(shared, key=lambda t: (self._pass[t], t))
+            self._virtual_time = self._pass[tier]
+            self._pass[tier] += 1.0 / self.policy.share(tier)
+        else:
+            tier = next((t for t in TIERS if tiers[t]), None)
+            if tier is None:
+                return None
+        if tier == REST:
+            return self._base_choice(tiers[REST], rest)
+        chosen = tiers[tier]
+        return min(chosen, key=lambda name: (chosen[name].first_ready_stage(), chosen[name].in_flight,
+                                             chosen[name].order_index))
+
+    def _base_choice(self, waiting: Dict[str, _Series], line: Set[str]) -> Optional[str]:
+        """Breadth-first or depth-first among `waiting` (series with work ready); depth-first waits
+        for the first series of `line` that still has work (it may be getting its metadata)."""
         if self.strategy == DEPTH_FIRST:
+            first = min((s for name, s in self._series.items() if name in line and (s.queued or s.pending)),
+                        key=lambda s: s.order_index)
+            if first.pending or not first.ready():
+                return None
             return min(waiting, key=lambda name: waiting[name].order_index)
         return min(waiting, key=lambda name: (waiting[name].first_ready_stage(), waiting[name].in_flight,
                                               waiting[name].order_index))
@@ -267,23 +303,30 @@ class Scheduler:
             return dropped
 
     def set_focus(self, series: Optional[str], viewed_slice: Optional[float] = None, volume: int = 0) -> None:
-        """Boost `series` (None: no focus); the next free connection follows it."""
+        """Boost `series` alone (None: no boost); the next free connection follows it."""
+        slices = () if viewed_slice is None else ((volume, float(viewed_slice)),)
+        self.set_visible([Shown(series, slices)] if series is not None else [], series)
+
+    def set_visible(self, shown: Sequence[Shown], last_touched: Optional[str] = None) -> None:
+        """What is on screen now (see focus_policy.VisibleSet); the next free connection follows it."""
+        visible = VisibleSet.of(shown, last_touched)
         with self._lock:
-            if self._focus in self._series:
-                self._point_view(self._series[self._focus], None)
-            self._focus = series
-            self._viewed = None if viewed_slice is None else (volume, float(viewed_slice))
-            if series in self._series:
-                self._point_view(self._series[series], self._viewed)
+            for name in set(self._visible.series()) | set(visible.series()):
+                if name in self._series:
+                    self._point_view(self._series[name], visible.slices(name))
+            self._visible = visible
+            self._pass = [0.0] * len(TIERS)
+            self._virtual_time = 0.0
 
     @staticmethod
-    def _point_view(entry: _Series, viewed: Optional[Tuple[int, float]]) -> None:
-        """Aim the series' order at the viewed slice (the nearest present one), or back to its stage order."""
-        entry.viewed = None
-        if viewed is not None:
-            present = [k for (v, k, _) in entry.stage_of if v == viewed[0]]
+    def _point_view(entry: _Series, viewed: Sequence[ViewedSlice]) -> None:
+        """Aim the series' order at its viewed slices (the nearest present ones), or back to its stage order."""
+        aimed = []
+        for volume, k in viewed:
+            present = [key[1] for key in entry.stage_of if key[0] == volume]
             if present:
-                entry.viewed = (viewed[0], min(present, key=lambda k: (abs(k - viewed[1]), k)))
+                aimed.append((volume, min(present, key=lambda p: (abs(p - k), p))))
+        entry.viewed = tuple(dict.fromkeys(aimed))
         entry.stale = True
 
     def _advance_stages(self, entry: _Series) -> List[int]:
@@ -296,7 +339,12 @@ class Scheduler:
     # -- queries ----------------------------------------------------------------------------
     @property
     def focus(self) -> Optional[str]:
-        return self._focus
+        """The last touched series (None: no boost)."""
+        return self._visible.last_touched
+
+    @property
+    def visible(self) -> VisibleSet:
+        return self._visible
 
     def idle(self) -> bool:
         """Nothing queued and nothing in flight."""

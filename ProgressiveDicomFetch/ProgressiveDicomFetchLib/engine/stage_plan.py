@@ -9,7 +9,7 @@ between are filled from loaded neighbours. Why this default: README, "In-plane p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 ANCHORS = "anchors"
 REST = "rest"
@@ -82,15 +82,16 @@ class StagePlan:
         previews = [] if self.previews is None else [preview_every(s) for s in self.previews] + [PREVIEW_REST]
         return previews + ([ANCHORS] if self.anchors else []) + [every(s) for s in self.steps] + [REST]
 
-    def assign(self, present: Sequence[int], viewed: Optional[int] = None) -> Dict[int, int]:
-        """Stage index (in `stage_ids()`) of each present slice's full-quality fetch."""
+    def assign(self, present: Sequence[int], viewed: Union[None, int, Sequence[int]] = None) -> Dict[int, int]:
+        """Stage index (in `stage_ids()`) of each present slice's full-quality fetch; the slices
+        nearest the `viewed` ones (one or several views) join the anchors."""
         present = sorted(present)
         stage_of: Dict[int, int] = {}
         stage = self.preview_stages
         if self.anchors and present:
             anchors = [present[len(present) // 2], present[0], present[-1]]
-            if viewed is not None:
-                anchors.append(min(present, key=lambda k: (abs(k - viewed), k)))
+            for view in [viewed] if isinstance(viewed, (int, float)) else viewed or ():
+                anchors.append(min(present, key=lambda k: (abs(k - view), k)))
             stage_of.update({k: stage for k in anchors})
             stage += 1
         stage = _decimated(stage_of, present, self.steps, stage)

@@ -11,6 +11,7 @@ is recorded as an `error` event with the message "cancelled".
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -79,7 +80,7 @@ class Timeline:
         if event.event == CANCELLED:
             event = EngineEvent(t, event.series_uid, ERROR, message=event.message or "cancelled")
         elif self.event_offset_s:
-            event = EngineEvent(t, event.series_uid, event.event, event.stage, event.slice, event.message, event.level)
+            event = dataclasses.replace(event, t=t)
         with self._lock:
             self.events.append(event)
             record = self._record(event.series_uid)

@@ -1,37 +1,49 @@
-"""Which series and slice the user looks at, read from MRML slice views, to steer the focus boost.
+"""What the user looks at, read from MRML views, to steer the focus boost: every series shown in a
+visible view (the visible set) and the one in the view touched last.
 
 Slicer keeps no "active slice view", so the view the user last touched wins: scrolled (its
 SliceToRAS changed), given another volume (its composite node's volumes changed) or entered with
 the mouse (the crosshair node's cursor slice node). Red is the fallback. Views are paired slice
 node <-> composite node by layout name, like vtkMRMLSliceLogic::GetSliceCompositeNode does.
-MRML only (no Qt); every callback runs on the main thread, in MRML observers.
+The visible set: background and (visible) foreground of every slice view shown in the layout, with
+the slice each shows, and every volume rendered in a shown 3D view. MRML only (no Qt); every
+callback runs on the main thread, in MRML observers.
 """
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from ..engine.focus_policy import Shown
 
 logger = logging.getLogger(__name__)
 
 Resolve = Callable[[str], Optional[Tuple[str, int]]]  # volume node ID -> (series UID, volume index)
 SetFocus = Callable[[str, Optional[int], int], None]  # (series UID, slice index k, volume index)
+SetVisible = Callable[[Sequence[Shown], Optional[str]], None]  # (series on screen, the last touched)
 
 SLICE = "vtkMRMLSliceNode"
 COMPOSITE = "vtkMRMLSliceCompositeNode"
 CROSSHAIR = "vtkMRMLCrosshairNode"
+VIEW_3D = "vtkMRMLViewNode"
+RENDERING = "vtkMRMLVolumeRenderingDisplayNode"
 FALLBACK_LAYOUT = "Red"
 
 
 class FocusWatcher:
-    """Calls `set_focus(series, k, volume)` when the viewed (series, slice, volume) changes."""
+    """Calls `set_focus(series, k, volume)` when the last touched view's (series, slice, volume)
+    changes, and `set_visible(shown, last_touched)` when anything on screen does (either may be None)."""
 
-    def __init__(self, scene: Any, resolve: Resolve, set_focus: SetFocus) -> None:
+    def __init__(self, scene: Any, resolve: Resolve, set_focus: Optional[SetFocus] = None,
+                 set_visible: Optional[SetVisible] = None) -> None:
         from vtkmodules.util.misc import calldata_type
         from vtkmodules.util.vtkConstants import VTK_OBJECT
 
         self._scene = scene
         self._resolve = resolve
         self._set_focus = set_focus
+        self._set_visible = set_visible
+        self._last_visible: Optional[Tuple[Tuple[Shown, ...], Optional[str]]] = None
         self._nodes: Dict[str, Tuple[Any, List[int]]] = {}  # node ID -> (node, observer tags)
         self._seen: Dict[str, Any] = {}  # node ID -> last shown volumes / slice pose
         self._active: Optional[str] = None  # layout name of the view the user last touched
@@ -52,7 +64,7 @@ class FocusWatcher:
             scene.AddObserver(scene.NodeRemovedEvent, node_removed),
             scene.AddObserver(scene.EndCloseEvent, self._on_scene_closed),
         ]
-        for class_name in (SLICE, COMPOSITE, CROSSHAIR):
+        for class_name in (SLICE, COMPOSITE, CROSSHAIR, VIEW_3D, RENDERING):
             for index in range(scene.GetNumberOfNodesByClass(class_name)):
                 self._observe(scene.GetNthNodeByClass(index, class_name))
         self._update()
@@ -82,6 +94,8 @@ class FocusWatcher:
         elif node.IsA(SLICE) or node.IsA(COMPOSITE):
             tags = [node.AddObserver("ModifiedEvent", self._on_view_modified)]
             self._seen[node_id] = self._state(node)
+        elif node.IsA(VIEW_3D) or node.IsA(RENDERING):  # shown or hidden, rendered or not
+            tags = [node.AddObserver("ModifiedEvent", lambda _node, _event: self._update())]
         else:
             return
         self._nodes[node_id] = (node, tags)
@@ -100,9 +114,10 @@ class FocusWatcher:
             if self._scene.GetNodeByID(node.GetID()) is not node:
                 self._forget(node)
         self._seen = {node_id: self._state(node) for node_id, (node, _tags) in self._nodes.items()
-                      if not node.IsA(CROSSHAIR)}
+                      if node.IsA(SLICE) or node.IsA(COMPOSITE)}
         self._active = None
         self._last = None
+        self._last_visible = None
 
     @staticmethod
     def _state(node: Any) -> Tuple[Any, ...]:
@@ -141,11 +156,11 @@ class FocusWatcher:
             views.setdefault(node.GetLayoutName(), node)
         return views
 
-    def _shown(self, slice_node: Any) -> bool:
-        """Visible in the layout; without a layout manager (nothing mapped), every view counts."""
-        if slice_node.IsViewVisibleInLayout():
+    def _shown(self, view_node: Any) -> bool:
+        """Visible in the layout; without a layout manager (no view mapped), every view counts."""
+        if view_node.IsViewVisibleInLayout():
             return True
-        return not any(node.IsMappedInLayout() for node in self._of_class(SLICE))
+        return not any(node.IsMappedInLayout() for node in self._of_class(SLICE) + self._of_class(VIEW_3D))
 
     def _current_view(self) -> Optional[Any]:
         views = self._views()
@@ -162,26 +177,60 @@ class FocusWatcher:
             return
         view = self._current_view()
         composite = self._composite(view.GetLayoutName()) if view is not None else None
-        if composite is None:
-            return
-        focus = self._focus_in(view, composite)
-        if focus is None or focus == self._last:
-            return  # not one of ours: the last focus stays
-        self._last = focus
-        logger.debug("focus: series %s slice %s volume %d (view %s)", focus[0], focus[1], focus[2],
-                     view.GetLayoutName())
-        try:
-            self._set_focus(*focus)
-        except Exception:  # an MRML observer must not raise
-            logger.exception("set_focus failed for %s", focus)
+        focus = self._focus_in(view, composite) if composite is not None else None
+        if focus is not None and focus != self._last:  # not one of ours: the last focus stays
+            self._last = focus
+            logger.debug("focus: series %s slice %s volume %d (view %s)", focus[0], focus[1], focus[2],
+                         view.GetLayoutName())
+            self._call(self._set_focus, *focus)
+        visible = (tuple(self._visible()), self._last[0] if self._last is not None else None)
+        if visible != self._last_visible and (visible[0] or self._last_visible is not None):
+            self._last_visible = visible
+            logger.debug("visible: %s, last touched %s", [item.series for item in visible[0]], visible[1])
+            self._call(self._set_visible, *visible)
 
-    def _focus_in(self, view: Any, composite: Any) -> Optional[Tuple[str, Optional[int], int]]:
-        """The background if ours, else a visible foreground; with the slice k at the view centre."""
+    @staticmethod
+    def _call(callback: Optional[Callable[..., None]], *args: Any) -> None:
+        if callback is None:
+            return
+        try:
+            callback(*args)
+        except Exception:  # an MRML observer must not raise
+            logger.exception("focus callback failed for %s", args)
+
+    def _visible(self) -> List[Shown]:
+        """Every series of ours on screen: slice views' layers with their slice, 3D renderings."""
+        shown: List[Shown] = []
+        for name, view in self._views().items():
+            composite = self._composite(name)
+            if composite is None or not self._shown(view):
+                continue
+            for volume_id in self._layers(composite):
+                known = self._resolve(volume_id)
+                volume = self._scene.GetNodeByID(volume_id) if known else None
+                if volume is not None:
+                    k = slice_at_center(view, volume)
+                    shown.append(Shown(known[0], () if k is None else ((known[1], float(k)),)))
+        views_3d = [view.GetID() for view in self._of_class(VIEW_3D) if self._shown(view)]
+        for rendering in self._of_class(RENDERING):
+            volume = rendering.GetDisplayableNode()
+            known = self._resolve(volume.GetID()) if volume is not None else None
+            if known and rendering.GetVisibility() and any(rendering.IsDisplayableInView(v) for v in views_3d):
+                shown.append(Shown(known[0]))
+        return shown
+
+    @staticmethod
+    def _layers(composite: Any) -> List[str]:
+        """The background, and the foreground when it is not fully transparent."""
         layers = [composite.GetBackgroundVolumeID()]
         if composite.GetForegroundOpacity() > 0:
             layers.append(composite.GetForegroundVolumeID())
-        for volume_id in layers:
-            known = self._resolve(volume_id) if volume_id else None
+        return [volume_id for volume_id in layers if volume_id]
+
+    def _focus_in(self, view: Any, composite: Any) -> Optional[Tuple[str, Optional[int], int]]:
+        """The background if ours, else a visible foreground; with the slice k at the view centre."""
+        for volume_id in self._layers(composite):
+            known = self._resolve(volume_id)
             volume = self._scene.GetNodeByID(volume_id) if known else None
             if volume is not None:
                 return known[0], slice_at_center(view, volume), known[1]

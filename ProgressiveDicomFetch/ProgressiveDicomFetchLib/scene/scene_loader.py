@@ -60,7 +60,7 @@ class SceneLoader:
         if watch_focus:
             from .focus_watcher import FocusWatcher
 
-            self.focus_watcher = FocusWatcher(self.scene, self.resolve, self.engine.set_focus)
+            self.focus_watcher = FocusWatcher(self.scene, self.resolve, set_visible=self.engine.set_visible)
 
     # -- requests ----------------------------------------------------------------------------
     def load(self, study_uid: str, series_uids: Sequence[str], wait_for_metadata: bool = True) -> List[Any]:
