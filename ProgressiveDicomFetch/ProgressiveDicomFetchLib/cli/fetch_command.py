@@ -134,6 +134,10 @@ def run(args: argparse.Namespace, on_progress: Optional[ProgressHook] = None) ->
         on_progress(time.monotonic() - started, final)
     timeline.finish()
     failed = _write_outputs(engine, series, args)
+    for uid in series:  # cine frame times (first volume of the series) extend its timeline record
+        times = next((load.geometry.frame_times_ms for load in engine.loads(uid) if load.geometry.frame_times_ms), None)
+        if times:
+            timeline.add_series(uid).frame_times_ms = times
     if args.timeline is not None:
         timeline.write(args.timeline)
     for line in timeline.summary():
