@@ -64,6 +64,8 @@ def create_volume_node(scene: Any, load: VolumeLoad, name: str) -> Any:
     node.SetAndObserveImageData(image)
     uids = load.geometry.instance_uids
     node.SetAttribute("DICOM.instanceUIDs", " ".join(uids))
+    numbers = {f.sop_instance_uid: f.instance_number for f in load.geometry.frames}  # as DICOMScalarVolumePlugin
+    node.SetAttribute("DICOM.instanceNumbers", " ".join("?" if numbers[u] is None else str(numbers[u]) for u in uids))
     node.SetAttribute("DICOM.seriesInstanceUID", load.geometry.series_uid)
     _describe(node, load)
     node.CreateDefaultDisplayNodes()
