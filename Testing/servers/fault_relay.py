@@ -150,6 +150,7 @@ class FaultRelay:
         self.upstream = (upstream_host, upstream_port)
         self.faults: List[Fault] = []
         self.counters: Counter = Counter()  # requests, connections, bytes_up, bytes_down, fault kinds
+        self.paths: List[str] = []  # every request's path (with its query), in arrival order
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._sockets: List[socket.socket] = []
@@ -241,6 +242,7 @@ class FaultRelay:
     def _match(self, path: str) -> Optional[Fault]:
         with self._lock:
             self.counters["requests"] += 1
+            self.paths.append(path)
             for fault in self.faults:
                 if fault.path and not re.search(fault.path, path):
                     continue
