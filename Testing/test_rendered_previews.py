@@ -59,7 +59,7 @@ class PreviewLog(WriteLog):
 def load(url, info, plan=StagePlan()):
     loads = prepared_loads(DicomwebServer(url), info)
     log = PreviewLog(loads)
-    engine = ProgressiveFetchEngine(DicomwebServer(url), connections=3, plan=plan)
+    engine = ProgressiveFetchEngine(DicomwebServer(url), connections=3, plan=plan, rendered=True)
     events = []
     try:
         engine.add_series(info.study_uid, info.series_uid, loads=loads)
@@ -167,7 +167,7 @@ def test_without_a_jpeg_decoder_the_source_is_off_and_the_series_loads_by_frames
         "for name in ('imagecodecs', 'libjpeg', 'PIL', 'PIL.Image'): sys.modules[name] = None\n"
         "from ProgressiveDicomFetchLib.dicomweb import DicomwebServer\n"
         "from ProgressiveDicomFetchLib.engine import ProgressiveFetchEngine\n"
-        "engine = ProgressiveFetchEngine(DicomwebServer(sys.argv[1]), connections=2)\n"
+        "engine = ProgressiveFetchEngine(DicomwebServer(sys.argv[1]), connections=2, rendered=True)\n"
         "engine.add_series(sys.argv[2], sys.argv[3])\n"
         "assert engine.run_until_finished(timeout=120)\n"
         "state = engine._series[sys.argv[3]]\n"

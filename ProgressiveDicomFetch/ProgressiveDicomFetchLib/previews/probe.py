@@ -54,9 +54,10 @@ def probe_task(fetcher: DicomwebFrameFetcher, load: VolumeLoad) -> Optional[Slic
     return None
 
 
-def find_preview_source(fetcher: DicomwebFrameFetcher, load: VolumeLoad) -> Probe:
+def find_preview_source(fetcher: DicomwebFrameFetcher, load: VolumeLoad, rendered: bool = False) -> Probe:
     """A server known to ignore Range (its traits, learnt by the probe of an earlier series) is
-    only asked for alternates; a server is asked once, and series after the first load as usual."""
+    only asked for alternates (and, when `rendered`, `/rendered`); a server is asked once, and
+    series after the first load as usual."""
     task = probe_task(fetcher, load)
     if task is None:
         return Probe(None, reason="every frame is in the cache")
@@ -73,7 +74,7 @@ def find_preview_source(fetcher: DicomwebFrameFetcher, load: VolumeLoad) -> Prob
     if alternate.source is not None:
         return alternate
     alternate.reason = f"{found.reason}; {alternate.reason}"
-    if alternate.preview is not None:  # a preview of the probe's slice came after all: no calibration frame
+    if not rendered or alternate.preview is not None:  # (a preview of the probe's slice: no calibration frame)
         return alternate
     rendered = _probe_rendered(fetcher, load, task, alternate.frame)
     rendered.bytes += alternate.bytes
