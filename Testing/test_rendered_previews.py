@@ -19,10 +19,9 @@ import numpy as np
 import pytest
 import requests
 from scripted_server import ScriptedServer
-from test_in_plane_previews import WriteLog, prepared_loads
+from test_in_plane_previews import WriteLog, run
 
-from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
-from ProgressiveDicomFetchLib.engine import ProgressiveFetchEngine, StagePlan
+from ProgressiveDicomFetchLib.engine import StagePlan
 from ProgressiveDicomFetchLib.previews.rendered import MAX_MEAN_ERROR, Rendered, rendered_available
 from ProgressiveDicomFetchLib.volume import Quality
 
@@ -57,15 +56,7 @@ class PreviewLog(WriteLog):
 
 
 def load(url, info, plan=StagePlan()):
-    loads = prepared_loads(DicomwebServer(url), info)
-    log = PreviewLog(loads)
-    engine = ProgressiveFetchEngine(DicomwebServer(url), connections=3, plan=plan, rendered=True)
-    events = []
-    try:
-        engine.add_series(info.study_uid, info.series_uid, loads=loads)
-        assert engine.run_until_finished(lambda update: events.extend(update.events), timeout=120)
-    finally:
-        assert engine.close()
+    engine, events, log, loads = run(url, info, plan, log_type=PreviewLog, rendered=True)
     return engine, events, log, loads[0]
 
 
