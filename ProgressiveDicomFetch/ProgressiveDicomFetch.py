@@ -32,6 +32,8 @@ from ProgressiveDicomFetchLib.panel import (AUTH_KINDS, DATE_PRESETS, SERIES_COL
                                             SearchForm, ServerSettings, is_loadable, progress_row, status_message,
                                             table_rows)
 from ProgressiveDicomFetchLib.panel.result_tables import default_order
+from ProgressiveDicomFetchLib.scene.dicom_database import (SETTING_DEFAULT, SETTING_KEY, DatabaseImports,
+                                                           load_from_database, series_count_in_database)
 from ProgressiveDicomFetchLib.scene.fetch_session import FetchSession
 from ProgressiveDicomFetchLib.dicomweb.server_check import ServerCheck
 
@@ -140,6 +142,8 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
         self.ui.studiesTableWidget.connect("itemSelectionChanged()", self.onStudySelectionChanged)
         self.ui.seriesTableWidget.connect("itemSelectionChanged()", self.onSeriesSelectionChanged)
         self.ui.loadButton.connect("clicked(bool)", self.onLoad)
+        self.ui.addToDatabaseCheckBox.checked = self.logic.addToDatabaseEnabled()
+        self.ui.addToDatabaseCheckBox.connect("toggled(bool)", self.logic.setAddToDatabase)
         self.ui.pauseButton.connect("toggled(bool)", self.onPauseToggled)
         self.ui.cancelAllButton.connect("clicked(bool)", self.onCancelAll)
         self._pumpTimer.setInterval(PUMP_INTERVAL_MS)
@@ -276,6 +280,10 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
             self._series.sort(key=lambda s: (s.study_uid, s.series_number is None, s.series_number or 0))
             self._fillTable(self.ui.seriesTableWidget, table_rows(self._series, SERIES_COLUMNS))
             for row, series in enumerate(self._series):
+                if self.logic.isInDatabase(series.series_uid, series.number_of_instances):
+                    item = self.ui.seriesTableWidget.item(row, 0)
+                    item.setText(item.text() + " " + _("(in DICOM database)"))
+                    item.setToolTip(_("Slicer's DICOM database already holds this series: it can be loaded from there."))
                 loadable, why = is_loadable(series)
                 if not loadable:
                     for column in range(len(SERIES_COLUMNS)):
@@ -290,6 +298,14 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
     # -- load and progress ---------------------------------------------------------------------------
     def onLoad(self) -> None:
         chosen = [self._series[row] for row in self._selectedRows(self.ui.seriesTableWidget)]
+        if not self.ui.refreshFromServerCheckBox.checked:
+            stored = [s for s in chosen if self.logic.isInDatabase(s.series_uid, s.number_of_instances)]
+            if stored:
+                with slicer.util.tryWithErrorDisplay(_("Failed to load from the DICOM database."), waitCursor=True):
+                    self.logic.loadFromDatabase([s.series_uid for s in stored])
+                chosen = [s for s in chosen if s not in stored]
+            if not chosen:
+                return
         with slicer.util.tryWithErrorDisplay(_("Failed to start loading."), waitCursor=True):
             self._connect()
             parameters = self._parameterNode
@@ -414,8 +430,10 @@ class ProgressiveDicomFetchLogic(ScriptedLoadableModuleLogic):
         ScriptedLoadableModuleLogic.__init__(self)
         # Frames kept in Slicer's cache folder: a series loaded again (after a failure, a cancel or a
         # restart of Slicer) downloads only what is missing.
-        self.session = FetchSession(slicer.mrmlScene,
-                                    cache=FrameCache(os.path.join(slicer.app.cachePath, "ProgressiveDicomFetch", "frames")))
+        self.frameCache = FrameCache(os.path.join(slicer.app.cachePath, "ProgressiveDicomFetch", "frames"))
+        self.session = FetchSession(slicer.mrmlScene, cache=self.frameCache)
+        self._studyOfSeries = {}  # SeriesInstanceUID -> StudyInstanceUID, for the DICOM database import
+        self.databaseImports: Optional[DatabaseImports] = None
         self.sampleServer = None
         self.sampleTree = None
 
@@ -441,11 +459,42 @@ class ProgressiveDicomFetchLogic(ScriptedLoadableModuleLogic):
     def loadSeries(self, studyUID: str, seriesUIDs, strategy: str = BREADTH_FIRST, connections: int = 4,
                    boostFocus: bool = True, waitForMetadata: bool = True):
         """Volume nodes of the series, refined in place while `process()` or `waitForLoad()` runs."""
+        self._studyOfSeries.update({uid: studyUID for uid in seriesUIDs})
         return self.session.load(studyUID, seriesUIDs, strategy=strategy, connections=connections,
                                  boost_focus=boostFocus, wait_for_metadata=waitForMetadata)
 
     def process(self, budgetMs: float = 5.0, yieldMs: float = 0.0):
-        return self.session.process(budgetMs, yieldMs)
+        update = self.session.process(budgetMs, yieldMs)
+        self._addCompletedToDatabase([e.series_uid for e in update.events if e.event == COMPLETE])
+        return update
+
+    # -- Slicer's DICOM database (ProgressiveDicomFetchLib/scene/dicom_database.py) -----------------
+    def addToDatabaseEnabled(self) -> bool:
+        return slicer.util.settingsValue(SETTING_KEY, SETTING_DEFAULT, converter=slicer.util.toBool)
+
+    def setAddToDatabase(self, enabled: bool) -> None:
+        qt.QSettings().setValue(SETTING_KEY, bool(enabled))
+
+    def isInDatabase(self, seriesUID: str, instanceCount: Optional[int]) -> bool:
+        return series_count_in_database(slicer.dicomDatabase, seriesUID, instanceCount)
+
+    def loadFromDatabase(self, seriesUIDs) -> List[str]:
+        """Series already in Slicer's DICOM database, loaded from there by Slicer's DICOM plugins."""
+        return load_from_database(seriesUIDs)
+
+    def _addCompletedToDatabase(self, completed: List[str]) -> None:
+        """Files of completed series are written by a worker; the database indexes them here (main thread)."""
+        if self.databaseImports is not None:
+            for job in self.databaseImports.poll():
+                if job.imported:
+                    slicer.util.showStatusMessage(_("Series {uid} added to the DICOM database.").format(uid=job.series_uid), 5000)
+        if not completed or not self.addToDatabaseEnabled():
+            return
+        if self.databaseImports is None:
+            self.databaseImports = DatabaseImports(slicer.dicomDatabase, self.frameCache)
+        for uid in completed:
+            if not self.databaseImports.add(self.session.loading_server(), self._studyOfSeries[uid], uid):
+                logging.warning("No open DICOM database: series %s is not added to it", uid)
 
     def waitForLoad(self, timeout: Optional[float] = None) -> bool:
         return self.session.wait(timeout)
@@ -454,7 +503,7 @@ class ProgressiveDicomFetchLogic(ScriptedLoadableModuleLogic):
         return self.session.progress()
 
     def isLoading(self) -> bool:
-        return self.session.busy()
+        return self.session.busy() or (self.databaseImports is not None and self.databaseImports.busy())
 
     def cancel(self, seriesUID: str) -> None:
         self.session.cancel(seriesUID)

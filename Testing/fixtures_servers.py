@@ -84,6 +84,17 @@ def orthanc(_server_reaper, sample_small) -> Iterator[OrthancServer]:
     yield from _start_orthanc(_server_reaper, sample_small)
 
 
+@pytest.fixture(scope="module")
+def orthanc_empty(_server_reaper) -> Iterator[OrthancServer]:
+    """An Orthanc of the test module's own, empty: data a module uploads stays out of the shared one."""
+    require_orthanc()
+    server = OrthancServer(shim_cache=SHIM_CACHE)
+    _server_reaper.append(server)
+    server.start()
+    yield server
+    server.begin_stop()
+
+
 @pytest.fixture(scope="session")
 def orthanc_auth(_server_reaper, sample_small) -> Iterator[OrthancServer]:
     """Orthanc with HTTP Basic enabled for one user (`server.auth`), holding `sample_small`."""

@@ -7,6 +7,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 log() { printf '[setup] %s\n' "$*"; }
+# CI=true, CI=1 or CI=yes in any case (Testing/support.py `under_ci` reads it the same way).
+under_ci() { case "$(printf '%s' "${CI:-}" | tr '[:upper:]' '[:lower:]')" in true|1|yes) return 0;; esac; return 1; }
 
 debian_packages=(orthanc orthanc-dicomweb nginx mricron-data iproute2 openssl)
 missing=()
@@ -34,7 +36,7 @@ if ((${#missing[@]})); then
     pkill -x Orthanc 2>/dev/null || true
   else
     log "missing Debian packages: ${missing[*]} (run as root, or install them, to run the server tests)"
-    [ "${CI:-}" = "true" ] && { log "CI=true: refusing to continue without them"; exit 1; }
+    under_ci && { log "CI=${CI}: refusing to continue without them"; exit 1; }
   fi
 fi
 

@@ -14,13 +14,17 @@ LIB_DIR = MODULE_DIR / "ProgressiveDicomFetchLib"
 CACHE_DIR = Path(os.environ.get("PDF_TEST_CACHE", REPO / ".cache"))
 
 
+CI_VALUES = ("true", "1", "yes")
+
+
 def under_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
+    """CI=true, CI=1 or CI=yes (any case), as CI services set it; setup.sh reads it the same way."""
+    return os.environ.get("CI", "").strip().lower() in CI_VALUES
 
 
 def missing(what: str) -> NoReturn:
     """Skip a test whose real part is absent here; under CI that is a failure, never a skip."""
     message = f"{what} is not available (run `make test`, which installs it)"
     if under_ci():
-        pytest.fail(f"CI=true: {message}", pytrace=False)
+        pytest.fail(f"under CI: {message}", pytrace=False)
     pytest.skip(message)

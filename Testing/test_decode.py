@@ -113,7 +113,13 @@ def test_description_errors(sample_small):
     colour = pydicom.Dataset()
     colour.update({"Rows": 4, "Columns": 4, "BitsAllocated": 8, "BitsStored": 8, "HighBit": 7,
                    "PixelRepresentation": 0, "SamplesPerPixel": 3, "PhotometricInterpretation": "RGB"})
-    with pytest.raises(UnsupportedPixels, match="colour images are not supported yet"):
+    assert PixelDescription.from_dataset(colour).components == 3  # RGB is decoded (test_real_files.py)
+    colour.SamplesPerPixel = 1  # RGB with one sample is no valid layout
+    with pytest.raises(UnsupportedPixels, match="PhotometricInterpretation RGB with SamplesPerPixel 1"):
+        PixelDescription.from_dataset(colour)
+    colour.update({"SamplesPerPixel": 1, "PhotometricInterpretation": "MONOCHROME2", "BitsAllocated": 1,
+                   "BitsStored": 1, "HighBit": 0})
+    with pytest.raises(UnsupportedPixels, match="BitsAllocated 1"):
         PixelDescription.from_dataset(colour)
     del ds.Rows
     with pytest.raises(ValueError, match="Rows"):
@@ -122,6 +128,13 @@ def test_description_errors(sample_small):
     no_image.Modality = "SR"
     with pytest.raises(ValueError, match="BitsAllocated"):
         PixelDescription.from_dataset(no_image)
+
+
+def slice_index(info, ds) -> int:
+    """The index along k of a single-frame file, from its position and the series' ijk->LPS matrix."""
+    ijk = np.linalg.inv(np.array(info.ijk_to_lps)) @ np.append(np.asarray(ds.ImagePositionPatient, float), 1.0)
+    assert abs(ijk[2] - round(ijk[2])) < 1e-3 and abs(ijk[0]) < 1e-3 and abs(ijk[1]) < 1e-3
+    return int(round(ijk[2]))
 
 
 def test_rescale_matches_truth(sample_small):
@@ -134,7 +147,8 @@ def test_rescale_matches_truth(sample_small):
         dtype = modality_dtype(slope, intercept, pixels.stored_range)
         assert dtype == np.dtype(info.dtype) or (info.expect.get("stored_exceeds_int16") and dtype == np.int32)
         values = stored_to_modality(decode_frame(split_frames(ds)[0], None, pixels), slope, intercept, dtype)
-        assert any(np.array_equal(values, truth[k]) for k in range(truth.shape[0]))
+        k = slice_index(info, ds)  # the truth slice at this file's position, not any slice that matches
+        np.testing.assert_array_equal(values, truth[k], err_msg=key)
 
 
 def test_rescale_rules_and_padding():

@@ -3,11 +3,13 @@ with exact geometry, the timeline contract, progress on the terminal, clear erro
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from servers.fault_relay import STATUS, Fault
 
 STUDY = ("ct_thin", "ct_thick", "ct_sagittal")
 
@@ -57,6 +59,26 @@ def test_whole_study_by_default_and_a_missing_series_is_an_error(orthanc, sample
                    "--out", str(tmp_path / "b"))
     assert broken.returncode == 1 and "1.2.3.999" in broken.stderr
     assert list((tmp_path / "b").glob("*.nrrd")) == []
+
+
+def test_a_series_failing_mid_load_leaves_nothing_and_the_others_are_exact(orthanc_relay, sample_small, tmp_path):
+    """Only complete series are written: one series' frames answer 503 after its first few, for
+    good; exit 1 naming it, the others' NRRD files exact, no file of it (hidden ones included)."""
+    import nrrd
+    broken, good = sample_small.series("ct_sagittal"), ("ct_thin", "ct_thick")
+    fault = orthanc_relay.add(Fault(STATUS, f"{broken.series_uid}/.*/frames/", times=None, skip=6, status=503))
+    out = tmp_path / "out"
+    series = sum((["--series", sample_small.series(k).series_uid] for k in ("ct_thin", "ct_sagittal", "ct_thick")), [])
+    result = fetch("--url", orthanc_relay.dicomweb_url, "--study", broken.study_uid, *series, "--out", str(out))
+    assert fault.fired > 0 and result.returncode == 1, result.stderr
+    assert f"series {broken.series_uid} not complete (failed)" in result.stderr and "503" in result.stderr
+    frames = orthanc_relay.requests_to(f"{broken.series_uid}/.*/frames/")
+    assert 0 < sum(r.status == 200 for r in frames) < broken.num_slices, "the series did not fail mid-load"
+    expected = {f"{sample_small.series(k).series_uid}.nrrd" for k in good}
+    assert set(os.listdir(out)) == expected  # nothing else: no partial, temp or hidden file
+    for key in good:
+        data, _ = nrrd.read(str(out / f"{sample_small.series(key).series_uid}.nrrd"), index_order="C")
+        np.testing.assert_array_equal(data, sample_small.load_truth(key))
 
 
 @pytest.mark.parametrize("extra, words", [

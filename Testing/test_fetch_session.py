@@ -100,11 +100,14 @@ def test_bad_load_settings_are_named(session, sample_small, kwargs, message):
 def test_pause_holds_the_transfers_and_resume_finishes(session, sample_small):
     info = sample_small.series("ct_thin")
     session.load(info.study_uid, [info.series_uid], connections=1)
+    tick_until(session, lambda: session.progress()[0].counts.get("FULL", 0) >= 1)  # metadata and probe done
     session.pause()
-    time.sleep(0.5)  # the request in flight lands
+    scheduler = session.loader.engine.scheduler
+    tick_until(session, lambda: scheduler.in_flight(info.series_uid) == 0)  # the request in flight landed
     session.process()
     (paused,) = session.progress()
-    time.sleep(0.5)
+    assert paused.full_fraction < 1.0
+    time.sleep(0.5)  # nothing may land meanwhile (a longer wait could only catch more)
     session.process()
     assert session.progress()[0].counts == paused.counts and session.busy()
     session.resume()

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import pytest
 
 from ProgressiveDicomFetchLib.cache import FrameCache, FrameKey, default_cache_dir
 from ProgressiveDicomFetchLib.cache.entry import MAGIC, encode_entry
+from ProgressiveDicomFetchLib.cache.frame_cache import STALE_TEMP_S
 from ProgressiveDicomFetchLib.dicomweb.frames import FrameData
 from ProgressiveDicomFetchLib.dicomweb.server import DicomwebServer
 from ProgressiveDicomFetchLib.retrieve import fetcher_for, load_series
@@ -202,9 +204,15 @@ def test_kill_9_during_writes_leaves_whole_entries_and_the_next_open_removes_the
         writer.send_signal(signal.SIGKILL)
     finally:
         writer.wait(10)
+    # What a kill mid-write leaves, made certain (the kill itself lands between writes most times):
+    # a fresh temp file in atomic_write's naming, owned by the killed writer's (dead) PID.
+    dead_temp = root / "v1" / f".{'d' * 64}.frame.{writer.pid}.0bad.tmp"
+    dead_temp.write_bytes(b"half a frame")
     live_temp = root / "v1" / f".x.frame.{os.getpid()}.abcd.tmp"  # a writer still running: kept
     live_temp.write_bytes(b"partial")
+    assert time.time() - dead_temp.stat().st_mtime < STALE_TEMP_S  # removed for its PID, not its age
     cache = FrameCache(root, max_bytes=10 ** 9)
+    assert not dead_temp.exists(), "the dead writer's temp file was left behind"
     assert live_temp.exists() and [p for p in root.rglob("*.tmp") if p != live_temp] == []
     keys = cache.keys()
     assert len(keys) == len(entry_files(root)) >= 5  # every file on disk is a whole, verified entry

@@ -85,7 +85,9 @@ def test_gap_keeps_the_grid_and_every_slice_at_its_position(sample_small):
     for k, frame in enumerate(volume.slices):
         if frame is not None:
             np.testing.assert_allclose((volume.ijk_to_lps @ [0, 0, k, 1])[:3], frame.position, atol=1e-3)
-    assert any("missing slice" in m and "9" in m for m in volume.messages)
+    normal = volume.ijk_to_lps[:3, 2] / np.linalg.norm(volume.ijk_to_lps[:3, 2])
+    along = float(np.dot(info.expect["missing_position"], normal))  # where the missing slice should be
+    assert f"1 missing slice(s) at {along:.2f} mm along the normal (indices 9): filled from neighbours" in volume.messages
 
 
 def test_irregular_spacing_is_reported_and_slices_keep_their_true_positions(sample_small):

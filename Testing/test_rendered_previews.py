@@ -96,9 +96,9 @@ def test_orthanc_rendered_previews_calibrate_land_first_and_nothing_is_fetched_t
                 error, psnr(previewed, truth), nearest, psnr(truth[::4].repeat(4, axis=0)[:n], truth))
     assert error < nearest and error < 2 * source.calibration.mean_error
 
-    frames = requested(orthanc_relay.paths, FRAME)
+    frames = requested([r.path for r in orthanc_relay.requests], FRAME)
     assert len(frames) == n and set(frames.values()) == {1}  # every frame once, the probe's included
-    rendered = requested(orthanc_relay.paths, RENDERED)
+    rendered = requested([r.path for r in orthanc_relay.requests], RENDERED)
     assert len(rendered) == n and set(rendered.values()) == {1}  # one rendering per slice (the probe's calibrates)
     assert [e.stage for e in events if e.event == "stage"] == StagePlan().stage_ids()
 

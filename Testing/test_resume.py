@@ -32,7 +32,6 @@ from ProgressiveDicomFetchLib.dicomweb.server import DicomwebServer
 from ProgressiveDicomFetchLib.engine import ProgressiveFetchEngine
 
 SERIES = ("ct_thin", "ct_thick")  # 120 single-frame instances of 32 KiB
-ACCESS_LINE = re.compile(r'"GET (\S+) HTTP/[\d.]+" (\d{3}) (\d+)')
 
 
 class ThrottledRelay:
@@ -157,6 +156,7 @@ def test_kill_9_mid_fetch_then_a_new_fetch_downloads_only_what_was_missing(reque
     assert not list((tmp_path / "out1").glob("*.nrrd"))
 
     slow.rate = None  # the network is back: full speed, same URL (the cache is keyed on it)
+    mark = server.access_log_mark() if server_fixture == "static_server" else None
     resumed, resumed_s = run_timed(fetch_command(url, sample_small, tmp_path / "out2", cache_dir,
                                                  "--timeline", str(tmp_path / "t.json")))
     assert resumed.returncode == 0, resumed.stderr
@@ -168,6 +168,11 @@ def test_kill_9_mid_fetch_then_a_new_fetch_downloads_only_what_was_missing(reque
         data, _ = nrrd.read(str(tmp_path / "out2" / f"{info.series_uid}.nrrd"), index_order="C")
         np.testing.assert_array_equal(data, sample_small.load_truth(key))
     refetched = timeline["bytes"]
+    if mark is not None:  # what nginx sent, not what the client counted: each missing frame once
+        sent = server.access_log(since=mark, path="/frames/")
+        assert len(sent) == total - sum(have.values()) and all(r.status == 200 for r in sent)
+        assert sum(r.body_bytes for r in sent) == refetched == sum(
+            (sample_small.series(k).num_slices - have[k]) * frame_bytes(sample_small, k) for k in SERIES)
     assert f"cache {cache_dir}: {sum(have.values())} frames" in resumed.stdout
 
     cached, cached_s = run_timed(fetch_command(url, sample_small, tmp_path / "out3", cache_dir,
@@ -215,10 +220,10 @@ def test_a_cancelled_engine_leaves_frames_its_successor_never_fetches_again(orth
     np.testing.assert_array_equal(second.loads(info.series_uid)[0].volume.array, sample_small.load_truth("ct_thin"))
 
 
-def access_log(server) -> List[tuple]:
-    """(path, status, body bytes sent) of every request nginx logged."""
-    text = (server.work_dir / "access.log").read_text()
-    return [(m.group(1), int(m.group(2)), int(m.group(3))) for m in ACCESS_LINE.finditer(text)]
+def last_request(server) -> tuple:
+    """(path, status, body bytes sent) of the last request nginx logged."""
+    record = server.access_log()[-1]
+    return record.path, record.status, record.body_bytes
 
 
 def interrupt_after(limit: int):
@@ -250,7 +255,7 @@ def test_range_resume_on_nginx_sends_only_the_missing_bytes(static_server, sampl
     assert 12_000 <= kept < len(truth)
     result = download_resumable(server, path, tmp_path / "f.part", chunk_size=4096)
     assert result.data == truth and result.resumed_from == kept and result.received == len(truth) - kept
-    assert access_log(static_server)[-1] == (f"/dicom-web/{path}", 206, len(truth) - kept)  # what nginx sent
+    assert last_request(static_server) == (f"/dicom-web/{path}", 206, len(truth) - kept)  # what nginx sent
     assert not list(tmp_path.iterdir())  # partial and sidecar gone once verified
 
 
@@ -264,7 +269,7 @@ def test_a_changed_object_or_a_failed_check_starts_over(static_server, sample_sm
     finally:
         os.utime(str(file), (stat.st_atime, stat.st_mtime))
     assert result.data == truth and result.resumed_from == 0 and result.received == len(truth)
-    assert access_log(static_server)[-1] == (f"/dicom-web/{path}", 200, len(truth))
+    assert last_request(static_server) == (f"/dicom-web/{path}", 200, len(truth))
 
     def reject(data: bytes, content_type: str) -> None:
         raise ValueError("decodes to the wrong size")

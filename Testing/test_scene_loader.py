@@ -2,11 +2,14 @@
 in place (no copy), events for the views, steady window/level, subject hierarchy, lifecycle."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
+import pydicom
 import pytest
 
 from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
-from ProgressiveDicomFetchLib.scene.scene_loader import SceneLoader
+from ProgressiveDicomFetchLib.scene.scene_loader import REFRESH_INTERVAL_S, SceneLoader
 
 
 @pytest.fixture()
@@ -14,6 +17,21 @@ def loader(slicer_module, orthanc):
     scene_loader = SceneLoader(DicomwebServer(orthanc.dicomweb_url), watch_focus=False)
     yield scene_loader
     scene_loader.close()
+
+
+def file_presets(path):
+    """(width, level) pairs as the file states them, read with pydicom: top level, or the enhanced
+    object's shared functional groups."""
+    ds = pydicom.dcmread(str(path), stop_before_pixels=True)
+    source = ds if "WindowCenter" in ds else ds.SharedFunctionalGroupsSequence[0].FrameVOILUTSequence[0]
+    centers, widths = source.WindowCenter, source.WindowWidth
+    centers = list(centers) if source["WindowCenter"].VM > 1 else [centers]
+    widths = list(widths) if source["WindowWidth"].VM > 1 else [widths]
+    return [(float(w), float(c)) for c, w in zip(centers, widths)]
+
+
+def node_presets(display):
+    return [(display.GetWindowPreset(i), display.GetLevelPreset(i)) for i in range(display.GetNumberOfWindowLevelPresets())]
 
 
 def reference_matrix(slicer, info, truth):
@@ -59,8 +77,11 @@ def test_refreshes_fire_the_views_events_coalesced_and_window_level_stays(loader
     info = sample_small.series("ct_thin")
     (node,) = loader.load(info.study_uid, [info.series_uid])
     counts = {"modified": 0, "image": 0}
+    refreshed_at = []
     node.AddObserver("ModifiedEvent", lambda *a: counts.__setitem__("modified", counts["modified"] + 1))
     node.AddObserver(node.ImageDataModifiedEvent, lambda *a: counts.__setitem__("image", counts["image"] + 1))
+    node.AddObserver(node.ImageDataModifiedEvent,
+                     lambda *a: refreshed_at.append((time.monotonic(), loader.engine.finished())))
     display = node.GetDisplayNode()
     assert display.GetAutoWindowLevel() == 0
     windows = set()
@@ -71,10 +92,16 @@ def test_refreshes_fire_the_views_events_coalesced_and_window_level_stays(loader
         windows.add((display.GetWindow(), display.GetLevel()))
     loader.process()
     windows.add((display.GetWindow(), display.GetLevel()))
+    # The rate limit (README: at most one refresh per volume every 0.1 s; once the engine has
+    # finished, the last changes land at once).
+    assert REFRESH_INTERVAL_S == 0.1 and loader.refresh_interval_s == REFRESH_INTERVAL_S
+    gaps = [b - a for (a, _), (b, done) in zip(refreshed_at, refreshed_at[1:]) if not done]
+    assert len(gaps) >= 2, f"only {len(refreshed_at)} refreshes: the load was too short to see the limit"
+    assert min(gaps) >= REFRESH_INTERVAL_S - 0.02, f"refreshes {[round(g * 1000) for g in gaps]} ms apart"
     assert counts["image"] >= 1 and counts["modified"] == counts["image"]  # one of each per refresh
     assert counts["image"] <= dirty_batches, "refreshes are coalesced: never more than the batches"
     assert windows == {(400.0, 40.0)}, "the DICOM preset is kept all along"
-    assert display.GetNumberOfWindowLevelPresets() >= 1
+    assert node_presets(display) == file_presets(sample_small.files("ct_thin")[0])
 
 
 def test_window_is_computed_once_when_covered_without_presets(loader, slicer_module, sample_small):
@@ -96,7 +123,8 @@ def test_window_is_computed_once_when_covered_without_presets(loader, slicer_mod
 def test_enhanced_objects_take_their_presets_from_the_functional_groups(loader, sample_small):
     info = sample_small.series("enhanced_ct")
     (node,) = loader.load(info.study_uid, [info.series_uid])
-    assert node.GetDisplayNode().GetNumberOfWindowLevelPresets() >= 1
+    presets = file_presets(sample_small.files("enhanced_ct")[0])
+    assert presets and node_presets(node.GetDisplayNode()) == presets
     loader.wait(timeout=60)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -329,8 +330,19 @@ def test_memory_check_uses_the_available_figure(monkeypatch):
 
 
 def test_available_memory_is_known_here_and_sane():
+    """The figure is this machine's: MemAvailable or the cgroup's headroom, whichever is smaller,
+    each read here independently (they move a little between the two reads)."""
     found = available_memory()
-    assert found is not None and 0 < found.bytes < 2 ** 50, found
+    with open("/proc/meminfo") as meminfo:
+        figures = {"MemAvailable in /proc/meminfo": next(int(line.split()[1]) * 1024 for line in meminfo
+                                                         if line.startswith("MemAvailable:"))}
+    cgroup = Path("/sys/fs/cgroup")
+    if (cgroup / "memory.max").exists() and (cgroup / "memory.max").read_text().strip() != "max":
+        figures["cgroup memory.max - memory.current"] = (int((cgroup / "memory.max").read_text())
+                                                        - int((cgroup / "memory.current").read_text()))
+    source, expected = min(figures.items(), key=lambda item: item[1])
+    assert found.source == source, (found, figures)
+    assert abs(found.bytes - expected) < max(64 * MB, 0.05 * expected), (found, figures)
 
 
 def test_linux_sources_are_parsed(tmp_path):

@@ -16,6 +16,7 @@ from .dicomweb.frames import FrameData
 from .dicomweb.metadata import InstanceMetadata
 from .geometry import VolumeGeometry
 from .pixels import decode_frame, stored_to_modality
+from .pixels.palette import Palette
 from .volume import ProgressiveVolume, Quality
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ class VolumeLoad:
         self.geometry = geometry
         self.study_uid = study_uid
         self.instances: Tuple[InstanceMetadata, ...] = tuple(instances)
-        self.volume = ProgressiveVolume(geometry.shape, geometry.dtype, fill=fill, buffer=buffer)
+        self.volume = ProgressiveVolume(geometry.buffer_shape, geometry.dtype, fill=fill, buffer=buffer)
+        self.palette: Optional[Palette] = None  # PALETTE COLOR: the LUTs (retrieve/prepare.py fetches them)
 
     @property
     def stored_transfer_syntaxes(self) -> List[Optional[str]]:
@@ -58,8 +60,13 @@ class VolumeLoad:
         return self.write_stored(k, stored, quality)
 
     def write_stored(self, k: int, stored: np.ndarray, quality: Quality) -> bool:
-        """Write slice k from (rows, columns) STORED values, e.g. a preview (False: not better)."""
+        """Write slice k from (rows, columns) STORED values, e.g. a preview, or (rows, columns, 3)
+        RGB (False: not better). PALETTE COLOR indices go through the palette."""
         geometry = self._slice(k)
+        if self.geometry.pixels.photometric_interpretation == "PALETTE COLOR":
+            if self.palette is None:
+                raise ValueError(f"series {self.geometry.series_uid}: PALETTE COLOR image without its palette")
+            return self.volume.write_slice(k, self.palette.apply(stored), quality)
         values = stored_to_modality(stored, geometry.slope, geometry.intercept, self.volume.dtype)
         return self.volume.write_slice(k, values, quality)
 

@@ -7,6 +7,8 @@ to keep connections alive and to pick a fault per request: `Fault(kind, path=reg
 skip=M)` fires on the (M+1)-th to (M+N)-th requests whose path matches. Responses are relayed
 with a Content-Length (chunked ones are decoded first). When the upstream server is down (e.g.
 restarting), the client's connection is reset, as a direct connection would be refused.
+`relay.requests` records what crossed the wire per request (method, path, request headers,
+status and body size sent back), for tests that assert on the wire rather than on our counters.
 """
 from __future__ import annotations
 
@@ -52,6 +54,18 @@ class Fault:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown fault {self.kind!r}; choose one of {', '.join(KINDS)}")
+
+
+@dataclass(frozen=True)
+class RelayedRequest:
+    """What crossed the relay for one request: the client's head and what was sent back."""
+
+    method: str
+    path: str
+    headers: Dict[str, str]  # request headers, names lower-cased
+    status: int  # of the answer sent to the client (a fault's status, or upstream's)
+    body_bytes: int  # body bytes of that answer (the whole body, even when a fault cut it short)
+    fault: Optional[str] = None  # the fault kind that hit it
 
 
 class _Reader:
@@ -150,7 +164,7 @@ class FaultRelay:
         self.upstream = (upstream_host, upstream_port)
         self.faults: List[Fault] = []
         self.counters: Counter = Counter()  # requests, connections, bytes_up, bytes_down, fault kinds
-        self.paths: List[str] = []  # every request's path (with its query), in arrival order
+        self.requests: List[RelayedRequest] = []  # every request answered, in order
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._sockets: List[socket.socket] = []
@@ -166,6 +180,18 @@ class FaultRelay:
     def clear(self) -> None:
         with self._lock:
             self.faults.clear()
+
+    def requests_to(self, pattern: str) -> List[RelayedRequest]:
+        """The recorded requests whose path matches the regular expression `pattern`."""
+        with self._lock:
+            return [r for r in self.requests if re.search(pattern, r.path)]
+
+    def _record(self, method: str, path: str, headers: List[Tuple[str, str]], status: int, body: int,
+                fault: Optional[Fault]) -> None:
+        record = RelayedRequest(method, path, {k.lower(): v for k, v in headers}, status, body,
+                                fault.kind if fault is not None else None)
+        with self._lock:
+            self.requests.append(record)
 
     def fired(self) -> Dict[str, int]:
         with self._lock:
@@ -242,7 +268,6 @@ class FaultRelay:
     def _match(self, path: str) -> Optional[Fault]:
         with self._lock:
             self.counters["requests"] += 1
-            self.paths.append(path)
             for fault in self.faults:
                 if fault.path and not re.search(fault.path, path):
                     continue
@@ -279,6 +304,7 @@ class FaultRelay:
                     body = f"relay fault: HTTP {fault.status}\n".encode()
                     extra = [("Retry-After", fault.retry_after)] if fault.retry_after is not None else []
                     self._send(client, _build_head(f"HTTP/1.1 {fault.status} Fault", extra, len(body)) + body)
+                    self._record(method, path, headers, fault.status, len(body), fault)
                     continue
                 answer = None
                 for _ in range(2):  # a kept-alive upstream connection may have been closed meanwhile
@@ -296,6 +322,7 @@ class FaultRelay:
                 if answer is None:
                     _reset(client)  # as a refused direct connection would look to the client
                     return
+                self._record(method, path, headers, int(answer[0].split(" ")[1]), len(answer[2]), fault)
                 if not self._answer(client, answer, fault):
                     return
         except (OSError, ValueError):

@@ -9,10 +9,11 @@ instance lacks, and unknown alternate names, fall through to the catch-all 404.
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import requests
 
@@ -78,6 +79,20 @@ http {{
 JSON_DIRECTIVES = f"            default_type {DICOM_JSON};\n            gzip_static on;\n            gzip_vary on;\n"
 
 
+# nginx's default "combined" format: ... "GET /path HTTP/1.1" 206 12345 ...
+ACCESS_LINE = re.compile(r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) (\d+)')
+
+
+@dataclass(frozen=True)
+class AccessRecord:
+    """One request as nginx logged it: what crossed the wire, not what the client counted."""
+
+    method: str
+    path: str
+    status: int
+    body_bytes: int  # $body_bytes_sent
+
+
 def nginx_available() -> bool:
     return NGINX_BIN.exists()
 
@@ -120,6 +135,23 @@ class NginxStaticServer(ManagedServer):
     @property
     def log_file(self) -> Path:
         return self.work_dir / "error.log"
+
+    @property
+    def access_log_file(self) -> Path:
+        return self.work_dir / "access.log"
+
+    def access_log_mark(self) -> int:
+        """A position in the access log; `access_log(since=mark)` gives only later requests."""
+        return self.access_log_file.stat().st_size if self.access_log_file.exists() else 0
+
+    def access_log(self, since: int = 0, path: str = "") -> List[AccessRecord]:
+        """The requests logged after `since` whose path matches the regular expression `path`."""
+        with self.access_log_file.open("rb") as log:
+            log.seek(since)
+            text = log.read().decode("latin-1")
+        records = (AccessRecord(m.group(1), m.group(2), int(m.group(3)), int(m.group(4)))
+                   for m in ACCESS_LINE.finditer(text))
+        return [r for r in records if re.search(path, r.path)]
 
     def config_text(self) -> str:
         assert self.tree is not None

@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 PIXEL_DATA = "7FE00010"
 AVAILABLE_TRANSFER_SYNTAX = "00083002"
+FLOAT_PIXELS = {"7FE00008": "OF", "7FE00009": "OD"}  # FloatPixelData, DoubleFloatPixelData
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ def parse_instance(item: Dict[str, Any], where: str = "") -> InstanceMetadata:
         ds = pydicom.Dataset.from_json(inline)
     except Exception as error:  # pydicom raises several types for malformed JSON values
         raise BadResponse(f"{where}: instance {base.sop_instance_uid} has malformed metadata ({error})", where) from None
+    for tag, vr in FLOAT_PIXELS.items():  # which pixel data element it is tells float pixels apart
+        if tag in bulk:
+            ds.add_new(int(tag, 16), vr, b"")
     values = {f.name: getattr(base, f.name) for f in fields(InstanceRecord)}
     values["number_of_frames"] = base.number_of_frames or 1
     return InstanceMetadata(**values, transfer_syntax_uid=text(item, "00020010") or None, dataset=ds, bulk_data=bulk)

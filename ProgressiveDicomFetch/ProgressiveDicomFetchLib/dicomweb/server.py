@@ -257,6 +257,11 @@ class DicomwebServer:
             url = target
         raise BadResponse(f"GET {url}: more than {MAX_REDIRECTS} redirects", url, response.status_code)
 
+def same_origin(first: str, second: str) -> bool:
+    """Same scheme, host and port (default ports filled in): where credentials may go."""
+    return _origin(first) == _origin(second)
+
+
 def _origin(url: str) -> Tuple[str, str, Optional[int]]:
     parts = urlsplit(url)
     default = {"http": 80, "https": 443}.get(parts.scheme)

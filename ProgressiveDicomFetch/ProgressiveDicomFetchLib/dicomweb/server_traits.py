@@ -2,7 +2,8 @@
 
 Per series, the frame route that worked (the syntax to ask for, one frame per request on static
 trees that keep one file per frame: frames.py says why); per server, whether it honours HTTP
-Range (learnt by the first preview probe, never assumed). Each `DicomwebServer` carries one
+Range (learnt by the first preview probe, never assumed) and whether it sends whole instances
+(instances.py). Each `DicomwebServer` carries one
 (`server.traits`), shared by all its connections; learnt once, it spares every later request the
 probing. Thread-safe. Servers are told apart by URL, so one traits object may also serve several.
 """
@@ -34,6 +35,7 @@ class ServerTraits:
     def __init__(self) -> None:
         self._routes: Dict[Tuple[str, str], FrameRoute] = {}
         self._ranges: Dict[str, bool] = {}
+        self._instances: Dict[str, bool] = {}
         self._lock = threading.Lock()
 
     def route(self, server: Located, series_uid: str) -> Optional[FrameRoute]:
@@ -57,7 +59,20 @@ class ServerTraits:
         with self._lock:
             self._ranges[server.url] = honoured
 
+    def instances(self, server: Located) -> Optional[bool]:
+        """True: the server sends whole instances (Part-10 files); False: it refused; None: not asked yet."""
+        with self._lock:
+            return self._instances.get(server.url)
+
+    def learn_instances(self, server: Located, offered: bool) -> None:
+        with self._lock:
+            previous = self._instances.get(server.url)
+            self._instances[server.url] = offered
+        if previous != offered:
+            logger.info("%s: whole-instance retrieval %s", server.url, "works" if offered else "is not offered")
+
     def clear(self) -> None:
         with self._lock:
             self._routes.clear()
             self._ranges.clear()
+            self._instances.clear()

@@ -34,11 +34,16 @@ class SeriesRecord:
     covered_s: Optional[float] = None
     complete_s: Optional[float] = None
     stages: Dict[str, float] = field(default_factory=dict)  # stage id -> when the series finished it
+    frame_times_ms: Optional[List[float]] = None  # a cine's frame times (an extension: only when known)
 
     def to_json(self) -> Dict[str, object]:
-        return {"slices": self.slices, "bytes": self.bytes, "first_slice_s": _seconds(self.first_slice_s),
-                "covered_s": _seconds(self.covered_s), "complete_s": _seconds(self.complete_s),
-                "stages": {stage: _seconds(t) for stage, t in self.stages.items()}}
+        record: Dict[str, object] = {
+            "slices": self.slices, "bytes": self.bytes, "first_slice_s": _seconds(self.first_slice_s),
+            "covered_s": _seconds(self.covered_s), "complete_s": _seconds(self.complete_s),
+            "stages": {stage: _seconds(t) for stage, t in self.stages.items()}}
+        if self.frame_times_ms:
+            record["frame_times_ms"] = list(self.frame_times_ms)
+        return record
 
 
 class Timeline:

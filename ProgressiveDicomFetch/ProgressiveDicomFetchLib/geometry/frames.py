@@ -31,6 +31,9 @@ class FrameGeometry:
     image_type: Tuple[str, ...]
     instance_number: Optional[int]
     phase_keys: Tuple[Tuple[str, str], ...]  # attributes that tell phases apart (multi-phase series)
+    group: str = ""  # frames of one group form their own volume (a 2D image, a cine loop, a dose grid)
+    group_label: str = ""  # how that volume is named (e.g. "image 3")
+    spacing_source: str = "PixelSpacing"  # or ImagerPixelSpacing, NominalScannedPixelSpacing, default
 
 
 PHASE_ATTRIBUTES = ("TemporalPositionIdentifier", "TriggerTime", "AcquisitionNumber", "EchoNumbers",
@@ -43,8 +46,15 @@ def frames_of(dataset: Dataset, sop_instance_uid: str) -> List[FrameGeometry]:
     shared = _first_item(dataset, "SharedFunctionalGroupsSequence")
     per_frame = dataset.get("PerFrameFunctionalGroupsSequence")
     if count > 1 and (per_frame is None or len(per_frame) != count):
-        raise GeometryError(f"instance {sop_instance_uid}: multi-frame object without per-frame positions "
-                            "(PerFrameFunctionalGroupsSequence) is not supported yet")
+        # frames without functional groups: cine, NM, dose (imported here: plain_frames uses this module)
+        from .plain_frames import multiframe_frames
+
+        return multiframe_frames(dataset, sop_instance_uid, count)
+    if per_frame is None and shared is None and "ImagePositionPatient" not in dataset \
+            and "ImageOrientationPatient" not in dataset:
+        from .plain_frames import image_frame  # a 2D image (CR, DX, SC...): no position, no orientation
+
+        return [image_frame(dataset, sop_instance_uid)]
     frames = []
     for index in range(count):
         groups = [g for g in ((per_frame[index] if per_frame is not None else None), shared) if g is not None]
@@ -74,6 +84,8 @@ def _frame(ds: Dataset, groups: Sequence[Dataset], sop: str, number: int) -> Fra
     if not rows or not columns:
         raise GeometryError(f"{where}: Rows and Columns are required")
     slope = find("PixelValueTransformationSequence", "RescaleSlope")
+    if slope in (None, "") and ds.get("DoseGridScaling") not in (None, ""):  # RT dose: stored x scaling = Gy
+        slope = ds.get("DoseGridScaling")
     intercept = find("PixelValueTransformationSequence", "RescaleIntercept")
     frame_content = next((_first_item(g, "FrameContentSequence") for g in groups
                           if _first_item(g, "FrameContentSequence") is not None), None)

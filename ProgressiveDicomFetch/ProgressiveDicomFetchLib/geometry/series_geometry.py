@@ -13,9 +13,10 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 from pydicom import Dataset
 
-from ..pixels import PixelDescription, modality_dtype
+from ..pixels import PixelDescription, UnsupportedPixels, modality_dtype
 from .frames import FrameGeometry, GeometryError, frames_of
 from .grid import ijk_to_lps, normal_of, slice_grid
+from .plain_frames import DEFAULT_SPACING, frame_times
 from .stacks import Stack, group_frames
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,8 @@ logger = logging.getLogger(__name__)
 MALFORMED = (TypeError, IndexError, KeyError, AttributeError, OverflowError, ZeroDivisionError)
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-NON_IMAGE_MODALITIES = {"SR", "SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "PR", "KO", "REG", "DOC", "RWV"}
+NON_IMAGE_MODALITIES = {"SR", "SEG", "RTSTRUCT", "RTPLAN", "PR", "KO", "REG", "DOC", "RWV"}
+KINDS = ("volume", "image", "colour", "cine", "dose")  # what a loadable volume is (the series table says it)
 
 
 @dataclass
@@ -43,11 +45,22 @@ class VolumeGeometry:
     missing: List[int] = field(default_factory=list)
     tilt_deg: float = 0.0
     messages: List[str] = field(default_factory=list)
+    kind: str = "volume"  # one of KINDS
+    frame_times_ms: Optional[List[float]] = None  # cine: each frame's time from the first
 
     @property
     def shape(self) -> Tuple[int, int, int]:
         first = next(f for f in self.slices if f is not None)
         return len(self.slices), first.rows, first.columns
+
+    @property
+    def components(self) -> int:
+        """3 for colour (RGB voxels, the buffer is (K, J, I, 3)), else 1."""
+        return self.pixels.components
+
+    @property
+    def buffer_shape(self) -> Tuple[int, ...]:
+        return self.shape + ((self.components,) if self.components > 1 else ())
 
     @property
     def ijk_to_ras(self) -> np.ndarray:
@@ -148,14 +161,48 @@ def _volume(series_uid: str, stack: Stack, by_sop: dict) -> VolumeGeometry:
     rescales = {(f.slope, f.intercept) for f in stack.frames}
     if len(rescales) > 1:
         messages.append("rescale slope/intercept differ between frames: each frame is rescaled with its own")
+    if first.spacing_source == DEFAULT_SPACING:
+        messages.append("no PixelSpacing, ImagerPixelSpacing or NominalScannedPixelSpacing: 1 mm pixels assumed")
     pixels = PixelDescription.from_dataset(dataset)
-    dtype = _common_dtype([modality_dtype(slope, intercept, pixels.stored_range) for slope, intercept in rescales])
+    if dataset.get("ModalityLUTSequence") and pixels.components == 1:  # never rescale it wrongly
+        raise UnsupportedPixels("a Modality LUT Sequence (a lookup table in place of rescale slope and "
+                                "intercept) is not supported")
+    dtype = _volume_dtype(pixels, dataset, rescales)
     padding = dataset.get("PixelPaddingValue")
-    padding_value = None if padding in (None, "") else float(padding) * first.slope + first.intercept
+    padding_value = None if padding in (None, "") or pixels.components > 1 \
+        else float(padding) * first.slope + first.intercept
+    kind = _kind(dataset, stack, pixels)
     return VolumeGeometry(series_uid=series_uid, label=stack.label, slices=slices, ijk_to_lps=matrix,
                           ijk_to_lps_exact=exact, spacing=(first.pixel_spacing[1], first.pixel_spacing[0], grid.spacing),
                           pixels=pixels, dtype=dtype, padding_value=padding_value, dataset=dataset,
-                          missing=grid.missing, tilt_deg=grid.tilt_deg, messages=messages)
+                          missing=grid.missing, tilt_deg=grid.tilt_deg, messages=messages, kind=kind,
+                          frame_times_ms=frame_times(dataset) if first.group and len(stack.frames) > 1 else None)
+
+
+def _kind(dataset: Dataset, stack: Stack, pixels: PixelDescription) -> str:
+    if str(dataset.get("Modality", "")).upper() == "RTDOSE":
+        return "dose"
+    if pixels.components > 1:
+        return "colour"
+    first = stack.frames[0]
+    if first.group and len(stack.frames) > 1:
+        return "cine" if frame_times(dataset) else "volume"
+    return "image" if first.group else "volume"
+
+
+def _volume_dtype(pixels: PixelDescription, dataset: Dataset, rescales) -> np.dtype:
+    """RGB: the samples' (or the palette's entries') unsigned type; dose: float32 Gy; float pixels:
+    their own float type; greyscale: the narrowest exact type of the rescaled values."""
+    if pixels.photometric_interpretation == "PALETTE COLOR":
+        descriptor = dataset.get("RedPaletteColorLookupTableDescriptor") or [0, 0, 16]
+        return np.dtype(np.uint8 if int(descriptor[2]) == 8 else np.uint16)
+    if pixels.components > 1:
+        return np.dtype(f"u{pixels.bits_allocated // 8}")
+    if pixels.float_pixels:
+        return np.dtype(np.float64 if pixels.bits_allocated == 64 else np.float32)
+    if str(dataset.get("Modality", "")).upper() == "RTDOSE":
+        return np.dtype(np.float32)
+    return _common_dtype([modality_dtype(slope, intercept, pixels.stored_range) for slope, intercept in rescales])
 
 
 def _common_dtype(dtypes: List[np.dtype]) -> np.dtype:

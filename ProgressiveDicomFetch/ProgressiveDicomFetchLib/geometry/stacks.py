@@ -26,13 +26,22 @@ class Stack:
 def group_frames(frames: List[FrameGeometry]) -> Tuple[List[Stack], List[Tuple[str, str]]]:
     """(stacks, set_aside) where set_aside holds (SOPInstanceUID, reason) for frames left out."""
     groups: Dict[tuple, List[FrameGeometry]] = defaultdict(list)
+    grouped: Dict[str, List[FrameGeometry]] = defaultdict(list)  # 2D images, cine loops, dose grids
     for frame in frames:
+        if frame.group:
+            grouped[frame.group].append(frame)
+            continue
         key = (tuple(np.round(frame.orientation, ORIENTATION_DECIMALS)), frame.rows, frame.columns,
                tuple(np.round(frame.pixel_spacing, SPACING_DECIMALS)))
         groups[key].append(frame)
     ordered = sorted(groups.values(), key=len, reverse=True)
     stacks: List[Stack] = []
     set_aside: List[Tuple[str, str]] = []
+    own = sorted(grouped.values(), key=lambda g: (g[0].instance_number is None, g[0].instance_number or 0))
+    for group in own:  # never stacked with others: one volume each, frames in their own order
+        label = group[0].group_label if len(own) + len(ordered) > 1 else ""
+        normal = normal_of(group[0].orientation)
+        stacks.append(Stack(sorted(group, key=lambda f: float(np.asarray(f.position) @ normal)), label))
     for number, group in enumerate(ordered):
         localizer = all("LOCALIZER" in f.image_type for f in group)
         if number > 0 and (len(group) == 1 or localizer):

@@ -80,16 +80,31 @@ def write_series_nrrd(directory: PathLike, series_uid: str, loads: Sequence[Any]
         metadata = {"SeriesInstanceUID": series_uid}
         if geometry.label:
             metadata["StackLabel"] = geometry.label
+        metadata.update(volume_metadata(geometry))
         paths.append(write_volume_nrrd(Path(directory) / name, load.volume.array, geometry.ijk_to_lps_exact,
                                        metadata=metadata, encoding=encoding))
     return paths
 
 
+def volume_metadata(geometry: Any) -> Dict[str, str]:
+    """What the volume is (`VolumeKind`), MONOCHROME1 (display inverted), cine frame times (ms)."""
+    metadata = {"VolumeKind": str(getattr(geometry, "kind", "volume"))}
+    photometric = getattr(getattr(geometry, "pixels", None), "photometric_interpretation", "")
+    if photometric == "MONOCHROME1":
+        metadata["PhotometricInterpretation"] = photometric
+    times = getattr(geometry, "frame_times_ms", None)
+    if times:
+        metadata["FrameTimesMs"] = " ".join(f"{t:g}" for t in times)
+    return metadata
+
+
 def nrrd_header(array: np.ndarray, ijk_to_lps: np.ndarray, *, metadata: Optional[Mapping[str, Any]] = None,
                 encoding: str = "raw") -> Dict[str, Any]:
-    """The pynrrd header: LPS space, directions of the i, j, k axes (file order), origin; checked."""
-    if array.ndim != 3 or 0 in array.shape:
-        raise ValueError(f"expected a non-empty (K, J, I) volume, got shape {array.shape}")
+    """The pynrrd header: LPS space, directions of the i, j, k axes (file order), origin; checked.
+    A (K, J, I, 3) array is RGB: its first file axis is the colour (`kinds: RGB-color domain domain domain`)."""
+    colour = array.ndim == 4 and array.shape[3] == 3
+    if (array.ndim != 3 and not colour) or 0 in array.shape:
+        raise ValueError(f"expected a non-empty (K, J, I) or (K, J, I, 3) volume, got shape {array.shape}")
     if np.dtype(array.dtype).name not in NRRD_TYPES:
         raise ValueError(f"no NRRD type for dtype {array.dtype} (have: {', '.join(NRRD_TYPES)})")
     if encoding not in ENCODINGS:
@@ -99,9 +114,14 @@ def nrrd_header(array: np.ndarray, ijk_to_lps: np.ndarray, *, metadata: Optional
         raise ValueError(f"ijk_to_lps must be a finite 4x4 matrix, got {matrix.shape}")
     if abs(np.linalg.det(matrix[:3, :3])) < 1e-12:
         raise ValueError("ijk_to_lps is singular: the volume has no 3D extent")
+    directions = matrix[:3, :3].T.copy()
+    kinds = ["domain", "domain", "domain"]
+    if colour:
+        directions = np.vstack([np.full((1, 3), np.nan), directions])  # "none" for the colour axis
+        kinds = ["RGB-color"] + kinds
     header: Dict[str, Any] = {
-        "space": "left-posterior-superior", "space directions": matrix[:3, :3].T.copy(),
-        "space origin": matrix[:3, 3].copy(), "kinds": ["domain", "domain", "domain"], "encoding": encoding,
+        "space": "left-posterior-superior", "space directions": directions,
+        "space origin": matrix[:3, 3].copy(), "kinds": kinds, "encoding": encoding,
     }
     for key, value in (metadata or {}).items():
         text = str(value).encode("ascii", "backslashreplace").decode("ascii")  # NRRD headers are ASCII

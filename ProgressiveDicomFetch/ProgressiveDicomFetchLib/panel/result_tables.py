@@ -48,6 +48,21 @@ STUDY_COLUMNS: Tuple[Column, ...] = (
     Column("Instances", lambda r: _number(r.number_of_instances)),
 )
 
+# What a series of each modality loads as (before its metadata is read; the node says it exactly).
+KIND_BY_MODALITY = {"CT": "volume", "MR": "volume", "PT": "volume", "NM": "volume or frames",
+                    "CR": "image", "DX": "image", "MG": "image", "IO": "image", "PX": "image", "RG": "image",
+                    "US": "image or cine (colour)", "XA": "image or cine", "RF": "image or cine",
+                    "ES": "image or cine (colour)", "RTDOSE": "dose"}
+
+
+def series_kind(record: SeriesRecord) -> str:
+    """What the series is, for the table: volume, image, cine, dose; why not, for non-image series."""
+    modality = record.modality.upper()
+    if modality in NON_IMAGE_MODALITIES:
+        return f"not an image ({modality})"
+    return KIND_BY_MODALITY.get(modality, "image or volume")
+
+
 SERIES_COLUMNS: Tuple[Column, ...] = (
     Column("Number", lambda r: _number(r.series_number)),
     Column("Modality", lambda r: r.modality),
@@ -55,6 +70,7 @@ SERIES_COLUMNS: Tuple[Column, ...] = (
     Column("Body part", lambda r: r.body_part),
     Column("Date", lambda r: " ".join(filter(None, (_date(r.series_date), _time(r.series_time))))),
     Column("Instances", lambda r: _number(r.number_of_instances)),
+    Column("Kind", series_kind),
 )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 import threading
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
@@ -24,6 +25,8 @@ from .errors import CodecUnavailable, DecodeError
 logger = logging.getLogger(__name__)
 
 Backend = Callable[[bytes, PixelDescription], Any]
+JFIF_MARKER = re.compile(rb"\xff\xe0..JFIF\x00", re.S)
+ADOBE_MARKER = re.compile(rb"\xff\xee(..)Adobe(.{7})", re.S)
 _missing: Dict[str, bool] = {}
 _lock = threading.Lock()
 
@@ -55,10 +58,36 @@ def _imagecodecs(function: str) -> Backend:
     return decode
 
 
+def _jpeg8(data: bytes, pixels: PixelDescription) -> Any:
+    """libjpeg-turbo. Colour labelled RGB is decoded without a YCbCr transform unless the stream
+    says it was transformed (JFIF, or Adobe transform 1), as pydicom decodes it; libjpeg-turbo's
+    own guess (from component IDs) would convert, e.g. pydicom's SC_jpeg_no_color_transform.dcm."""
+    decode = _imagecodecs("jpeg8_decode")
+    if pixels.samples_per_pixel == 3 and pixels.photometric_interpretation == "RGB" and not jpeg_says_ycbcr(data):
+        return _module("imagecodecs").jpeg8_decode(data, colorspace="RGB", outcolorspace="RGB")
+    return decode(data, pixels)
+
+
+def jpeg_says_ycbcr(data: bytes) -> bool:
+    """True when the header has a JFIF marker (always YCbCr) or an Adobe marker with transform 1."""
+    head = bytes(data[:65536])
+    if JFIF_MARKER.search(head):
+        return True
+    adobe = ADOBE_MARKER.search(head)
+    return adobe is not None and adobe.group(1)[:2] == b"\x00\x0e" and adobe.group(2)[6:7] == b"\x01"
+
+
 def _imagecodecs_rle(data: bytes, pixels: PixelDescription) -> Any:
     dtype = np.dtype(f"<u{pixels.bits_allocated // 8}")
     out = _module("imagecodecs").dicomrle_decode(data, dtype=dtype.str)
-    return np.frombuffer(out, dtype)
+    return _rle_planes(np.frombuffer(out, dtype), pixels)
+
+
+def _rle_planes(values: np.ndarray, pixels: PixelDescription) -> np.ndarray:
+    """RLE decoders give one plane per sample: colour as (rows, columns, 3)."""
+    if pixels.samples_per_pixel == 1:
+        return values
+    return values.reshape(pixels.samples_per_pixel, pixels.rows, pixels.columns).transpose(1, 2, 0)
 
 
 def _pylibjpeg_rle(data: bytes, pixels: PixelDescription) -> Any:
@@ -66,7 +95,7 @@ def _pylibjpeg_rle(data: bytes, pixels: PixelDescription) -> Any:
     out = utils.decode_pixel_data(data, version=2, rows=pixels.rows, columns=pixels.columns,
                                   bits_allocated=pixels.bits_allocated,
                                   samples_per_pixel=pixels.samples_per_pixel, byteorder="<")
-    return np.frombuffer(out, f"<u{pixels.bits_allocated // 8}")
+    return _rle_planes(np.frombuffer(out, f"<u{pixels.bits_allocated // 8}"), pixels)
 
 
 def _libjpeg(data: bytes, pixels: PixelDescription) -> Any:
@@ -106,6 +135,8 @@ def _pydicom(family: str) -> Backend:
             ds.is_little_endian, ds.is_implicit_VR = True, False
         ds.Rows, ds.Columns = pixels.rows, pixels.columns
         ds.SamplesPerPixel = pixels.samples_per_pixel
+        if pixels.samples_per_pixel > 1:  # RLE decodes to planes (pydicom 2.4 reads it from here)
+            ds.PlanarConfiguration = 1 if family == ts.RLE else pixels.planar_configuration
         ds.PhotometricInterpretation = pixels.photometric_interpretation
         ds.BitsAllocated, ds.BitsStored, ds.HighBit = pixels.bits_allocated, pixels.bits_stored, pixels.high_bit
         ds.PixelRepresentation = pixels.pixel_representation
@@ -119,7 +150,7 @@ def _pydicom(family: str) -> Backend:
 
 CHAINS: Dict[str, Tuple[Tuple[str, Backend], ...]] = {
     ts.RLE: (("pylibjpeg-rle", _pylibjpeg_rle), ("imagecodecs", _imagecodecs_rle), ("pydicom", _pydicom(ts.RLE))),
-    ts.JPEG: (("imagecodecs", _imagecodecs("jpeg8_decode")), ("pylibjpeg-libjpeg", _libjpeg),
+    ts.JPEG: (("imagecodecs", _jpeg8), ("pylibjpeg-libjpeg", _libjpeg),
               ("pydicom", _pydicom(ts.JPEG))),
     ts.JPEG_LL: (("imagecodecs", _imagecodecs("jpeg8_decode")), ("imagecodecs", _imagecodecs("ljpeg_decode")),
                  ("pylibjpeg-libjpeg", _libjpeg), ("pydicom", _pydicom(ts.JPEG_LL))),

@@ -1,5 +1,9 @@
 """One frame's bytes -> a (rows, columns) array of STORED values, or a DecodeError. Never garbage.
 
+Colour frames come out as (rows, columns, 3) RGB, converted from YBR exactly as pydicom does
+(colour.py); PALETTE COLOR frames as their (rows, columns) indices (the LUT is applied on load);
+float pixel data as float32/float64.
+
 The result has `pixels.stored_dtype`: signed values are sign-extended from BitsStored, unused
 high bits of unsigned values are masked (they may hold overlays). Decoders disagree about
 signedness (a JPEG 2000 codestream may be unsigned for signed data, JPEG-LS stores signed data
@@ -8,12 +12,14 @@ as unsigned), so every result is re-read from its bit pattern, which is what DIC
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any, Optional
 
 import numpy as np
 
 from .. import transfer_syntax as ts
 from .codecs import decode_compressed
+from .colour import expand_ybr422, to_rgb
 from .description import PixelDescription
 from .errors import DecodeError
 from .identify import FrameKind, identify
@@ -27,15 +33,26 @@ MARKER_FAMILIES = (ts.JPEG, ts.JPEG_LL, ts.JPEG_LS, ts.J2K, ts.HTJ2K_FAMILY)
 def decode_frame(data: bytes, transfer_syntax_uid: Optional[str], pixels: PixelDescription,
                  content_type: Optional[str] = None) -> np.ndarray:
     """Decode one frame whatever its label says; see identify.py for how the bytes are recognised."""
+    if pixels.photometric_interpretation == "YBR_FULL_422" and len(data) in _interleaved_sizes(pixels) \
+            and ts.family(transfer_syntax_uid) in (ts.NATIVE_LE, ts.NATIVE_BE, None):
+        # three samples per pixel: a server decoded the (JPEG) frame, and decoders give RGB
+        pixels = replace(pixels, photometric_interpretation="RGB")
     kind = identify(data, transfer_syntax_uid, pixels, content_type)
     if kind.family == ts.NATIVE_LE:
-        return native_to_stored(data, pixels, "<", kind)
-    if kind.family == ts.NATIVE_BE:
-        return native_to_stored(data, pixels, ">", kind)
-    if kind.family in MARKER_FAMILIES:
-        check_end_marker(data, kind)
-    decoded = decode_compressed(kind.family, bytes(data), pixels, kind.describe())
-    return to_stored(decoded, pixels, kind)
+        stored = native_to_stored(data, pixels, "<", kind)
+    elif kind.family == ts.NATIVE_BE:
+        stored = native_to_stored(data, pixels, ">", kind)
+    else:
+        if kind.family in MARKER_FAMILIES:
+            check_end_marker(data, kind)
+        decoded = decode_compressed(kind.family, bytes(data), pixels, kind.describe())
+        stored = to_stored(decoded, pixels, kind)
+    return to_rgb(stored, pixels, kind.family) if pixels.colour else stored
+
+
+def _interleaved_sizes(pixels: PixelDescription):
+    size = pixels.pixels_per_frame * (pixels.bits_allocated // 8)
+    return size, size + 1
 
 
 def check_end_marker(data: bytes, kind: FrameKind) -> None:
@@ -50,21 +67,35 @@ def native_to_stored(data: bytes, pixels: PixelDescription, byteorder: str, kind
     size = pixels.native_frame_bytes
     if len(data) not in (size, size + 1):
         raise DecodeError(kind.describe(), f"a raw frame needs {size} bytes, got {len(data)}")
-    raw = np.frombuffer(data, dtype=f"{byteorder}u{pixels.bits_allocated // 8}", count=pixels.pixels_per_frame)
-    return to_stored(raw.reshape(pixels.rows, pixels.columns), pixels, kind)
+    if pixels.float_pixels:
+        values = np.frombuffer(data, dtype=f"{byteorder}f{pixels.bits_allocated // 8}", count=pixels.pixels_per_frame)
+        return values.reshape(pixels.rows, pixels.columns).astype(pixels.stored_dtype)  # a native-order copy
+    width = pixels.bits_allocated // 8
+    if pixels.photometric_interpretation == "YBR_FULL_422":
+        raw = expand_ybr422(np.frombuffer(data, dtype=f"{byteorder}u{width}", count=size // width), pixels)
+    else:
+        raw = np.frombuffer(data, dtype=f"{byteorder}u{width}", count=pixels.pixels_per_frame)
+    if not pixels.colour:
+        return to_stored(raw.reshape(pixels.rows, pixels.columns), pixels, kind)
+    if pixels.planar_configuration == 1 and pixels.photometric_interpretation != "YBR_FULL_422":
+        return to_stored(raw.reshape(3, pixels.rows, pixels.columns).transpose(1, 2, 0), pixels, kind)
+    return to_stored(raw.reshape(pixels.rows, pixels.columns, 3), pixels, kind)
 
 
 def to_stored(decoded: Any, pixels: PixelDescription, kind: FrameKind) -> np.ndarray:
     """Shape-check, then re-read the bit pattern as BitsStored-wide values of the stored dtype."""
     array = np.asarray(decoded)
-    shape = (pixels.rows, pixels.columns)
+    shape = (pixels.rows, pixels.columns) + ((3,) if pixels.colour else ())
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
-    if array.ndim == 1 and array.size == pixels.rows * pixels.columns:
+    if array.ndim == 1 and array.size == pixels.pixels_per_frame:
         array = array.reshape(shape)
+    if pixels.colour and array.shape == (3, pixels.rows, pixels.columns) and array.shape[-1] != 3:  # planar
+        array = array.transpose(1, 2, 0)
     if array.shape != shape:
         raise DecodeError(kind.describe(), f"decoded an image of shape {array.shape}, the metadata says "
-                                           f"{pixels.rows} rows x {pixels.columns} columns")
+                                           f"{pixels.rows} rows x {pixels.columns} columns"
+                                           + (" x 3 samples" if pixels.colour else ""))
     if array.dtype.kind not in "ui":
         raise DecodeError(kind.describe(), f"decoded {array.dtype} values, expected integers")
     unsigned = np.dtype(f"u{pixels.bits_allocated // 8}")

@@ -85,6 +85,8 @@ def find_preview_source(fetcher: DicomwebFrameFetcher, load: VolumeLoad, rendere
 
 def _probe_prefixes(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: SliceTask) -> Probe:
     stored = set(load.stored_transfer_syntaxes)
+    if load.geometry.components > 1:  # the server's default is often a transcoded frame, RGB already
+        return Probe(None, reason="no prefixes: previews are greyscale, the series is colour")
     if None not in stored and not any(ts.family(s) == ts.HTJ2K_FAMILY for s in stored):
         return Probe(None, reason="no prefixes: the frames are not stored as HTJ2K")
     if not previews_available():

@@ -10,11 +10,13 @@ import logging
 from typing import Callable, List, Optional
 
 from ..cache import FrameCache
+from ..dicomweb.bulk_data import fetch_bulk_data
 from ..dicomweb.metadata import series_metadata
 from ..dicomweb.server import DicomwebServer
 from ..dicomweb.server_traits import ServerTraits
 from ..geometry import series_geometry
 from ..loading import SliceTask, VolumeLoad
+from ..pixels.palette import Palette
 from .dicomweb_fetcher import DicomwebFrameFetcher
 from .frame_fetcher import load_slices
 
@@ -28,7 +30,20 @@ def prepare_series(server: DicomwebServer, study_uid: str, series_uid: str, fill
     geometry = series_geometry(instances, series_uid)
     for message in geometry.messages + [m for v in geometry.volumes for m in v.messages]:
         logger.info("series %s: %s", series_uid, message)
-    return [VolumeLoad(volume, study_uid, instances, fill=fill) for volume in geometry.volumes]
+    loads = [VolumeLoad(volume, study_uid, instances, fill=fill) for volume in geometry.volumes]
+    for load in loads:
+        load.palette = palette_of(server, load)
+    return loads
+
+
+def palette_of(server: DicomwebServer, load: VolumeLoad) -> Optional[Palette]:
+    """A PALETTE COLOR volume's LUTs, their data fetched when the metadata gives BulkDataURIs."""
+    if load.geometry.pixels.photometric_interpretation != "PALETTE COLOR":
+        return None
+    dataset = load.geometry.dataset
+    sop = str(dataset.get("SOPInstanceUID", ""))
+    bulk = next((i.bulk_data for i in load.instances if i.sop_instance_uid == sop), {})
+    return Palette.from_dataset(dataset, bulk, lambda uri: fetch_bulk_data(server, uri))
 
 
 def fetcher_for(server: DicomwebServer, load: VolumeLoad, cache: Optional[FrameCache] = None,

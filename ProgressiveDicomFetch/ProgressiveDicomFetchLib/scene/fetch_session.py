@@ -51,6 +51,10 @@ class FetchSession:
             raise NoServerError("no DICOMweb server is set: call setServer(url) first")
         return self.server
 
+    def loading_server(self) -> Optional[DicomwebServer]:
+        """The server the current loads come from (it stays while a new one is set)."""
+        return self.loader.server if self.loader is not None else None
+
     def check_server(self) -> ServerCheck:
         server = self._server()
         return check_server(server.url, auth=server.auth, headers=server.headers, verify=server.verify)

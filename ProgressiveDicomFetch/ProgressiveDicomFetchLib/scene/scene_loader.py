@@ -152,7 +152,8 @@ class SceneLoader:
 
     def _refresh(self, key: Key, now: float) -> None:
         load, node = self._loads[key], self.nodes[key]
-        if key not in self._windowed and load.volume.covered and node.GetDisplayNode() is not None:
+        if key not in self._windowed and load.volume.covered and node.GetDisplayNode() is not None \
+                and load.volume.components == 1:  # RGB is shown as it is
             center, width = covered_window(load.volume.array, load.geometry.padding_value)
             node.GetDisplayNode().SetWindowLevel(width, center)  # once: no jump while refining
             self._windowed.add(key)

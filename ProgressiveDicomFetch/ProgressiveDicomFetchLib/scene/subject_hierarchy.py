@@ -21,8 +21,11 @@ def place_in_hierarchy(slicer: Any, scene: Any, node: Any, dataset: Any, series_
     shn.SetItemAttribute(item, constants.GetDICOMSeriesModalityAttributeName(), text("Modality"))
     shn.SetItemAttribute(item, constants.GetDICOMSeriesNumberAttributeName(), text("SeriesNumber"))
     shn.SetItemAttribute(item, constants.GetDICOMFrameOfReferenceUIDAttributeName(), text("FrameOfReferenceUID"))
-    for keyword in ("SeriesDescription", "SeriesDate", "SeriesTime", "Manufacturer"):
-        shn.SetItemAttribute(item, constants.GetDICOMAttributePrefix() + keyword, text(keyword))
+    for name, keyword in (("SeriesDescription", "SeriesDescription"), ("SeriesDate", "SeriesDate"),
+                          ("SeriesTime", "SeriesTime"), ("ContentDate", "ContentDate"), ("ContentTime", "ContentTime"),
+                          ("Manufacturer", "Manufacturer"), ("Model", "ManufacturerModelName")):
+        shn.SetItemAttribute(item, constants.GetDICOMAttributePrefix() + name, text(keyword))
+    shn.SetItemAttribute(item, constants.GetDICOMReferencedInstanceUIDsAttributeName(), "")  # images refer to none
 
     study_uid = text("StudyInstanceUID")
     patient_id = text("PatientID") or f"Patient-{study_uid}"
@@ -36,6 +39,7 @@ def place_in_hierarchy(slicer: Any, scene: Any, node: Any, dataset: Any, series_
         shn.SetItemAttribute(patient, constants.GetDICOMPatientIDAttributeName(), patient_id)
         shn.SetItemAttribute(patient, constants.GetDICOMPatientSexAttributeName(), text("PatientSex"))
         shn.SetItemAttribute(patient, constants.GetDICOMPatientBirthDateAttributeName(), text("PatientBirthDate"))
+        shn.SetItemAttribute(patient, constants.GetDICOMPatientCommentsAttributeName(), text("PatientComments"))
         shn.SetItemName(patient, name)
     if new_study:
         study = shn.GetItemByUID(constants.GetDICOMUIDName(), study_uid)

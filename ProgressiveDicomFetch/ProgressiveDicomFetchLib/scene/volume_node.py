@@ -1,5 +1,7 @@
-"""A scalar volume node whose voxels ARE the engine's buffer (no second copy), with its final
-geometry before the first pixel, refreshed by events the views listen to.
+"""A scalar volume node (a vector volume node with 3 components for colour, as Slicer's DICOM plugin
+loads colour) whose voxels ARE the engine's buffer (no second copy), with its final geometry before
+the first pixel, refreshed by events the views listen to. MONOCHROME1 keeps its values and is shown
+with the inverted grey colour table, like DICOMScalarVolumePlugin.
 
 Main thread only (MRML). `slicer` and `vtk` are imported inside functions: the core must import
 without Slicer.
@@ -15,6 +17,8 @@ from ..loading import VolumeLoad
 from .window_level import apply_dicom_presets
 
 logger = logging.getLogger(__name__)
+
+INVERTED_GREY = "vtkMRMLColorTableNodeInvertedGrey"
 
 
 def series_node_name(load: VolumeLoad, index: int, count: int) -> str:
@@ -38,7 +42,8 @@ def _vtk_matrix(matrix: np.ndarray) -> Any:
 
 
 def create_volume_node(scene: Any, load: VolumeLoad, name: str) -> Any:
-    """A vtkMRMLScalarVolumeNode sharing `load.volume.array` (K, J, I) as its scalars."""
+    """A vtkMRMLScalarVolumeNode (vtkMRMLVectorVolumeNode for colour) sharing `load.volume.array`
+    (K, J, I[, 3]) as its scalars."""
     import vtk
     from vtkmodules.util.numpy_support import numpy_to_vtk
 
@@ -46,23 +51,41 @@ def create_volume_node(scene: Any, load: VolumeLoad, name: str) -> Any:
     if not array.flags["C_CONTIGUOUS"]:
         raise ValueError("the volume buffer must be C-contiguous to be shared with VTK")
     image = vtk.vtkImageData()
-    kk, jj, ii = array.shape
+    kk, jj, ii = array.shape[:3]
+    components = load.volume.components
     image.SetDimensions(ii, jj, kk)  # geometry lives on the node: image origin 0, spacing 1
-    scalars = numpy_to_vtk(array.reshape(-1), deep=False)  # keeps a reference to the numpy buffer
+    flat = array.reshape(-1, components) if components > 1 else array.reshape(-1)
+    scalars = numpy_to_vtk(flat, deep=False)  # keeps a reference to the numpy buffer
     scalars.SetName("ImageScalars")
     image.GetPointData().SetScalars(scalars)
-    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    node_class = "vtkMRMLVectorVolumeNode" if components > 1 else "vtkMRMLScalarVolumeNode"
+    node = scene.AddNewNodeByClass(node_class, name)
     node.SetIJKToRASMatrix(_vtk_matrix(load.geometry.ijk_to_ras))
     node.SetAndObserveImageData(image)
     uids = load.geometry.instance_uids
     node.SetAttribute("DICOM.instanceUIDs", " ".join(uids))
+    numbers = {f.sop_instance_uid: f.instance_number for f in load.geometry.frames}  # as DICOMScalarVolumePlugin
+    node.SetAttribute("DICOM.instanceNumbers", " ".join("?" if numbers[u] is None else str(numbers[u]) for u in uids))
     node.SetAttribute("DICOM.seriesInstanceUID", load.geometry.series_uid)
+    _describe(node, load)
     node.CreateDefaultDisplayNodes()
     display = node.GetDisplayNode()
-    if display is not None:
+    if display is not None and components == 1:
         display.SetAutoWindowLevel(0)  # refinement must not make the contrast jump
         apply_dicom_presets(display, load.geometry.dataset)
+        if load.geometry.pixels.photometric_interpretation == "MONOCHROME1":
+            display.SetAndObserveColorNodeID(INVERTED_GREY)
     return node
+
+
+def _describe(node: Any, load: VolumeLoad) -> None:
+    """What the volume is, cine frame times (ms), and warnings (e.g. 1 mm pixels assumed) as attributes."""
+    geometry = load.geometry
+    node.SetAttribute("ProgressiveDicomFetch.kind", geometry.kind)
+    if geometry.frame_times_ms:
+        node.SetAttribute("DICOM.frameTimesMs", " ".join(f"{t:g}" for t in geometry.frame_times_ms))
+    if geometry.messages:
+        node.SetAttribute("ProgressiveDicomFetch.warnings", "; ".join(geometry.messages))
 
 
 def refresh(node: Any) -> None:

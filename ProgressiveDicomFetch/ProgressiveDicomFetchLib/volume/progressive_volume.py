@@ -36,11 +36,13 @@ from .quality import LOADED, Quality
 log = logging.getLogger(__name__)
 
 
-def _checked_shape(shape: Sequence[int]) -> Tuple[int, int, int]:
+def _checked_shape(shape: Sequence[int]) -> Tuple[int, ...]:
+    """(K, J, I), or (K, J, I, C) for voxels of C components (RGB: the fill works per channel)."""
     dims = tuple(operator.index(n) for n in shape)
-    if len(dims) != 3 or min(dims) < 1:
-        raise ValueError(f"volume shape must be three positive sizes (K, J, I), not {tuple(shape)}")
-    return dims  # type: ignore[return-value]
+    if len(dims) not in (3, 4) or min(dims) < 1:
+        raise ValueError(f"volume shape must be three positive sizes (K, J, I) and maybe components C, "
+                         f"not {tuple(shape)}")
+    return dims
 
 
 def _adopted(buffer: np.ndarray, shape: Tuple[int, int, int], dtype: np.dtype) -> np.ndarray:
@@ -83,7 +85,7 @@ class ProgressiveVolume:
 
     def _allocate(self) -> np.ndarray:
         nbytes = self.nbytes
-        what = "a {}x{}x{} {} volume".format(*self._shape, self._dtype)
+        what = "a {} {} volume".format("x".join(map(str, self._shape)), self._dtype)
         check_fits(nbytes, what)
         try:
             array = np.zeros(self._shape, self._dtype)
@@ -100,8 +102,12 @@ class ProgressiveVolume:
         return self._array
 
     @property
-    def shape(self) -> Tuple[int, int, int]:
+    def shape(self) -> Tuple[int, ...]:
         return self._shape
+
+    @property
+    def components(self) -> int:
+        return self._shape[3] if len(self._shape) == 4 else 1
 
     @property
     def dtype(self) -> np.dtype:
@@ -114,7 +120,10 @@ class ProgressiveVolume:
     @property
     def nbytes(self) -> int:
         """Bytes of the buffer (Python ints: no overflow for absurd shapes)."""
-        return self._shape[0] * self._shape[1] * self._shape[2] * self._dtype.itemsize
+        count = 1
+        for size in self._shape:
+            count *= size
+        return count * self._dtype.itemsize
 
     @property
     def fill(self) -> str:
