@@ -9,6 +9,7 @@ or no window at all): real pictures of the kind such servers send.
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import re
 import subprocess
@@ -169,3 +170,20 @@ def test_without_a_jpeg_decoder_the_source_is_off_and_the_series_loads_by_frames
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("None ") and "needs a JPEG decoder" in result.stdout
     assert result.stdout.strip().endswith("True")
+
+
+@pytest.mark.parametrize("flag, stages", [
+    (["--rendered-previews"], StagePlan().stage_ids()),
+    ([], NO_PREVIEWS.stage_ids()),  # off by default: Orthanc loads as before
+])
+def test_fetch_command_takes_rendered_previews_only_when_asked(flag, stages, orthanc, sample_small, tmp_path):
+    import nrrd
+    info = sample_small.series(KEY)
+    result = subprocess.run([sys.executable, "-m", "ProgressiveDicomFetchLib", "fetch", "--url", orthanc.dicomweb_url,
+                             "--study", info.study_uid, "--series", info.series_uid, "--out", str(tmp_path / "out"),
+                             "--timeline", str(tmp_path / "t.json"), *flag], capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "t.json").read_text())["series"][info.series_uid]
+    assert list(record["stages"]) == stages
+    data, _ = nrrd.read(str(tmp_path / "out" / f"{info.series_uid}.nrrd"), index_order="C")
+    np.testing.assert_array_equal(data, sample_small.load_truth(KEY))
