@@ -28,7 +28,7 @@ from ProgressiveDicomFetchLib import __version__
 from ProgressiveDicomFetchLib.cache import FrameCache
 from ProgressiveDicomFetchLib.engine.events import COMPLETE, ERROR
 from ProgressiveDicomFetchLib.engine.scheduler import BREADTH_FIRST, STRATEGIES
-from ProgressiveDicomFetchLib.panel import (AUTH_KINDS, DATE_PRESETS, SERIES_COLUMNS, STUDY_COLUMNS, RecentServers,
+from ProgressiveDicomFetchLib.panel import (AUTH_KINDS, SERVER_KINDS, DATE_PRESETS, SERIES_COLUMNS, STUDY_COLUMNS, RecentServers,
                                             SearchForm, ServerSettings, is_loadable, progress_row, status_message,
                                             table_rows)
 from ProgressiveDicomFetchLib.panel.result_tables import default_order
@@ -36,9 +36,11 @@ from ProgressiveDicomFetchLib.scene.dicom_database import (SETTING_DEFAULT, SETT
                                                            load_from_database, series_count_in_database)
 from ProgressiveDicomFetchLib.scene.fetch_session import FetchSession
 from ProgressiveDicomFetchLib.dicomweb.server_check import ServerCheck
+from ProgressiveDicomFetchLib.transport import dimse_packages
 
 SETTINGS_GROUP = "ProgressiveDicomFetch/"
 SAMPLE_SERVER_ITEM = "Sample server (local)"
+SERVER_KIND_LABELS = {"dicomweb": "DICOMweb", "dimse": "DICOM (DIMSE)"}
 AUTH_LABELS = {"none": "None", "basic": "Basic (user, password)", "bearer": "Bearer token", "header": "Custom header"}
 # Slicer's Python keeps the GIL while Qt idles (slicer-notes.md): tick often, and sleep with the GIL
 # released inside the tick so the download threads run (engine.pump; figures in the README).
@@ -122,6 +124,8 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = ProgressiveDicomFetchLogic()
 
+        for kind in SERVER_KINDS:
+            self.ui.serverKindComboBox.addItem(SERVER_KIND_LABELS[kind], kind)
         for kind in AUTH_KINDS:
             self.ui.authKindComboBox.addItem(AUTH_LABELS[kind], kind)
         self._restoreServerSettings()
@@ -133,6 +137,7 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
 
         self.ui.serverUrlComboBox.connect("activated(int)", self.onServerChosen)
         self.ui.authKindComboBox.connect("currentIndexChanged(int)", self.onAuthKindChanged)
+        self.ui.serverKindComboBox.connect("currentIndexChanged(int)", self.onAuthKindChanged)
         self.ui.testConnectionButton.connect("clicked(bool)", self.onTestConnection)
         self.ui.studyDateComboBox.connect("currentIndexChanged(int)", self.onDatePresetChanged)
         self.ui.searchButton.connect("clicked(bool)", self.onSearch)
@@ -195,11 +200,13 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
         return ServerSettings(url=self.ui.serverUrlComboBox.currentText, auth_kind=self.ui.authKindComboBox.currentData,
                               username=self.ui.usernameLineEdit.text, header_name=self.ui.headerNameLineEdit.text,
                               secret=self.ui.secretLineEdit.text,
-                              remember_credentials=self.ui.rememberCredentialsCheckBox.checked)
+                              remember_credentials=self.ui.rememberCredentialsCheckBox.checked,
+                              kind=self.ui.serverKindComboBox.currentData, calling_aet=self.ui.callingAetLineEdit.text)
 
     def _restoreServerSettings(self) -> None:
         store = qt.QSettings()
-        keys = ("ServerURL", "AuthKind", "Username", "HeaderName", "RememberCredentials", "Secret")
+        keys = ("ServerURL", "AuthKind", "Username", "HeaderName", "RememberCredentials", "Secret", "ServerKind",
+                "CallingAET")
         settings = ServerSettings.from_store({k: store.value(SETTINGS_GROUP + k) for k in keys})
         recent = RecentServers.from_setting(store.value(SETTINGS_GROUP + "RecentServers"))
         self.ui.serverUrlComboBox.clear()
@@ -209,25 +216,35 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
         self.ui.usernameLineEdit.text, self.ui.headerNameLineEdit.text = settings.username, settings.header_name
         self.ui.secretLineEdit.text = settings.secret
         self.ui.rememberCredentialsCheckBox.checked = settings.remember_credentials
+        self.ui.serverKindComboBox.currentIndex = max(0, self.ui.serverKindComboBox.findData(settings.kind))
+        self.ui.callingAetLineEdit.text = settings.calling_aet
 
     def _saveServerSettings(self, settings: ServerSettings) -> None:
         store = qt.QSettings()
         for key, value in settings.to_store().items():
             store.setValue(SETTINGS_GROUP + key, value)
         recent = RecentServers.from_setting(store.value(SETTINGS_GROUP + "RecentServers"))
-        recent.add(settings.url)
+        recent.add(settings.base_url())
         store.setValue(SETTINGS_GROUP + "RecentServers", recent.urls)
 
     def onServerChosen(self, index: int) -> None:
         if self.ui.serverUrlComboBox.itemText(index) != SAMPLE_SERVER_ITEM:
+            kind = ServerSettings.kind_of(self.ui.serverUrlComboBox.itemText(index))
+            self.ui.serverKindComboBox.currentIndex = self.ui.serverKindComboBox.findData(kind)
             return
         with slicer.util.tryWithErrorDisplay(_("Failed to start the sample server."), waitCursor=True):
             self.ui.serverUrlComboBox.setEditText(self.logic.startSampleServer())
             self.ui.authKindComboBox.currentIndex = self.ui.authKindComboBox.findData("none")
+            self.ui.serverKindComboBox.currentIndex = self.ui.serverKindComboBox.findData("dicomweb")
             self.ui.connectionStatusLabel.text = _("Sample server running on this computer (generated data).")
 
     def onAuthKindChanged(self, index: int = 0) -> None:
-        kind = self.ui.authKindComboBox.currentData
+        """Enable the fields the server kind and authentication use (DIMSE: AE titles only)."""
+        dimse = self.ui.serverKindComboBox.currentData == "dimse"
+        kind = "none" if dimse else self.ui.authKindComboBox.currentData
+        self.ui.authKindComboBox.enabled = not dimse
+        self.ui.callingAetLineEdit.enabled = dimse
+        self.ui.serverUrlLabel.text = _("Peer (AET@host:port):") if dimse else _("DICOMweb URL:")
         self.ui.usernameLineEdit.enabled = kind == "basic"
         self.ui.headerNameLineEdit.enabled = kind == "header"
         self.ui.secretLineEdit.enabled = self.ui.rememberCredentialsCheckBox.enabled = kind != "none"
@@ -235,7 +252,9 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
     def _connect(self) -> ServerSettings:
         """Point the logic at the panel's server (ValueError naming a bad field)."""
         settings = self._settings()
-        self.logic.setServer(settings.base_url(), auth=settings.auth())
+        if settings.kind == "dimse":
+            self._offerDimse()
+        self.logic.setServer(settings.base_url(), auth=settings.auth(), callingAET=settings.calling_ae_title())
         return settings
 
     def onTestConnection(self) -> None:
@@ -368,6 +387,15 @@ class ProgressiveDicomFetchWidget(ScriptedLoadableModuleWidget, VTKObservationMi
         for snapshot in self.logic.progress():
             self.logic.cancel(snapshot.series_uid)
 
+    def _offerDimse(self) -> None:
+        """A DIMSE server needs pynetdicom, which Slicer does not include: install it with consent."""
+        packages = self.logic.dimsePackages()
+        if packages and slicer.util.confirmOkCancelDisplay(
+                _("A DICOM (DIMSE) server needs the Python package {packages}, which Slicer does not include. "
+                  "Install it now?").format(packages=", ".join(packages))):
+            with slicer.util.tryWithErrorDisplay(_("Failed to install pynetdicom."), waitCursor=True):
+                self.logic.installDecoders(packages)
+
     def _offerDecoders(self, seriesUID: str) -> None:
         """A compressed series this Slicer cannot decode: offer to install the decoder (with consent)."""
         packages = self.logic.missingDecoders(seriesUID)
@@ -442,9 +470,10 @@ class ProgressiveDicomFetchLogic(ScriptedLoadableModuleLogic):
         node.SetSaveWithScene(False)  # panel choices are not part of the data; never in scene files
         return ProgressiveDicomFetchParameterNode(node)
 
-    def setServer(self, url: str, auth=None, headers=None, verify=True):
-        """Use this DICOMweb server; `auth` is a requests auth object (ProgressiveDicomFetchLib.dicomweb)."""
-        return self.session.set_server(url, auth=auth, headers=headers, verify=verify)
+    def setServer(self, url: str, auth=None, headers=None, verify=True, callingAET: str = ""):
+        """Use this DICOMweb server (`auth`: a requests auth object, see ProgressiveDicomFetchLib.dicomweb),
+        or a classic PACS: setServer("dimse://AET@host:port", callingAET="MYSLICER") (needs pynetdicom)."""
+        return self.session.set_server(url, auth=auth, headers=headers, verify=verify, calling_aet=callingAET)
 
     def checkServer(self) -> ServerCheck:
         return self.session.check_server()
@@ -519,6 +548,10 @@ class ProgressiveDicomFetchLogic(ScriptedLoadableModuleLogic):
 
     def missingDecoders(self, seriesUID: str) -> List[str]:
         return self.session.missing_decoders(seriesUID)
+
+    def dimsePackages(self) -> List[str]:
+        """What to install for DIMSE servers ([] when pynetdicom is there)."""
+        return dimse_packages()
 
     def optionalPackages(self, seriesUID: str) -> List[str]:
         return self.session.optional_packages(seriesUID)

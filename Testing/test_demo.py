@@ -59,7 +59,12 @@ def test_demo_fetches_the_sample_exactly_and_draws_the_progress(sample_cache, tm
         assert record["slices"] == manifest.series(key).num_slices
         assert 0 < record["first_slice_s"] <= record["covered_s"] <= record["complete_s"] <= timeline["total_s"]
     sagittal = manifest.series("ct_sagittal").series_uid
-    assert {"t": pytest.approx(0.1, abs=0.5), "series": sagittal, "event": "focus", "slice": 10} in timeline["events"]
+    focus = [e for e in timeline["events"] if e["event"] == "focus"]
+    assert len(focus) == 1, focus
+    # The contract's fields, plus the visible set (an extension: only the focused series is shown)
+    assert {k: focus[0][k] for k in ("t", "series", "event", "slice")} == {
+        "t": pytest.approx(0.1, abs=0.5), "series": sagittal, "event": "focus", "slice": 10}
+    assert focus[0]["visible"] == [sagittal]
     # 100 Mbit/s paces the study: at least its bytes' worth of time (a lower bound, never a speed target)
     assert timeline["total_s"] >= 0.9 * timeline["bytes"] * 8 / 100e6
     progress = json.loads((out / "progress.json").read_text())

@@ -19,8 +19,11 @@ STUDY_SERIES = ("ct_thin", "ct_sagittal", "ct_thick")  # a three-series study (8
 FRAME_RATE = 1_000_000  # bytes a second per frame answer, through the relay
 
 
-def run_engine(orthanc, sample_small, strategy="breadth-first", connections=4, on_update=None, keys=STUDY_SERIES):
-    engine = ProgressiveFetchEngine(DicomwebServer(orthanc.dicomweb_url), connections=connections, strategy=strategy)
+def run_engine(orthanc, sample_small, strategy="breadth-first", connections=4, on_update=None, keys=STUDY_SERIES,
+               server=None):
+    """Load `keys` with the engine (over DICOMweb, or over `server`, e.g. a DimseServer); (engine, events)."""
+    engine = ProgressiveFetchEngine(server or DicomwebServer(orthanc.dicomweb_url), connections=connections,
+                                    strategy=strategy)
     events = []
 
     def collect(update):

@@ -28,6 +28,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # pynetdicom logs every refusal as ERROR itself; our error line says it once, with advice.
+    logging.getLogger("pynetdicom").setLevel(logging.DEBUG if args.verbose >= 2 else logging.CRITICAL)
     try:
         return COMMANDS[args.command].run(args)
     except (DicomwebError, ValueError) as error:

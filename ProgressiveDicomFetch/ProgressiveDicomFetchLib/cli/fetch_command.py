@@ -17,12 +17,12 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from ..cache import DEFAULT_MAX_BYTES, FrameCache
 from ..dicomweb.filters import check_single_uid
-from ..dicomweb.search import search_series
 from ..engine import DEFAULT_CONNECTIONS, STRATEGIES, ProgressiveFetchEngine, Shown, StagePlan
 from ..engine.events import SeriesProgress
 from ..engine.timeline import Timeline
 from ..geometry.series_geometry import NON_IMAGE_MODALITIES
 from ..output import write_series_nrrd
+from ..transport import search_functions
 from .connection_options import add_connection_options, server_from_args
 from .dicom_files import add_dicom_options, check_dicom_options, write_dicom_files
 from .progress_display import ProgressDisplay
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace, on_progress: Optional[ProgressHook] = None) ->
 
 def _image_series(server, study_uid: str) -> List[str]:
     """Every series of the study that holds images (SR, SEG, ... are left out, and said so)."""
-    found = search_series(server, study_uid)
+    found = search_functions(server).search_series(server, study_uid)
     images = [s for s in found if s.modality.upper() not in NON_IMAGE_MODALITIES]
     for skipped in (s for s in found if s.modality.upper() in NON_IMAGE_MODALITIES):
         logger.warning("series %s (%s) holds no images: not fetched", skipped.series_uid, skipped.modality)

@@ -21,6 +21,7 @@ from ..dicomweb.server import DicomwebServer
 from ..loading import SliceTask, VolumeLoad
 from ..previews import PreviewSource, Probe, SliceFetch, find_preview_source
 from ..retrieve import FrameFetcher, fetcher_for, load_slices, prepare_series, write_cached, write_fetched
+from ..transport import is_dimse, offers_previews
 from ..volume import Quality
 from .events import (CANCELLED, CANCELLED_STATE, COMPLETE, COMPLETE_STATE, COVERED, ERROR, FAILED, FIRST_SLICE,
                      FOCUS, LOADING, METADATA, STAGE, EngineEvent, SeriesProgress)
@@ -142,6 +143,8 @@ class ProgressiveFetchEngine:
         with self._wake:
             self._closed = True
             self._wake.notify_all()
+        if not self.finished() and hasattr(self.server, "abort"):
+            self.server.abort()  # DIMSE: A-ABORT the associations, requests in flight end now
         deadline = time.monotonic() + timeout
         for worker in self._workers:
             worker.join(max(0.0, deadline - time.monotonic()))
@@ -259,7 +262,7 @@ class ProgressiveFetchEngine:
                 if state.state == CANCELLED_STATE or self._closed:
                     return
                 self._take_loads(state, loads, announce=True)
-        probe = self._probe(state) if self.plan.previews is not None else None
+        probe = self._probe(state) if self.plan.previews is not None and offers_previews(self.server) else None
         with self._wake:
             if state.state == CANCELLED_STATE or self._closed:
                 return
@@ -302,7 +305,8 @@ class ProgressiveFetchEngine:
         loads = state.loads
         previews = state.preview is not None
         self.scheduler.add(state.series_uid, [(load.volume.num_slices, [t.k for t in load.tasks()]) for load in loads],
-                           groups=None if previews else [load.multiframe_groups() for load in loads], previews=previews)
+                           groups=None if previews else [load.multiframe_groups(is_dimse(self.server)) for load in loads],
+                           previews=previews)
         current = self.scheduler.current_stage(state.series_uid)
         state.stage = None if current is None else self.plan.stage_ids()[current]
         if probe is not None and probe.frame is not None:

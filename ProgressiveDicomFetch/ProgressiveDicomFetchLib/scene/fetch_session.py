@@ -12,7 +12,7 @@ import logging
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..cache import FrameCache
-from ..dicomweb.search import SearchResult, search_series, search_studies
+from ..dicomweb.search import SearchResult
 from ..dicomweb.server import DicomwebServer
 from ..engine import BREADTH_FIRST, DEFAULT_CONNECTIONS, EngineUpdate, SeriesProgress
 from ..engine.events import CANCELLED_STATE, FAILED
@@ -20,6 +20,7 @@ from ..engine.scheduler import STRATEGIES
 from ..pixels.codecs import missing_packages
 from ..pixels.htj2k_preview import preview_packages
 from ..dicomweb.server_check import ServerCheck, check_server
+from ..transport import DIMSE_SCHEME, is_dimse, open_server, search_functions
 from .scene_loader import SceneLoader
 
 logger = logging.getLogger(__name__)
@@ -34,21 +35,29 @@ class FetchSession:
     def __init__(self, scene: Any = None, cache: Optional[FrameCache] = None) -> None:
         self.scene = scene
         self.cache = cache  # frames kept on disk: a series loaded again fetches only what is missing
-        self.server: Optional[DicomwebServer] = None
+        self.server: Optional[Any] = None  # DicomwebServer or DimseServer
         self.loader: Optional[SceneLoader] = None
         self._loader_settings: Optional[Tuple[str, int, bool]] = None
         self._earlier: Dict[str, List[Any]] = {}  # series UID -> nodes of finished loaders
 
     # -- server and search ----------------------------------------------------------------------
     def set_server(self, url: str, auth: Any = None, headers: Optional[Mapping[str, str]] = None,
-                   verify: Any = True) -> DicomwebServer:
-        """Use this server from now on (a load in progress continues from the previous one)."""
-        self.server = DicomwebServer(url, auth=auth, headers=headers, verify=verify)
+                   verify: Any = True, calling_aet: str = "") -> Any:
+        """Use this server from now on (a load in progress continues from the previous one):
+        a DICOMweb base URL, or `dimse://AET@host:port` for a classic PACS (with `calling_aet`)."""
+        if url.strip().lower().startswith(DIMSE_SCHEME):
+            if auth is not None or headers:
+                raise ValueError("a DIMSE peer takes no HTTP authentication or headers: only AE titles")
+            self.server = open_server(url, calling_aet)
+        elif calling_aet:
+            raise ValueError(f"callingAET goes with a {DIMSE_SCHEME}AET@host:port server, not {url!r}")
+        else:
+            self.server = DicomwebServer(url, auth=auth, headers=headers, verify=verify)
         return self.server
 
-    def _server(self) -> DicomwebServer:
+    def _server(self) -> Any:
         if self.server is None:
-            raise NoServerError("no DICOMweb server is set: call setServer(url) first")
+            raise NoServerError("no server is set: call setServer(url) first (a DICOMweb URL or dimse://AET@host:port)")
         return self.server
 
     def loading_server(self) -> Optional[DicomwebServer]:
@@ -57,13 +66,17 @@ class FetchSession:
 
     def check_server(self) -> ServerCheck:
         server = self._server()
+        if is_dimse(server):
+            return server.check()
         return check_server(server.url, auth=server.auth, headers=server.headers, verify=server.verify)
 
     def search_studies(self, filters: Optional[Mapping[str, str]] = None, limit: Optional[int] = None) -> SearchResult:
-        return search_studies(self._server(), filters, limit=limit)
+        server = self._server()
+        return search_functions(server).search_studies(server, filters, limit=limit)
 
     def search_series(self, study_uid: str, filters: Optional[Mapping[str, str]] = None) -> SearchResult:
-        return search_series(self._server(), study_uid, filters)
+        server = self._server()
+        return search_functions(server).search_series(server, study_uid, filters)
 
     # -- loading ----------------------------------------------------------------------------------
     def load(self, study_uid: str, series_uids: Sequence[str], strategy: str = BREADTH_FIRST,
