@@ -55,14 +55,16 @@ class ProgressiveFetchEngine:
     def __init__(self, server: DicomwebServer, connections: int = DEFAULT_CONNECTIONS, strategy: str = BREADTH_FIRST,
                  plan: StagePlan = StagePlan(), focus_share: float = 1.0, fill: str = "linear",
                  clock: Callable[[], float] = time.monotonic, cache: Optional[FrameCache] = None,
-                 policy: Optional[FocusPolicy] = None) -> None:
+                 policy: Optional[FocusPolicy] = None, rendered: bool = False) -> None:
         """`policy`: how the series on screen share the connections (default FocusPolicy(), with
-        `focus_share` as its connection cap)."""
+        `focus_share` as its connection cap). `rendered`: previews may come from `/rendered`
+        (calibrated; previews/rendered.py) where a series has no other preview source."""
         self.server = server
         self.cache = cache  # frames found there are not fetched (resume after a kill or a cancel)
         self.scheduler = Scheduler(connections, strategy, focus_share, plan, policy)
         self.plan = plan
         self.fill = fill
+        self.rendered = rendered
         self._clock = clock
         self.started_at = clock()  # event times are seconds after this
         self._series: Dict[str, SeriesState] = {}
@@ -271,9 +273,9 @@ class ProgressiveFetchEngine:
         """Find the series' preview source (one request; see previews/probe.py)."""
         if state.fetcher.traits.ranges(self.server) is None:  # the first probes ask about Range one at a time
             with self._probe_lock:
-                probe = find_preview_source(state.fetcher, state.loads[0])
+                probe = find_preview_source(state.fetcher, state.loads[0], self.rendered)
         else:
-            probe = find_preview_source(state.fetcher, state.loads[0])
+            probe = find_preview_source(state.fetcher, state.loads[0], self.rendered)
         logger.info("series %s: %s", state.series_uid, probe.reason)
         state.preview_note = probe.reason
         if probe.preview is not None:  # the probe's slice: its preview (or its whole short frame)
