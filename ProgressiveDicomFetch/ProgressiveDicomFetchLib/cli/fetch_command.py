@@ -87,6 +87,9 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--stages", default=str(StagePlan()),
                         help=f"stage plan (default: {StagePlan()}; preview-N: in-plane previews of every Nth "
                              "slice, then of the rest, where the server offers them; 'anchors,8,4,2': none)")
+    parser.add_argument("--rendered-previews", action="store_true",
+                        help="previews from the server's /rendered JPEGs, calibrated back to modality values on "
+                             "one exact frame, where a series has no other preview source (e.g. Orthanc)")
     parser.add_argument("--timeline", type=Path, metavar="FILE.json", help="write the timeline JSON here")
     parser.add_argument("--cache", type=Path, metavar="DIR",
                         help="on-disk frame cache: frames found there are not downloaded again (resume)")
@@ -120,7 +123,8 @@ def run(args: argparse.Namespace, on_progress: Optional[ProgressHook] = None) ->
     if not args.no_nrrd:
         args.out.mkdir(parents=True, exist_ok=True)
     engine = ProgressiveFetchEngine(server, connections=args.connections, strategy=args.strategy,
-                                    plan=StagePlan.parse(args.stages), cache=cache)
+                                    plan=StagePlan.parse(args.stages), cache=cache,
+                                    rendered=args.rendered_previews)
     timeline = Timeline(start=started, event_offset_s=engine.started_at - started)  # times from the command's start
     display = ProgressDisplay(sys.stderr)
     try:

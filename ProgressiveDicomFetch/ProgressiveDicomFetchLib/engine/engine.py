@@ -23,7 +23,7 @@ from ..previews import PreviewSource, Probe, SliceFetch, find_preview_source
 from ..retrieve import FrameFetcher, fetcher_for, load_slices, prepare_series, write_cached, write_fetched
 from ..transport import is_dimse, offers_previews
 from ..volume import Quality
-from .events import (CANCELLED, CANCELLED_STATE, COMPLETE, COMPLETE_STATE, COVERED, ERROR, FAILED, FIRST_SLICE,
+from .events import (CANCELLED, CANCELLED_STATE, COARSE, COMPLETE, COMPLETE_STATE, COVERED, ERROR, FAILED, FIRST_SLICE,
                      FOCUS, LOADING, METADATA, STAGE, EngineEvent, SeriesProgress)
 from .focus_policy import FocusPolicy, Shown
 from .scheduler import BREADTH_FIRST, Assignment, Scheduler
@@ -66,14 +66,16 @@ class ProgressiveFetchEngine:
     def __init__(self, server: DicomwebServer, connections: int = DEFAULT_CONNECTIONS, strategy: str = BREADTH_FIRST,
                  plan: StagePlan = StagePlan(), focus_share: float = 1.0, fill: str = "linear",
                  clock: Callable[[], float] = time.monotonic, cache: Optional[FrameCache] = None,
-                 policy: Optional[FocusPolicy] = None) -> None:
+                 policy: Optional[FocusPolicy] = None, rendered: bool = False) -> None:
         """`policy`: how the series on screen share the connections (default FocusPolicy(), with
-        `focus_share` as its connection cap)."""
+        `focus_share` as its connection cap). `rendered`: previews may come from `/rendered`
+        (calibrated; previews/rendered.py) where a series has no other preview source."""
         self.server = server
         self.cache = cache  # frames found there are not fetched (resume after a kill or a cancel)
         self.scheduler = Scheduler(connections, strategy, focus_share, plan, policy)
         self.plan = plan
         self.fill = fill
+        self.rendered = rendered
         self._clock = clock
         self.started_at = clock()  # event times are seconds after this
         self._series: Dict[str, SeriesState] = {}
@@ -289,9 +291,9 @@ class ProgressiveFetchEngine:
         """Find the series' preview source (one request; see previews/probe.py)."""
         if state.fetcher.traits.ranges(self.server) is None:  # the first probes ask about Range one at a time
             with self._probe_lock:
-                probe = find_preview_source(state.fetcher, state.loads[0])
+                probe = find_preview_source(state.fetcher, state.loads[0], self.rendered)
         else:
-            probe = find_preview_source(state.fetcher, state.loads[0])
+            probe = find_preview_source(state.fetcher, state.loads[0], self.rendered)
         logger.info("series %s: %s", state.series_uid, probe.reason)
         state.preview_note = probe.reason
         if probe.preview is not None:  # the probe's slice: its preview (or its whole short frame)
@@ -426,6 +428,8 @@ class ProgressiveFetchEngine:
                 self._emit(state.series_uid, FIRST_SLICE)
             if state.check_covered():
                 self._emit(state.series_uid, COVERED)
+            for level in state.new_levels():
+                self._emit(state.series_uid, COARSE, level=level)
             stage_ids = self.plan.stage_ids()
             for stage in finished:
                 self._emit(state.series_uid, STAGE, stage=stage_ids[stage])
