@@ -9,12 +9,14 @@ import pytest
 from servers.fault_relay import STATUS, Fault
 
 from ProgressiveDicomFetchLib.dicomweb import DicomwebServer, RetryPolicy
-from ProgressiveDicomFetchLib.scene.partial_marking import (EXACT_FRACTION_ATTRIBUTE, REAL_FRACTION_ATTRIBUTE,
+from ProgressiveDicomFetchLib.scene.partial_marking import (COARSENESS_ATTRIBUTE, EXACT_FRACTION_ATTRIBUTE,
+                                                            REAL_FRACTION_ATTRIBUTE,
                                                             STATE_ATTRIBUTE, NodeMark, NodeState, partial_nodes,
                                                             save_warning)
 from ProgressiveDicomFetchLib.panel import progress_row
 from ProgressiveDicomFetchLib.scene.scene_loader import SceneLoader
 from ProgressiveDicomFetchLib.volume import Quality
+from ProgressiveDicomFetchLib.volume.coarseness import level_name
 
 UIDS = "DICOM.instanceUIDs"
 
@@ -83,6 +85,9 @@ def test_a_cancelled_load_states_its_real_fraction_and_never_claims_the_series(s
     assert float(node.GetAttribute(REAL_FRACTION_ATTRIBUTE)) == pytest.approx(real, abs=1e-4)
     assert float(node.GetAttribute(EXACT_FRACTION_ATTRIBUTE)) == pytest.approx(exact, abs=1e-4)
     assert node.GetName().endswith(f" (cancelled: {int(real * 100)}% real)")
+    # The node carries the series' coarseness level (issue 26's measure), as its description says
+    level = level_name(load.volume.coarseness([f is not None for f in load.geometry.slices]).level)
+    assert node.GetAttribute(COARSENESS_ATTRIBUTE) == level and f"coarseness {level}" in node.GetDescription()
     assert node.GetAttribute(UIDS) is None and item_state(slicer, node) == ("cancelled", "")
     assert partial_nodes(slicer.mrmlScene) == [node]
     assert progress_row(loader.progress()[0]).state_text == f"cancelled ({int(real * 100)}% real)", "the panel row"

@@ -19,6 +19,7 @@ from ..engine.events import CANCELLED, COMPLETE, ERROR, EngineEvent
 from ..engine.wait_loop import run_until
 from ..loading import VolumeLoad
 from ..retrieve import prepare_series
+from ..volume.coarseness import level_name
 from .partial_marking import NodeMark, NodeMarker, NodeState
 from .subject_hierarchy import ItemNaming, place_in_hierarchy
 from .volume_node import create_volume_node, refresh, series_node_name
@@ -203,7 +204,8 @@ class SceneLoader:
     def _mark(self, key: Key) -> None:
         """The node's state, name suffix and real fractions as of now (scene/partial_marking.py)."""
         load = self._loads[key]
-        mark = NodeMark.of_volume(self._states.get(key, NodeState.LOADING), load.volume.counts())
+        level = level_name(load.volume.coarseness([f is not None for f in load.geometry.slices]).level)
+        mark = NodeMark.of_volume(self._states.get(key, NodeState.LOADING), load.volume.counts(), level)
         self.marker.mark(self.nodes[key], mark, list(load.geometry.instance_uids))
 
     def wait(self, timeout: Optional[float] = None, poll_s: float = 0.01,
