@@ -12,14 +12,6 @@ from ProgressiveDicomFetchLib.panel import SearchForm
 from ProgressiveDicomFetchLib.scene.fetch_session import FetchSession, NoServerError
 
 
-@pytest.fixture()
-def session(slicer_module, orthanc):
-    fetch_session = FetchSession(slicer_module.mrmlScene)
-    fetch_session.set_server(orthanc.dicomweb_url)
-    yield fetch_session
-    fetch_session.close()
-
-
 def tick_until(session, condition, timeout=60.0):
     limit = time.monotonic() + timeout
     while not condition():
@@ -52,7 +44,7 @@ def test_a_panel_load_returns_at_once_and_nodes_come_coarse_then_exact(session, 
     assert session.load(info.study_uid, [info.series_uid], wait_for_metadata=False) == []
     tick_until(session, lambda: session.loader.nodes)
     node = session.loader.nodes[(info.series_uid, 0)]
-    assert node.GetName() == f"{info.series_number}: {info.description}"
+    assert node.GetName() == f"{info.series_number}: {info.description} (loading)"
     assert slicer.util.arrayFromVolume(node).shape == truth.shape
     coarse_seen = []
 
@@ -80,7 +72,7 @@ def test_settings_apply_to_the_next_batch_and_earlier_series_are_reused(session,
     nodes = session.load(thin.study_uid, [thin.series_uid, thick.series_uid], strategy="depth-first", connections=3,
                          boost_focus=False)
     assert session.loader is not loader, "a finished loader is replaced when the settings change"
-    assert session.engine.scheduler.strategy == "depth-first"
+    assert session.loader.engine.scheduler.strategy == "depth-first"
     assert nodes[0] is first and len(nodes) == 2
     assert session.wait(timeout=60)
     assert [p.series_uid for p in session.progress()] == [thick.series_uid], "the thin series was not fetched again"
@@ -121,7 +113,7 @@ def test_cancel_and_close_stop_the_workers(session, sample_small):
     session.cancel(info.series_uid)
     assert session.wait(timeout=10)
     assert session.progress()[0].state == "cancelled"
-    engine = session.engine
+    engine = session.loader.engine
     session.close()
     assert session.loader is None and not any(w.is_alive() for w in engine._workers)
 

@@ -21,7 +21,7 @@ from ..engine import DEFAULT_CONNECTIONS, STRATEGIES, ProgressiveFetchEngine, Sh
 from ..engine.events import SeriesProgress
 from ..engine.timeline import Timeline
 from ..geometry.series_geometry import NON_IMAGE_MODALITIES
-from ..output import write_series_nrrd
+from ..output import require_nrrd, write_series_nrrd
 from ..transport import search_functions
 from .connection_options import add_connection_options, server_from_args
 from .dicom_files import add_dicom_options, check_dicom_options, write_dicom_files
@@ -87,6 +87,9 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--stages", default=str(StagePlan()),
                         help=f"stage plan (default: {StagePlan()}; preview-N: in-plane previews of every Nth "
                              "slice, then of the rest, where the server offers them; 'anchors,8,4,2': none)")
+    parser.add_argument("--rendered-previews", action="store_true",
+                        help="previews from the server's /rendered JPEGs, calibrated back to modality values on "
+                             "one exact frame, where a series has no other preview source (e.g. Orthanc)")
     parser.add_argument("--timeline", type=Path, metavar="FILE.json", help="write the timeline JSON here")
     parser.add_argument("--cache", type=Path, metavar="DIR",
                         help="on-disk frame cache: frames found there are not downloaded again (resume)")
@@ -98,6 +101,8 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace, on_progress: Optional[ProgressHook] = None) -> int:
     started = time.monotonic()
+    if not args.no_nrrd:
+        require_nrrd()  # before the first byte: a missing writer must not cost a whole download
     if args.cache_size <= 0:
         raise ValueError("--cache-size must be positive (megabytes)")
     if args.connections < 1:
@@ -118,7 +123,8 @@ def run(args: argparse.Namespace, on_progress: Optional[ProgressHook] = None) ->
     if not args.no_nrrd:
         args.out.mkdir(parents=True, exist_ok=True)
     engine = ProgressiveFetchEngine(server, connections=args.connections, strategy=args.strategy,
-                                    plan=StagePlan.parse(args.stages), cache=cache)
+                                    plan=StagePlan.parse(args.stages), cache=cache,
+                                    rendered=args.rendered_previews)
     timeline = Timeline(start=started, event_offset_s=engine.started_at - started)  # times from the command's start
     display = ProgressDisplay(sys.stderr)
     try:

@@ -39,6 +39,17 @@ MAX_CONSECUTIVE_FAILURES = 4  # rounds: with the default retries, a server may b
 MAX_SLICE_ATTEMPTS = 5  # more than the rounds: an outage fails the same slice each round
 
 
+YIELD_PER_JOB_MS = 2.0  # GIL-free sleep per job in flight in pump() (chosen by pump_designs.py)
+
+
+def pump_yield_ms(in_flight: int, paused: bool, cap_ms: float) -> float:
+    """How long a main-thread tick sleeps for the workers: nothing when none is working or the
+    engine is paused (the GUI stays quick), else YIELD_PER_JOB_MS per job, at most `cap_ms`."""
+    if paused or in_flight <= 0 or cap_ms <= 0:
+        return 0.0
+    return min(cap_ms, YIELD_PER_JOB_MS * in_flight)
+
+
 @dataclass
 class EngineUpdate:
     """What changed since the last `process_events()`: for the main thread to apply."""
@@ -55,14 +66,16 @@ class ProgressiveFetchEngine:
     def __init__(self, server: DicomwebServer, connections: int = DEFAULT_CONNECTIONS, strategy: str = BREADTH_FIRST,
                  plan: StagePlan = StagePlan(), focus_share: float = 1.0, fill: str = "linear",
                  clock: Callable[[], float] = time.monotonic, cache: Optional[FrameCache] = None,
-                 policy: Optional[FocusPolicy] = None) -> None:
+                 policy: Optional[FocusPolicy] = None, rendered: bool = False) -> None:
         """`policy`: how the series on screen share the connections (default FocusPolicy(), with
-        `focus_share` as its connection cap)."""
+        `focus_share` as its connection cap). `rendered`: previews may come from `/rendered`
+        (calibrated; previews/rendered.py) where a series has no other preview source."""
         self.server = server
         self.cache = cache  # frames found there are not fetched (resume after a kill or a cancel)
         self.scheduler = Scheduler(connections, strategy, focus_share, plan, policy)
         self.plan = plan
         self.fill = fill
+        self.rendered = rendered
         self._clock = clock
         self.started_at = clock()  # event times are seconds after this
         self._series: Dict[str, SeriesState] = {}
@@ -176,17 +189,24 @@ class ProgressiveFetchEngine:
         return update
 
     def pump(self, budget_ms: float = 5.0, yield_ms: float = 8.0) -> EngineUpdate:
-        """`process_events()` then sleep `yield_ms` with the GIL released: the main-thread tick for
-        Slicer. Slicer's embedded Python keeps the GIL while its Qt loop idles (docs/architecture.md, "The main-thread tick"), so
-        workers run only while the main thread sleeps in Python; a short timer interval and this
-        sleep give them most of the time (figures: docs/benchmarks.md)."""
+        """`process_events()` then sleep with the GIL released, sized to the work in flight
+        (`pump_yield_ms`, at most `yield_ms`; none when idle or paused): the main-thread tick for
+        Slicer. Slicer's embedded Python keeps the GIL while its Qt loop idles, so workers run only
+        while the main thread sleeps in Python (Testing/benchmarks/pump_designs.py, docs/slicer.md)."""
         update = self.process_events(budget_ms)
-        if yield_ms > 0 and not self.finished():
-            time.sleep(yield_ms / 1000.0)
+        with self._wake:
+            pause_ms = pump_yield_ms(self._busy, self._paused, yield_ms)
+        if pause_ms > 0:
+            time.sleep(pause_ms / 1000.0)
         return update
 
     def progress(self) -> List[SeriesProgress]:
         return [state.progress() for state in list(self._series.values())]
+
+    def in_flight(self) -> int:
+        """Jobs the workers are doing now (0 when idle or paused once their requests landed)."""
+        with self._wake:
+            return self._busy
 
     def loads(self, series_uid: str) -> List[VolumeLoad]:
         return list(self._series[series_uid].loads)
@@ -276,9 +296,9 @@ class ProgressiveFetchEngine:
         """Find the series' preview source (one request; see previews/probe.py)."""
         if state.fetcher.traits.ranges(self.server) is None:  # the first probes ask about Range one at a time
             with self._probe_lock:
-                probe = find_preview_source(state.fetcher, state.loads[0])
+                probe = find_preview_source(state.fetcher, state.loads[0], self.rendered)
         else:
-            probe = find_preview_source(state.fetcher, state.loads[0])
+            probe = find_preview_source(state.fetcher, state.loads[0], self.rendered)
         logger.info("series %s: %s", state.series_uid, probe.reason)
         state.preview_note = probe.reason
         if probe.preview is not None:  # the probe's slice: its preview (or its whole short frame)
@@ -413,6 +433,8 @@ class ProgressiveFetchEngine:
                 self._emit(state.series_uid, EventKind.FIRST_SLICE)
             if state.check_covered():
                 self._emit(state.series_uid, EventKind.COVERED)
+            for level in state.new_levels():
+                self._emit(state.series_uid, EventKind.COARSE, level=level)
             stage_ids = self.plan.stage_ids()
             for stage in finished:
                 self._emit(state.series_uid, EventKind.STAGE, stage=stage_ids[stage])

@@ -1,14 +1,17 @@
 """What the engine reports to the main thread: series-level events and per-series progress.
 
-Events follow the timeline contract (docs/architecture.md): first_slice, covered, stage, complete, focus,
-error (plus cancelled). A series with several volumes (stacks) is covered when all its volumes
-are covered, complete when all are complete.
+Events follow the timeline contract (docs/architecture.md): first_slice, covered, stage, coarse
+(every 8th / 4th / 2nd slice exact, with its `level`), complete, focus, error (plus cancelled). A
+series with several volumes (stacks) is covered when all its volumes are covered, complete when
+all are complete.
 """
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
+
+from ..volume import Coarseness, describe
 
 
 class Word(str, enum.Enum):
@@ -29,10 +32,14 @@ class EventKind(Word):
     FOCUS = "focus"
     ERROR = "error"
     CANCELLED = "cancelled"  # recorded in the timeline as an error "cancelled"
+    COARSE = "coarse"  # every `level`-th slice is now exact (8, 4, 2)
 
 
 class SeriesStatus(Word):
-    """Where a series is, in the order a series normally goes through them."""
+    """Where a series is, in the order a series normally goes through them. COVERED is the status
+    once every 8th slice is exact (the COARSE event of level 8), not at the COVERED event, which
+    comes after one exact slice (the fill copies it everywhere): a display must not say "covered"
+    then."""
 
     WAITING = "waiting"
     METADATA = "metadata"
@@ -58,13 +65,14 @@ class EngineEvent:
     slice: Optional[int] = None  # FOCUS: the viewed slice, if known
     message: Optional[str] = None  # ERROR: what went wrong
     visible: Optional[Tuple[str, ...]] = None  # FOCUS: every series on screen, the last touched first
+    level: Optional[int] = None  # COARSE: every `level`-th slice is now exact (8, 4, 2)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "event", EventKind(self.event))
 
     def to_json(self) -> Dict[str, object]:
         record: Dict[str, object] = {"t": round(self.t, 4), "series": self.series_uid, "event": self.event.value}
-        for key in ("stage", "slice", "message"):
+        for key in ("stage", "slice", "message", "level"):
             value = getattr(self, key)
             if value is not None:
                 record[key] = value
@@ -85,6 +93,25 @@ class SeriesProgress:
     bytes: int = 0
     state: SeriesStatus = SeriesStatus.WAITING
     error: Optional[str] = None
+    coarseness: Optional[Coarseness] = None  # how far apart the exact slices are (None: not known)
+    slice_spacing_mm: Optional[float] = None  # of the first volume, for gaps in mm
+
+    @property
+    def level(self) -> Optional[int]:
+        """1 exact, 2 / 4 / 8 every 2nd / 4th / 8th slice exact, None coarser (or nothing known)."""
+        return None if self.coarseness is None else self.coarseness.level
+
+    @property
+    def refined_fraction(self) -> float:
+        """Slices exact or at most 1/8 from an exact one: what the light part of a bar shows."""
+        return 0.0 if self.coarseness is None else self.coarseness.refined_fraction
+
+    @property
+    def level_text(self) -> str:
+        """"1/8", "1/4", "1/2", "exact", "gap 40 sl (60 mm)", "no exact slice, previews all", ..."""
+        if self.coarseness is None or not self.coarseness.slices:
+            return "no slice yet"
+        return describe(self.coarseness, self.slice_spacing_mm)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state", SeriesStatus(self.state))

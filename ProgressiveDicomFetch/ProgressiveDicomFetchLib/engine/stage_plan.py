@@ -124,6 +124,15 @@ class StagePlan:
         return ",".join(words) or NONE
 
     @property
+    def steps(self) -> Tuple[int, ...]:
+        """The decimated whole-frame passes, coarse to fine (e.g. (8, 4, 2))."""
+        return tuple(stage.step for stage in self.stages if stage.part is Part.WHOLE and stage.pick is Pick.EVERY)
+
+    @property
+    def anchors(self) -> bool:
+        return any(stage.part is Part.WHOLE and stage.pick is Pick.ANCHORS for stage in self.stages)
+
+    @property
     def has_previews(self) -> bool:
         return any(stage.part is Part.PREVIEW for stage in self.stages)
 
