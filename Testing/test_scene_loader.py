@@ -115,11 +115,11 @@ def test_without_presets_the_window_comes_once_from_the_first_real_slices(loader
     assert display.GetNumberOfWindowLevelPresets() == 0 and display.GetAutoWindowLevel() == 0
     default = (display.GetWindow(), display.GetLevel())
     volume = loader.engine.loads(info.series_uid)[0].volume
-    seen = []  # (window, level, real slices, FULL slices) after each tick
+    seen = []  # (window, level after each tick; real slices before it, FULL slices after it)
     while not loader.engine.finished():
+        real = len(volume.loaded_slices())  # before the tick: slices landing during it are the next tick's
         loader.process()
-        seen.append((display.GetWindow(), display.GetLevel(), len(volume.loaded_slices()),
-                     volume.counts()[Quality.FULL]))
+        seen.append((display.GetWindow(), display.GetLevel(), real, volume.counts()[Quality.FULL]))
     loader.process()
     windows = [(w, lv) for w, lv, _, _ in seen if (w, lv) != default]
     assert windows and len(set(windows)) == 1 and windows[0][0] > 1, "set once, never changed"
