@@ -100,14 +100,15 @@ def run_ours(name: str, url: str, study: str, series: Sequence[str], focus_serie
     """Our engine as Slicer drives it: process_events() on each main-loop tick, timed. `name` is
     a policy of OURS; without `main_loop`, "-gil" in it selects the GIL-holding loop."""
     from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
-    from ProgressiveDicomFetchLib.engine import DEPTH_FIRST, ProgressiveFetchEngine
+    from ProgressiveDicomFetchLib.engine import ADAPTIVE_MAX_CONNECTIONS, DEPTH_FIRST, ProgressiveFetchEngine
 
     policy = name[: -len("-gil")] if name.endswith("-gil") else name
     strategy = DEPTH_FIRST if policy == "depth-first" else "breadth-first"
     main_loop = main_loop or MainLoop(gil=name.endswith("-gil"))
     baseline = memory_status("VmRSS")
     started = time.monotonic()
-    engine = ProgressiveFetchEngine(DicomwebServer(url), connections=connections, strategy=strategy)
+    engine = ProgressiveFetchEngine(DicomwebServer(url), connections=connections, strategy=strategy,
+                                    max_connections=ADAPTIVE_MAX_CONNECTIONS)
     offset = engine.started_at - started  # event times are relative to the engine's start
     events, pumps = [], []
     focus: Optional[Dict[str, object]] = None

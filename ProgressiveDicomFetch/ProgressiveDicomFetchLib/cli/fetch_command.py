@@ -18,7 +18,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 from ..cache import DEFAULT_MAX_BYTES, FrameCache
 from ..dicomweb.filters import check_single_uid
 from ..dicomweb.search import search_series
-from ..engine import DEFAULT_CONNECTIONS, STRATEGIES, ProgressiveFetchEngine, Shown, StagePlan
+from ..engine import ADAPTIVE_MAX_CONNECTIONS, DEFAULT_CONNECTIONS, STRATEGIES, ProgressiveFetchEngine, Shown, StagePlan
 from ..engine.events import SeriesProgress
 from ..engine.timeline import Timeline
 from ..geometry.series_geometry import NON_IMAGE_MODALITIES
@@ -79,7 +79,11 @@ def add_parser(commands: Any) -> None:
                         help="SeriesInstanceUID (repeat; default: every image series of the study)")
     parser.add_argument("--out", required=True, type=Path, help="folder for the NRRD files (created if needed)")
     parser.add_argument("--strategy", choices=STRATEGIES, default="breadth-first")
-    parser.add_argument("--connections", type=int, default=DEFAULT_CONNECTIONS)
+    parser.add_argument("--connections", type=int, default=DEFAULT_CONNECTIONS,
+                        help="requests in flight at the start (default %(default)s)")
+    parser.add_argument("--max-connections", type=int, default=ADAPTIVE_MAX_CONNECTIONS,
+                        help="the most requests in flight as they follow the link (default %(default)s; "
+                             "--connections or less: fixed)")
     parser.add_argument("--focus", action="append", default=[], metavar="SECONDS:SERIES_UID[,SERIES_UID...][:SLICE]",
                         help="move the focus to a series (and slice) this many seconds after the start; several "
                              "series: all on screen, the first touched last (it gets the largest share)")
@@ -114,7 +118,7 @@ def run(args: argparse.Namespace, on_progress: Optional[ProgressHook] = None) ->
     series = list(args.series) or _image_series(server, args.study)
     args.out.mkdir(parents=True, exist_ok=True)
     engine = ProgressiveFetchEngine(server, connections=args.connections, strategy=args.strategy,
-                                    plan=StagePlan.parse(args.stages), cache=cache)
+                                    plan=StagePlan.parse(args.stages), cache=cache, max_connections=args.max_connections)
     timeline = Timeline(start=started, event_offset_s=engine.started_at - started)  # times from the command's start
     display = ProgressDisplay(sys.stderr)
     try:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..cache import FrameCache
 from ..dicomweb.server import DicomwebServer
-from ..engine import BREADTH_FIRST, DEFAULT_CONNECTIONS, EngineUpdate, ProgressiveFetchEngine, SeriesProgress
+from ..engine import ADAPTIVE_MAX_CONNECTIONS, BREADTH_FIRST, DEFAULT_CONNECTIONS, EngineUpdate, ProgressiveFetchEngine, SeriesProgress
 from ..engine.wait_loop import run_until
 from ..loading import VolumeLoad
 from ..retrieve import prepare_series
@@ -37,7 +37,8 @@ class SceneLoader:
         self.slicer = slicer
         self.scene = scene if scene is not None else slicer.mrmlScene
         self.server = server
-        self.engine = ProgressiveFetchEngine(server, connections=connections, strategy=strategy, cache=cache)
+        self.engine = ProgressiveFetchEngine(server, connections=connections, strategy=strategy, cache=cache,
+                                             max_connections=ADAPTIVE_MAX_CONNECTIONS)  # follows the link
         self.show = show
         self.refresh_interval_s = refresh_interval_s
         self.nodes: Dict[Key, Any] = {}
