@@ -1,7 +1,9 @@
 """Our engine beside dicomweb-client's retrieve_series through far links (issue 19): a user-space
 latency relay (Testing/servers/latency_relay.py: delay per direction, one shared rate) in front of
 a real Orthanc, one series at a time, both contenders in one run, each in its own process.
-Prints first view (whole volume covered) and complete, and ours / peer; not a test.
+Ours runs twice, with 4 fixed connections (as before issue 19) and with the requests in flight
+following the link (engine/concurrency.py). Prints first view (whole volume covered) and
+complete, and ours / peer; not a test.
 
     .venv/bin/python Testing/benchmarks/latency_links.py                  # ~3 minutes
     .venv/bin/python Testing/benchmarks/latency_links.py --links 100mbit/100ms --repeats 3
@@ -49,29 +51,41 @@ def parse_link(text: str) -> Tuple[float, float]:
     return bits, float(rtt[:-2]) / 1000.0
 
 
-def one(name: str, relay: LatencyRelay, info, out: Path) -> Tuple[float, float]:
+FIXED = "ours, 4 fixed"
+ADAPTIVE = "ours, adaptive"
+PEER = "dicomweb-client"
+ORDER = (FIXED, ADAPTIVE, PEER)
+MAX_CONNECTIONS = {FIXED: 4, ADAPTIVE: None}  # None: the engine's adaptive maximum
+
+
+def one(label: str, relay: LatencyRelay, info, out: Path) -> Tuple[float, float]:
     """(first view, complete) seconds of one contender on one series."""
+    name = DWC_SERIES if label == PEER else OURS
     run = run_in_subprocess(name, relay.dicomweb_url, info.study_uid, [info.series_uid], info.series_uid, 1e9,
-                            out, timeout=600)
+                            out, timeout=600, max_connections=MAX_CONNECTIONS.get(label))
     times = run.series[info.series_uid]
     return times.covered_s, times.complete_s
 
 
-def run_link(orthanc: OrthancServer, info, text: str, bits: float, rtt: float, repeats: int, scratch: Path) -> str:
-    """Both contenders on one series through one link (alternating who goes first); a table row."""
+def run_link(orthanc: OrthancServer, info, text: str, bits: float, rtt: float, repeats: int, scratch: Path) -> List[str]:
+    """The contenders on one series through one link (the order rotates per repeat); table rows."""
     label = f"{info.num_slices} x {info.rows}^2"
-    figures: Dict[str, List[Tuple[float, float]]] = {OURS: [], DWC_SERIES: []}
+    figures: Dict[str, List[Tuple[float, float]]] = {name: [] for name in ORDER}
     with LatencyRelay(orthanc.port, rtt, bits) as relay:
         for repeat in range(repeats):
-            for name in ((OURS, DWC_SERIES) if repeat % 2 == 0 else (DWC_SERIES, OURS)):
+            shift = repeat % len(ORDER)
+            for name in ORDER[shift:] + ORDER[:shift]:
                 time.sleep(SETTLE_S)
-                figures[name].append(one(name, relay, info, scratch / f"{name}.json"))
+                figures[name].append(one(name, relay, info, scratch / "run.json"))
                 logger.info("%s %s %s: first view %.2f s, complete %.2f s", text, label, name, *figures[name][-1])
-    ours_view = statistics.median(f[0] for f in figures[OURS])
-    ours_done = statistics.median(f[1] for f in figures[OURS])
-    peer_done = statistics.median(f[1] for f in figures[DWC_SERIES])
-    return (f"| {text} | {label} | {ours_view:.2f} / {ours_done:.2f} | {peer_done:.2f} | {ours_done / peer_done:.2f} | "
-            f"{peer_done / ours_view:.1f}x |")
+    peer_done = statistics.median(f[1] for f in figures[PEER])
+    rows = []
+    for name in (FIXED, ADAPTIVE):
+        view = statistics.median(f[0] for f in figures[name])
+        done = statistics.median(f[1] for f in figures[name])
+        rows.append(f"| {text} | {label} | {name} | {view:.2f} / {done:.2f} | {peer_done:.2f} | {done / peer_done:.2f} | "
+                    f"{peer_done / view:.1f}x |")
+    return rows
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -89,7 +103,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     load_before = os.getloadavg()[0]
-    results: Dict[Tuple[str, str], str] = {}
+    results: Dict[Tuple[str, str], List[str]] = {}
     for profile, key in series:  # an Orthanc per profile: the profiles share their UIDs
         with OrthancServer() as orthanc, tempfile.TemporaryDirectory(prefix="pdf-links-") as scratch:
             sample = cached_sample(profile)
@@ -98,10 +112,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             label = f"{info.num_slices} x {info.rows}^2"
             for text, bits, rtt in links:
                 results[(text, label)] = run_link(orthanc, info, text, bits, rtt, args.repeats, Path(scratch))
-    rows = [results[(text, label)] for text, _, _ in links for (t, label) in results if t == text]
-    print("| link | series | ours: first view / complete (s) | dicomweb-client retrieve_series: complete (s) "
+    rows = [row for text, _, _ in links for (t, label) in results if t == text for row in results[(t, label)]]
+    print("| link | series | ours | first view / complete (s) | dicomweb-client retrieve_series: complete (s) "
           "| ours / peer, complete | first view sooner by |")
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, medians of {args.repeats}, load average "
           f"{load_before:.1f} before / {os.getloadavg()[0]:.1f} after")
