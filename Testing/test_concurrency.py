@@ -70,6 +70,11 @@ def test_push_back_and_an_overloaded_server_shrink_the_limit():
     grown = overloaded.limit
     drive(overloaded, 100e6 / 8, 0.1, requests=300, server_s=0.05)  # each request in flight slows the server
     assert overloaded.limit < grown
+    floored = ConcurrencyController(start=4, floor=grown)  # the engine's fixed pool as the floor
+    drive(floored, 100e6 / 8, 0.1, requests=200)
+    drive(floored, 100e6 / 8, 0.1, requests=300, server_s=0.05)  # slower answers alone: not below the floor
+    assert floored.limit >= grown
+    assert floored.push_back() < grown  # the server's word is
 
 
 @pytest.mark.compat

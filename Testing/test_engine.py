@@ -19,8 +19,10 @@ STUDY_SERIES = ("ct_thin", "ct_sagittal", "ct_thick")  # a three-series study (8
 FRAME_RATE = 1_000_000  # bytes a second per frame answer, through the relay
 
 
-def run_engine(orthanc, sample_small, strategy="breadth-first", connections=4, on_update=None, keys=STUDY_SERIES):
-    engine = ProgressiveFetchEngine(DicomwebServer(orthanc.dicomweb_url), connections=connections, strategy=strategy)
+def run_engine(orthanc, sample_small, strategy="breadth-first", connections=4, on_update=None, keys=STUDY_SERIES,
+               max_connections=None):
+    engine = ProgressiveFetchEngine(DicomwebServer(orthanc.dicomweb_url), connections=connections, strategy=strategy,
+                                    max_connections=max_connections)
     events = []
 
     def collect(update):

@@ -3,41 +3,25 @@ flight follow the link while breadth-first and focus keep their meaning. Speed i
 benchmark's business (Testing/benchmarks/latency_links.py); these check behaviour."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
-from test_engine import STUDY_SERIES, assert_bit_exact, no_worker_threads, times
+from test_engine import STUDY_SERIES, assert_bit_exact, no_worker_threads, run_engine, times
 
-from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
 from ProgressiveDicomFetchLib.engine import ADAPTIVE_MAX_CONNECTIONS, DEFAULT_CONNECTIONS, DEPTH_FIRST, ProgressiveFetchEngine
 
 RTT_S = 0.2
 RATE_BPS = 40e6
 
 
-def load(server: DicomwebServer, sample_small, strategy: str = "breadth-first", on_update=None):
-    engine = ProgressiveFetchEngine(server, connections=DEFAULT_CONNECTIONS, strategy=strategy,
-                                    max_connections=ADAPTIVE_MAX_CONNECTIONS)
-    events: List = []
-
-    def collect(update):
-        events.extend(update.events)
-        if on_update is not None:
-            on_update(engine, update, events)
-
-    try:
-        for key in STUDY_SERIES:
-            info = sample_small.series(key)
-            engine.add_series(info.study_uid, info.series_uid)
-        assert engine.run_until_finished(collect, poll_s=0.01, timeout=180)
-    finally:
-        assert engine.close(timeout=5.0)
-    return engine, events
+def load(relay, sample_small, strategy: str = "breadth-first", on_update=None):
+    """The three-series study through `relay`, requests in flight following the link."""
+    return run_engine(relay, sample_small, strategy, DEFAULT_CONNECTIONS, on_update, max_connections=ADAPTIVE_MAX_CONNECTIONS)
 
 
 def test_a_far_link_gets_more_requests_in_flight_and_breadth_first_holds(latency_relay, sample_small):
     relay = latency_relay(RTT_S, RATE_BPS)
-    server = DicomwebServer(relay.dicomweb_url)
-    engine, events = load(server, sample_small)
+    engine, events = load(relay, sample_small)
+    server = engine.server
     covered, complete = times(events, "covered"), times(events, "complete")
     assert set(covered) == set(complete) == {sample_small.series(k).series_uid for k in STUDY_SERIES}
     assert max(covered.values()) <= min(complete.values())  # every series covered before any completes
@@ -74,7 +58,7 @@ def test_a_focus_change_takes_effect_within_about_a_round_trip_and_a_frame(laten
         elif seen["focus"] is not None and seen["landed"] is None and exact(engine) > seen["before"]:
             seen["landed"] = engine.elapsed()
 
-    engine, events = load(DicomwebServer(relay.dicomweb_url), sample_small, DEPTH_FIRST, watch)
+    engine, events = load(relay, sample_small, DEPTH_FIRST, watch)
     frame_s = sample_small.series(STUDY_SERIES[-1]).rows ** 2 * 2 * 8 / RATE_BPS
     delay = seen["landed"] - seen["focus"]
     assert delay <= 1.5 * (RTT_S + frame_s) + 0.15, f"the focused series' first slice came {delay:.2f} s after the focus"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import statistics
 import threading
 from dataclasses import dataclass, field
-from typing import List
+from typing import List, Optional
 
 RISE = 1.15  # a window's throughput this much above the best so far counts as rising
 LATENCY_GROWTH = 2.0  # median latency this many times the lowest seen, with no more throughput: a queue
@@ -32,12 +32,15 @@ class _Window:
 
 
 class ConcurrencyController:
-    """The limit on requests in flight, between `minimum` and `maximum`. Thread-safe."""
+    """The limit on requests in flight, between `minimum` and `maximum`; below `floor` (default
+    `minimum`) only when the server pushes back: slower answers alone may be the machine's load,
+    and the engine's fixed pool was never smaller. Thread-safe."""
 
-    def __init__(self, start: int = 4, minimum: int = 1, maximum: int = 32) -> None:
+    def __init__(self, start: int = 4, minimum: int = 1, maximum: int = 32, floor: Optional[int] = None) -> None:
         if not 1 <= minimum <= maximum:
             raise ValueError(f"concurrency bounds must satisfy 1 <= minimum <= maximum (got {minimum}, {maximum})")
         self.minimum, self.maximum = minimum, maximum
+        self.floor = minimum if floor is None else min(max(floor, minimum), maximum)
         self._limit = min(max(int(start), minimum), maximum)
         self._slow_start = True
         self._best_rate = 0.0
@@ -88,7 +91,7 @@ class ConcurrencyController:
             return
         self._slow_start = False
         if latency > LATENCY_GROWTH * self._base_latency and rate * RISE < self._best_rate:
-            self._set(int(self._limit * SHRINK))  # slower answers and less throughput: overloaded
+            self._set(max(self.floor, int(self._limit * SHRINK)))  # slower answers, less throughput: overloaded
             self._best_limit = min(self._best_limit, self._limit)
             self._base_latency = latency  # once per change: a farther link looks the same, and stays
             return

@@ -84,7 +84,7 @@ class ProgressiveFetchEngine:
         self.controller: Optional[ConcurrencyController] = None
         if max_connections is not None and max_connections > connections:
             start = server.traits.concurrency(server) or connections
-            self.controller = ConcurrencyController(start, 1, max_connections)
+            self.controller = ConcurrencyController(start, 1, max_connections, floor=connections)
             self.scheduler.connections = self.controller.limit
         self._push_backs = server.traits.push_backs(server)
         self._workers = [threading.Thread(target=self._work, name=f"pdf-worker-{n}", daemon=True)
