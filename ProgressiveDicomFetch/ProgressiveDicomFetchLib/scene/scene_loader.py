@@ -14,11 +14,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..cache import FrameCache
 from ..dicomweb.server import DicomwebServer
-from ..engine import ADAPTIVE_MAX_CONNECTIONS, BREADTH_FIRST, DEFAULT_CONNECTIONS, EngineUpdate, ProgressiveFetchEngine, SeriesProgress
+from ..engine import BREADTH_FIRST, DEFAULT_CONNECTIONS, EngineUpdate, ProgressiveFetchEngine, SeriesProgress
+from ..engine.events import CANCELLED, COMPLETE, ERROR, EngineEvent
 from ..engine.wait_loop import run_until
 from ..loading import VolumeLoad
 from ..retrieve import prepare_series
-from .subject_hierarchy import place_in_hierarchy
+from ..volume.coarseness import level_name
+from .partial_marking import NodeMark, NodeMarker, NodeState
+from .subject_hierarchy import ItemNaming, place_in_hierarchy
 from .volume_node import create_volume_node, refresh, series_node_name
 from .window_level import covered_window
 
@@ -37,8 +40,7 @@ class SceneLoader:
         self.slicer = slicer
         self.scene = scene if scene is not None else slicer.mrmlScene
         self.server = server
-        self.engine = ProgressiveFetchEngine(server, connections=connections, strategy=strategy, cache=cache,
-                                             max_connections=ADAPTIVE_MAX_CONNECTIONS)  # follows the link
+        self.engine = ProgressiveFetchEngine(server, connections=connections, strategy=strategy, cache=cache)
         self.show = show
         self.refresh_interval_s = refresh_interval_s
         self.nodes: Dict[Key, Any] = {}
@@ -47,9 +49,14 @@ class SceneLoader:
         self._stale: Dict[Key, bool] = {}
         self._last_refresh: Dict[Key, float] = {}
         self._windowed: set = set()
+        self._states: Dict[Key, NodeState] = {}  # absent: loading
         self._requested: set = set()  # series UIDs given to the engine
         self._shown = False
+        self._closed = False
+        self._unrefreshable: set = set()  # keys whose node failed to refresh: never tried again
         self._callbacks: List[Callable[[List[SeriesProgress]], None]] = []
+        self._naming = ItemNaming.from_slicer(slicer)  # the user's subject hierarchy naming settings
+        self.marker = NodeMarker(slicer, self.scene)  # state, name suffix, real fraction (docs/slicer.md)
         import vtk
 
         self._on_node_removed.__func__.CallDataType = vtk.VTK_OBJECT  # receive the removed node
@@ -102,11 +109,12 @@ class SceneLoader:
 
     def _add_node(self, key: Key, load: VolumeLoad, count: int) -> None:
         node = create_volume_node(self.scene, load, series_node_name(load, key[1], count))
-        place_in_hierarchy(self.slicer, self.scene, node, load.geometry.dataset, key[0], " ".join(load.geometry.instance_uids))
+        place_in_hierarchy(self.slicer, self.scene, node, load.geometry.dataset, key[0], self._naming)
         if node.GetDisplayNode() is not None and node.GetDisplayNode().GetNumberOfWindowLevelPresets():
             self._windowed.add(key)
         self.nodes[key], self._loads[key] = node, load
         self._by_node_id[node.GetID()] = key
+        self._mark(key)
         if self.show and not self._shown:
             self._show(node)
             self._shown = True
@@ -142,38 +150,92 @@ class SceneLoader:
                 self._stale[key] = True
         now = time.monotonic()
         finished = self.engine.finished()
+        ended = {e.series_uid for e in update.events if e.event in (COMPLETE, CANCELLED, ERROR)}
+        changed = self._take_states(ended) if ended else set()  # marked with the refresh that follows
         for key, stale in list(self._stale.items()):
-            if stale and (finished or now - self._last_refresh.get(key, 0.0) >= self.refresh_interval_s):
-                self._refresh(key, now)
+            if stale and key not in self._unrefreshable and (finished or key in changed or now - self._last_refresh.get(key, 0.0) >= self.refresh_interval_s):
+                try:
+                    self._refresh(key, now)
+                except Exception as error:  # e.g. its image replaced by another module: stop that series only
+                    update.events.append(self._broken(key, error))
         if update and self._callbacks:
             snapshots = self.engine.progress()
-            for callback in self._callbacks:
-                callback(snapshots)
+            for callback in list(self._callbacks):
+                try:
+                    callback(snapshots)
+                except Exception as error:
+                    logger.exception("progress callback %r failed; it is removed", callback)
+                    self._callbacks.remove(callback)
+                    update.events.append(EngineEvent(self.engine.elapsed(), "", ERROR,
+                                                     message=f"a progress callback failed and was removed: {error}"))
         return update
+
+    def _broken(self, key: Key, error: Exception) -> EngineEvent:
+        """A node that cannot be refreshed: its series is cancelled and the error reported once."""
+        logger.exception("node of series %s cannot be refreshed; its loading is cancelled", key[0])
+        self._unrefreshable.add(key)
+        self.engine.cancel(key[0])
+        return EngineEvent(self.engine.elapsed(), key[0], ERROR,
+                           message=f"its volume node could not be updated ({type(error).__name__}: {error}); loading stopped")
 
     def _refresh(self, key: Key, now: float) -> None:
         load, node = self._loads[key], self.nodes[key]
-        if key not in self._windowed and load.volume.covered and node.GetDisplayNode() is not None \
-                and load.volume.components == 1:  # RGB is shown as it is
-            center, width = covered_window(load.volume.array, load.geometry.padding_value)
+        loaded = load.volume.loaded_slices() if key not in self._windowed and load.volume.components == 1 else []
+        if loaded and node.GetDisplayNode() is not None:  # no DICOM preset: from the first real slices (RGB as it is)
+            center, width = covered_window(load.volume.array[loaded], load.geometry.padding_value)
             node.GetDisplayNode().SetWindowLevel(width, center)  # once: no jump while refining
             self._windowed.add(key)
+        modifying = node.StartModify()  # the mark and the refresh: one ModifiedEvent
+        self._mark(key)
         refresh(node)
+        node.EndModify(modifying)
         self._stale[key] = False
         self._last_refresh[key] = now
 
-    def wait(self, timeout: Optional[float] = None, poll_s: float = 0.01) -> bool:
-        """Block (pumping events) until every requested series is done; False on timeout."""
-        done = run_until(self.engine.finished, self.process, poll_s, timeout)
+    def _take_states(self, series_uids: set) -> set:
+        """The engine's state of these series for their nodes; the keys to refresh now (slices in
+        flight when a series stopped land later and update its fractions at their refresh)."""
+        states = {p.series_uid: NodeState.of_series(p.state) for p in self.engine.progress() if p.series_uid in series_uids}
+        keys = {key for key in self.nodes if key[0] in states}
+        for key in keys:
+            self._states[key], self._stale[key] = states[key[0]], True
+        return keys
+
+    def _mark(self, key: Key) -> None:
+        """The node's state, name suffix and real fractions as of now (scene/partial_marking.py)."""
+        load = self._loads[key]
+        level = level_name(load.volume.coarseness([f is not None for f in load.geometry.slices]).level)
+        mark = NodeMark.of_volume(self._states.get(key, NodeState.LOADING), load.volume.counts(), level)
+        self.marker.mark(self.nodes[key], mark, list(load.geometry.instance_uids))
+
+    def wait(self, timeout: Optional[float] = None, poll_s: float = 0.01,
+             on_idle: Optional[Callable[[], None]] = None) -> bool:
+        """Block (pumping events) until every requested series is done; False on timeout.
+        `on_idle` runs after each tick (Slicer: slicer.app.processEvents, so the views repaint)."""
+        def tick() -> None:
+            self.process()
+            if on_idle is not None:
+                on_idle()
+
+        done = run_until(self.finished, tick, poll_s, timeout)
         if done:
             self.process()  # the last refresh always lands
         return done
+
+    def finished(self) -> bool:
+        """Nothing left to do: every series done, or the loader closed (e.g. by a scene close)."""
+        return self._closed or self.engine.finished()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def progress(self) -> List[SeriesProgress]:
         return self.engine.progress()
 
     def close(self) -> None:
         """Stop loading (workers gone within a second), stop watching the scene."""
+        self._closed = True
         self.engine.close()
         if self.focus_watcher is not None:
             self.focus_watcher.stop()
@@ -189,6 +251,8 @@ class SceneLoader:
             return
         self.nodes.pop(key, None)
         self._stale.pop(key, None)
+        self._states.pop(key, None)
+        self.marker.forget(node.GetID())
         logger.info("node of series %s removed: its loading is cancelled", key[0])
         self.engine.cancel(key[0])
 
