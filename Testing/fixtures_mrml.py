@@ -1,4 +1,5 @@
-"""pytest plugin: a fresh real MRML scene from the slicer-core wheel (no Qt) for each test."""
+"""pytest plugin: a fresh real MRML scene from the slicer-core wheel (no Qt) for each test, and the
+console API's session on it (pointed at the shared Orthanc)."""
 from __future__ import annotations
 
 from typing import Any, Iterator
@@ -50,3 +51,14 @@ def slice_views(slicer_module) -> Iterator[Any]:
     # Detach the logics first: Clear(True) under a live vtkMRMLLayoutLogic segfaults (slicer-core).
     for logic in (*logics, layout_logic, app_logic):
         logic.SetMRMLScene(None)
+
+
+@pytest.fixture()
+def session(slicer_module, orthanc) -> Iterator[Any]:
+    """A FetchSession on the test's scene with the shared Orthanc as its server; closed after."""
+    from ProgressiveDicomFetchLib.scene.fetch_session import FetchSession
+
+    fetch_session = FetchSession(slicer_module.mrmlScene)
+    fetch_session.set_server(orthanc.dicomweb_url)
+    yield fetch_session
+    fetch_session.close()

@@ -18,6 +18,7 @@ import pytest
 from servers.loopback import ShimBuildError, build_shim
 from servers.nginx import NginxStaticServer, nginx_available
 from servers.orthanc import OrthancServer, orthanc_available
+from servers.ports import free_port
 from support import CACHE_DIR, missing
 
 from ProgressiveDicomFetchLib.sampledata.static_tree import write_static_tree
@@ -29,6 +30,8 @@ TEST_USER = ("pdf-test", "s3cret-pass")
 ALTERNATES = ("jlsThumbnail", "lossy")
 # The one series of `static_server_alternates` written without alternates (its probes answer 404).
 NO_ALTERNATES_KEY = "ct_thick_implicit"
+ORTHANC_AET = "PDFORTHANC"
+MOVE_AET = "PDFMOVE"  # the C-MOVE destination orthanc_dimse knows (port: `.move_destination[1]`)
 
 Server = Union[OrthancServer, NginxStaticServer]
 
@@ -105,6 +108,15 @@ def orthanc_auth(_server_reaper, sample_small) -> Iterator[OrthancServer]:
 def orthanc_gzip(_server_reaper, sample_small) -> Iterator[OrthancServer]:
     """Orthanc with HttpCompressionEnabled (Debian's default), holding `sample_small`."""
     yield from _start_orthanc(_server_reaper, sample_small, http_compression=True)
+
+
+@pytest.fixture(scope="session")
+def orthanc_dimse(_server_reaper, sample_small) -> Iterator[OrthancServer]:
+    """Orthanc with DICOMweb and its DIMSE server on loopback (`.dimse_address`, AE title ORTHANC_AET;
+    C-FIND reads the files, so image-level answers carry geometry; it may C-MOVE to MOVE_AET on
+    127.0.0.1:`.move_destination[1]`), holding `sample_small`."""
+    yield from _start_orthanc(_server_reaper, sample_small, dicom_aet=ORTHANC_AET,
+                              move_destination=(MOVE_AET, free_port()))
 
 
 def _start_static(reaper: List[Server], sample_small, multipart: bool, alternates: Sequence[str] = (),

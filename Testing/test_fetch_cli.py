@@ -39,14 +39,22 @@ def test_fetch_writes_exact_nrrd_files_and_the_timeline(orthanc, sample_small, t
     assert timeline["bytes"] == sum(s["bytes"] for s in timeline["series"].values()) > 0
     for key in STUDY:
         record = timeline["series"][sample_small.series(key).series_uid]
-        assert set(record) == {"slices", "bytes", "first_slice_s", "covered_s", "complete_s", "stages"}
+        assert set(record) == {"slices", "bytes", "first_slice_s", "covered_s", "complete_s", "stages", "coarse_s"}
         assert record["slices"] == sample_small.series(key).num_slices
         assert 0 < record["first_slice_s"] <= record["covered_s"] <= record["complete_s"] <= timeline["total_s"]
         assert list(record["stages"]) == ["anchors", "every-8", "every-4", "every-2", "rest"]
+        coarse = record["coarse_s"]  # the extension: when every 8th / 4th / 2nd slice was exact, in that order
+        assert list(coarse) == ["8", "4", "2"]
+        assert record["covered_s"] <= coarse["8"] <= coarse["4"] <= coarse["2"] <= record["complete_s"]
+        assert coarse["8"] <= record["stages"]["every-8"] and coarse["2"] <= record["stages"]["every-2"]
     kinds = {e["event"] for e in timeline["events"]}
-    assert {"first_slice", "covered", "stage", "complete", "focus"} <= kinds
+    assert {"first_slice", "covered", "stage", "complete", "focus", "coarse"} <= kinds
     assert all(set(e) >= {"t", "series", "event"} for e in timeline["events"])
     assert "covered" in result.stderr and "complete" in result.stderr  # progress shown
+    bars = [line for line in result.stderr.splitlines() if "|" in line]
+    coarse = [line for line in bars if " gap " in line or "no exact slice" in line or "no slice yet" in line]
+    assert coarse and len(coarse) < len(bars)
+    assert not [line for line in coarse if "covered" in line or "100%" in line]  # nothing says so before 1/8
     assert "first slice" in result.stdout
 
 

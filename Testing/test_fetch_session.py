@@ -12,14 +12,6 @@ from ProgressiveDicomFetchLib.panel import SearchForm
 from ProgressiveDicomFetchLib.scene.fetch_session import FetchSession, NoServerError
 
 
-@pytest.fixture()
-def session(slicer_module, orthanc):
-    fetch_session = FetchSession(slicer_module.mrmlScene)
-    fetch_session.set_server(orthanc.dicomweb_url)
-    yield fetch_session
-    fetch_session.close()
-
-
 def tick_until(session, condition, timeout=60.0):
     limit = time.monotonic() + timeout
     while not condition():
@@ -52,7 +44,7 @@ def test_a_panel_load_returns_at_once_and_nodes_come_coarse_then_exact(session, 
     assert session.load(info.study_uid, [info.series_uid], wait_for_metadata=False) == []
     tick_until(session, lambda: session.loader.nodes)
     node = session.loader.nodes[(info.series_uid, 0)]
-    assert node.GetName() == f"{info.series_number}: {info.description}"
+    assert node.GetName() == f"{info.series_number}: {info.description} (loading)"
     assert slicer.util.arrayFromVolume(node).shape == truth.shape
     coarse_seen = []
 

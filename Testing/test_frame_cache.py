@@ -20,7 +20,7 @@ import pytest
 
 from ProgressiveDicomFetchLib.cache import FrameCache, FrameKey, default_cache_dir
 from ProgressiveDicomFetchLib.cache.entry import MAGIC, encode_entry
-from ProgressiveDicomFetchLib.cache.frame_cache import STALE_TEMP_S
+from ProgressiveDicomFetchLib.files.atomic import STALE_TEMP_S
 from ProgressiveDicomFetchLib.dicomweb.frames import FrameData
 from ProgressiveDicomFetchLib.dicomweb.server import DicomwebServer
 from ProgressiveDicomFetchLib.retrieve import fetcher_for, load_series

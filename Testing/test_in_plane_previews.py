@@ -54,13 +54,14 @@ def prepared_loads(server, info):
     return [VolumeLoad(volume, info.study_uid, instances) for volume in series_geometry(instances, info.series_uid).volumes]
 
 
-def run(url, info, plan=StagePlan(), connections=3):
+def run(url, info, plan=StagePlan(), connections=3, log_type=None, **options):
     """Load one series through the engine with volumes we made (the scene's path); returns the
-    engine, its events, the write log and the loads."""
+    engine, its events, the write log (a `log_type`, default WriteLog) and the loads. `options`
+    go to the engine."""
     server = DicomwebServer(url)
     loads = prepared_loads(server, info)
-    log = WriteLog(loads)
-    engine = ProgressiveFetchEngine(DicomwebServer(url), connections=connections, plan=plan)
+    log = (log_type or WriteLog)(loads)
+    engine = ProgressiveFetchEngine(DicomwebServer(url), connections=connections, plan=plan, **options)
     events = []
     try:
         engine.add_series(info.study_uid, info.series_uid, loads=loads)

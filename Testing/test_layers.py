@@ -19,8 +19,8 @@ LIB = LIB_DIR.name
 FLOORS: Tuple[Tuple[str, ...], ...] = (
     ("files", "transfer_syntax"),  # ground floor: helpers for everyone
     ("pixels", "volume", "output", "dicomweb"),  # codecs; progressive buffer; reports; DICOMweb client
-    ("geometry", "cache"),  # frames -> volumes (needs pixels); frames kept on disk (needs dicomweb)
-    ("loading", "sampledata"),  # the volume model; demo data
+    ("geometry", "cache", "dimse"),  # frames -> volumes (needs pixels); frames kept on disk (needs dicomweb); DIMSE client
+    ("loading", "sampledata", "transport"),  # the volume model; demo data; which protocol a server speaks
     ("retrieve",),  # series made ready, frame fetchers
     ("previews",),  # preview sources
     ("engine",),  # scheduling, workers, events, timeline

@@ -1,6 +1,7 @@
 """The module file against its .ui file (module_static_check.py), and proof that the check fails
 on the mistakes it is for: a renamed widget, a widget of the wrong class, an unknown signal, a
-mistyped parameter name, an undeclared import."""
+mistyped parameter name, an undeclared import, a Qt property a widget does not have, a lambda
+connected in a loop that reads the loop variable late; and the Lib's module-level imports."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from module_static_check import check_module, ui_widgets
+from module_static_check import check_module, lib_import_problems, ui_widgets
 from support import MODULE_DIR
 
 MODULE_NAME = "ProgressiveDicomFetch"
@@ -58,6 +59,12 @@ def test_a_broken_ui_file_is_caught(tmp_path, old, new, problem):
     ("import qt\n", "import qt\nimport pandas\n", "imports pandas, which Slicer does not bundle"),
     ("    boostFocus: bool = True\n", "    boostFocus: bool = True\n    maxRetries: int = 3\n",
      "parameter maxRetries has no widget"),
+    ("self.ui.searchStatusLabel.text = ", "self.ui.searchStatusLabel.plainText = ",
+     "ui.searchStatusLabel (QLabel) has no property or method plainText"),
+    ("self.ui.serverUrlComboBox.setEditText(settings.url)", "self.ui.serverUrlComboBox.setText(settings.url)",
+     "ui.serverUrlComboBox (QComboBox) has no property or method setText"),
+    ("lambda checked, row=row: self.onCancelRow(row)", "lambda checked: self.onCancelRow(row)",
+     "a lambda connected in a loop reads row late"),
 ])
 def test_a_broken_module_file_is_caught(tmp_path, old, new, problem):
     problems = check_module(broken_copy(tmp_path, MODULE_FILE, old, new), UI_FILE, LIB)
@@ -81,3 +88,13 @@ def test_logic_methods_call_the_tested_session():
     widget_calls = {node.attr for node in ast.walk(classes[f"{MODULE_NAME}Widget"]) if isinstance(node, ast.Attribute)
                     and isinstance(node.value, ast.Attribute) and node.value.attr == "logic"}
     assert widget_calls - {"getParameterNode"} <= logic_methods, widget_calls - logic_methods
+
+
+def test_the_lib_imports_at_module_level_only_what_slicer_bundles(tmp_path):
+    lib = MODULE_DIR / LIB
+    assert lib_import_problems(lib) == []
+    copy = tmp_path / LIB
+    copy.mkdir()
+    (copy / "writer.py").write_text("from __future__ import annotations\nimport nrrd\n\n\ndef f():\n    import imagecodecs\n")
+    (problem,) = lib_import_problems(copy)
+    assert "writer.py:2 imports nrrd at module level" in problem

@@ -169,27 +169,32 @@ def test_progress_rows_and_messages_follow_a_real_engine(orthanc, sample_small):
             nonlocal seen_partial
             events.extend(update.events)
             (row,) = [progress_row(s) for s in engine.progress()]
-            assert row.full_percent <= row.covered_percent <= 100
-            seen_partial |= row.covered_percent == 100 and row.full_percent < 100 and row.can_cancel
+            assert row.full_percent <= row.bar_percent <= row.covered_percent <= 100
+            assert row.bar_text.split(" · ")[0] == engine.progress()[0].level_text
+            seen_partial |= row.level == 8 and row.bar_percent == 100 and row.full_percent < 100 and row.can_cancel
 
         engine.run_until_finished(on_update, timeout=60)
     finally:
         engine.close()
     (snapshot,) = engine.progress()
     row = progress_row(snapshot)
-    assert (row.covered_percent, row.full_percent, row.state_text, row.can_cancel) == (100, 100, "complete", False)
+    assert (row.covered_percent, row.full_percent, row.bar_percent, row.state_text, row.can_cancel) == \
+        (100, 100, 100, "complete", False)
+    assert row.bar_text.startswith("exact · full 100% · ") and row.level == 1
     assert row.label == f"{info.series_number}: {info.description}"
-    assert seen_partial, "a covered-but-not-exact state should have been shown"
+    assert seen_partial, "a whole volume at 1/8, not yet exact, should have been shown"
     labels = {info.series_uid: "CT thin"}
     messages = [m for m in (status_message(e, labels) for e in events) if m]
+    assert [m.split(" after ")[0] for m in messages if "slice exact" in m] == [
+        "CT thin: every 8th slice exact (1/8)", "CT thin: every 4th slice exact (1/4)", "CT thin: every 2nd slice exact (1/2)"]
     assert messages[0].startswith("CT thin: first slice after") and messages[-1].startswith("CT thin: complete")
     assert not any(status_message(e, labels) for e in events if e.event == STAGE)
     assert {FIRST_SLICE, COMPLETE} <= {e.event for e in events}
 
 
-def test_bar_style_darkens_the_full_part_of_the_covered_chunk():
-    assert "stop:0.250 #2e7d32" in bar_style(covered=0.8, full=0.2)
-    assert "stop:1.000 #2e7d32" in bar_style(covered=1.0, full=1.0)
-    assert "stop:1.000 #2e7d32" in bar_style(covered=0.0, full=0.0)
+def test_bar_style_darkens_the_full_part_of_the_refined_chunk():
+    assert "stop:0.250 #2e7d32" in bar_style(refined=0.8, full=0.2)
+    assert "stop:1.000 #2e7d32" in bar_style(refined=1.0, full=1.0)
+    assert "stop:1.000 #2e7d32" in bar_style(refined=0.0, full=0.0)
     failed = status_message(EngineEvent(1.0, "1.2.3", ERROR, message="404 for frame 3"), {})
     assert failed == "1.2.3 failed: 404 for frame 3"

@@ -10,6 +10,7 @@ import pytest
 
 from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
 from ProgressiveDicomFetchLib.scene.scene_loader import REFRESH_INTERVAL_S, SceneLoader
+from ProgressiveDicomFetchLib.volume import Quality
 
 
 @pytest.fixture()
@@ -62,14 +63,15 @@ def test_nodes_exist_before_pixels_and_refine_in_place_to_exact(loader, slicer_m
     info = sample_small.series("ct_thin")
     truth = sample_small.load_truth("ct_thin")
     (node,) = loader.load(info.study_uid, [info.series_uid])
-    assert node.GetName() == f"{info.series_number}: {info.description}"
+    assert node.GetName() == f"{info.series_number}: {info.description} (loading)"
     np.testing.assert_allclose(node_matrix(node), reference_matrix(slicer, info, truth), atol=1e-9)
     view = slicer.util.arrayFromVolume(node)
     engine_buffer = loader.engine.loads(info.series_uid)[0].volume.array
     assert np.shares_memory(view, engine_buffer), "the node must show the engine's buffer, not a copy"
+    assert node.GetAttribute("DICOM.instanceUIDs") is None, "the instances are claimed only once exact"
+    assert loader.wait(timeout=60)
     assert node.GetAttribute("DICOM.instanceUIDs").split() == sorted(
         info.sop_instance_uids, key=lambda uid: list(loader.engine.loads(info.series_uid)[0].geometry.instance_uids).index(uid))
-    assert loader.wait(timeout=60)
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(node), truth)
 
 
@@ -104,20 +106,26 @@ def test_refreshes_fire_the_views_events_coalesced_and_window_level_stays(loader
     assert node_presets(display) == file_presets(sample_small.files("ct_thin")[0])
 
 
-def test_window_is_computed_once_when_covered_without_presets(loader, slicer_module, sample_small):
+def test_without_presets_the_window_comes_once_from_the_first_real_slices(loader, slicer_module, sample_small):
     info = sample_small.series("edge_nonsquare")
     assert info.expect["window_presets"] is False
     (node,) = loader.load(info.study_uid, [info.series_uid])
     display = node.GetDisplayNode()
     assert display.GetNumberOfWindowLevelPresets() == 0 and display.GetAutoWindowLevel() == 0
-    seen = []
+    default = (display.GetWindow(), display.GetLevel())
+    volume = loader.engine.loads(info.series_uid)[0].volume
+    seen = []  # (window, level, real slices, FULL slices) after each tick
     while not loader.engine.finished():
         loader.process()
-        if loader.engine.loads(info.series_uid)[0].volume.covered:
-            seen.append((display.GetWindow(), display.GetLevel()))
+        seen.append((display.GetWindow(), display.GetLevel(), len(volume.loaded_slices()),
+                     volume.counts()[Quality.FULL]))
     loader.process()
-    seen.append((display.GetWindow(), display.GetLevel()))
-    assert len(set(seen[1:])) == 1 and seen[-1][0] > 1
+    windows = [(w, lv) for w, lv, _, _ in seen if (w, lv) != default]
+    assert windows and len(set(windows)) == 1 and windows[0][0] > 1, "set once, never changed"
+    first = next(i for i, (w, lv, _, _) in enumerate(seen) if (w, lv) != default)
+    assert seen[first][3] < volume.num_slices, "set from the first real slices, long before the volume is exact"
+    assert all(real == 0 for _, _, real, _ in seen[:first]), "no tick with real slices went without a window"
+    assert (display.GetWindow(), display.GetLevel()) == windows[0]
 
 
 def test_enhanced_objects_take_their_presets_from_the_functional_groups(loader, sample_small):

@@ -7,14 +7,15 @@ import os
 
 import pytest
 
-from ProgressiveDicomFetchLib.engine.events import (CANCELLED, COMPLETE, COVERED, ERROR, FIRST_SLICE, FOCUS, STAGE,
-                                                    EngineEvent, SeriesProgress)
+from ProgressiveDicomFetchLib.engine.events import (CANCELLED, COARSE, COMPLETE, COVERED, ERROR, FIRST_SLICE, FOCUS,
+                                                    STAGE, EngineEvent, SeriesProgress)
 from ProgressiveDicomFetchLib.engine.timeline import Timeline
 
 pytestmark = pytest.mark.compat  # also run on Slicer 5.8's stack (Makefile)
 
 A, B, C = "1.2.3.1", "1.2.3.2", "1.2.3.3"
 CONTRACT_EVENTS = {FIRST_SLICE, COVERED, STAGE, COMPLETE, FOCUS, ERROR}
+CONTRACT_SERIES_KEYS = {"slices", "bytes", "first_slice_s", "covered_s", "complete_s", "stages"}
 
 
 class Clock:
@@ -33,7 +34,9 @@ def sample_timeline() -> Timeline:
     timeline.extend([
         EngineEvent(0.20, A, FIRST_SLICE), EngineEvent(0.25, B, FIRST_SLICE),
         EngineEvent(0.30, A, STAGE, stage="anchors"), EngineEvent(0.31, A, COVERED),
-        EngineEvent(0.90, A, STAGE, stage="every-8"), EngineEvent(1.50, B, FOCUS, slice=40),
+        EngineEvent(0.90, A, STAGE, stage="every-8"), EngineEvent(0.90, A, COARSE, level=8),
+        EngineEvent(1.20, A, COARSE, level=4), EngineEvent(1.50, B, FOCUS, slice=40),
+        EngineEvent(1.80, A, COARSE, level=2), EngineEvent(1.90, A, COARSE, level=2),  # the first time wins
         EngineEvent(2.00, B, ERROR, message="HTTP 503"), EngineEvent(2.10, A, STAGE, stage="rest"),
         EngineEvent(2.10, A, COMPLETE),
     ])
@@ -49,18 +52,22 @@ def sample_timeline() -> Timeline:
 
 
 def check_contract(document: dict) -> None:
+    """design.md's keys and types, extended (never broken) by `coarse_s` and `coarse` events."""
     assert set(document) == {"total_s", "bytes", "series", "events"}
     assert isinstance(document["total_s"], float) and isinstance(document["bytes"], int)
     for uid, series in document["series"].items():
         assert isinstance(uid, str)
-        assert set(series) == {"slices", "bytes", "first_slice_s", "covered_s", "complete_s", "stages"}
+        assert set(series) == CONTRACT_SERIES_KEYS | {"coarse_s"}
+        assert list(series["coarse_s"]) == ["8", "4", "2"]
+        assert all(t is None or isinstance(t, float) for t in series["coarse_s"].values())
         assert isinstance(series["slices"], int) and isinstance(series["bytes"], int)
         for key in ("first_slice_s", "covered_s", "complete_s"):
             assert series[key] is None or isinstance(series[key], float)
         assert all(isinstance(k, str) and isinstance(v, float) for k, v in series["stages"].items())
     for event in document["events"]:
         assert isinstance(event["t"], float) and isinstance(event["series"], str)
-        assert event["event"] in CONTRACT_EVENTS
+        assert event["event"] in CONTRACT_EVENTS | {COARSE}
+        assert (event["event"] == COARSE) == isinstance(event.get("level"), int)
     assert [e["t"] for e in document["events"]] == sorted(e["t"] for e in document["events"])
 
 
@@ -70,14 +77,17 @@ def test_contract_keys_types_milestones_and_nulls():
     assert document["total_s"] == 2.5
     assert document["bytes"] == 1000 + 500 + 250 + 40
     assert list(document["series"]) == [A, B, C]
+    never = {"8": None, "4": None, "2": None}
     assert document["series"][A] == {"slices": 20, "bytes": 1500, "first_slice_s": 0.2, "covered_s": 0.31,
-                                     "complete_s": 2.1, "stages": {"anchors": 0.3, "every-8": 0.9, "rest": 2.1}}
+                                     "complete_s": 2.1, "stages": {"anchors": 0.3, "every-8": 0.9, "rest": 2.1},
+                                     "coarse_s": {"8": 0.9, "4": 1.2, "2": 1.8}}
     assert document["series"][B] == {"slices": 200, "bytes": 250, "first_slice_s": 0.25, "covered_s": None,
-                                      "complete_s": None, "stages": {}}
+                                      "complete_s": None, "stages": {}, "coarse_s": never}
     assert document["series"][C] == {"slices": 0, "bytes": 0, "first_slice_s": None, "covered_s": None,
-                                      "complete_s": None, "stages": {}}
+                                      "complete_s": None, "stages": {}, "coarse_s": never}
     events = document["events"]
-    assert len(events) == 9
+    assert len(events) == 13
+    assert {"t": 1.2, "series": A, "event": "coarse", "level": 4} in events
     assert events[0] == {"t": 0.2, "series": A, "event": "first_slice"}
     assert {"t": 0.3, "series": A, "event": "stage", "stage": "anchors"} in events
     assert {"t": 1.5, "series": B, "event": "focus", "slice": 40} in events
@@ -100,10 +110,12 @@ def test_event_offset_shifts_engine_times_to_command_times():
     timeline = Timeline(clock=Clock(), event_offset_s=0.5)
     timeline.append(EngineEvent(1.0, A, COVERED))
     timeline.append(EngineEvent(2.0, A, FOCUS, slice=3))
+    timeline.append(EngineEvent(2.5, A, COARSE, level=8))
     document = timeline.to_json()
     assert document["series"][A]["covered_s"] == 1.5
-    assert [e["t"] for e in document["events"]] == [1.5, 2.5]
-    assert document["events"][1]["slice"] == 3
+    assert document["series"][A]["coarse_s"]["8"] == 3.0
+    assert [e["t"] for e in document["events"]] == [1.5, 2.5, 3.0]
+    assert document["events"][1]["slice"] == 3 and document["events"][2]["level"] == 8
 
 
 def test_total_is_live_until_finished_then_fixed():
@@ -148,7 +160,8 @@ def test_summary_names_every_series_and_never_reached_milestones():
     lines = sample_timeline().summary()
     assert len(lines) == 4
     assert lines[0].startswith(A) and "first slice 0.20 s" in lines[0] and "complete 2.10 s" in lines[0]
-    assert lines[1].startswith(B) and "covered never" in lines[1] and "complete never" in lines[1]
+    assert "every 8th exact 0.90 s" in lines[0] and "covered" not in lines[0]  # covered (0.31 s) would mislead
+    assert lines[1].startswith(B) and "every 8th exact never" in lines[1] and "complete never" in lines[1]
     assert lines[2].startswith(C) and "first slice never" in lines[2]
     assert lines[3].startswith("total 2.50 s")
 

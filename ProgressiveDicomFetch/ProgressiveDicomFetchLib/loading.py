@@ -76,8 +76,11 @@ class VolumeLoad:
             raise ValueError(f"slice {k} of {self.geometry.series_uid} has no frame (it is a gap)")
         return geometry
 
-    def multiframe_groups(self) -> Dict[int, str]:
-        """k -> SOPInstanceUID for slices whose frame is part of a multi-frame instance."""
+    def multiframe_groups(self, any_instance: bool = False) -> Dict[int, str]:
+        """k -> SOPInstanceUID for slices whose frame is part of a multi-frame instance. With
+        `any_instance` (DIMSE: a C-GET may carry several instances) all slices form one group."""
+        if any_instance:
+            return {task.k: self.geometry.series_uid for task in self.tasks()}
         counts: Dict[str, int] = {}
         for task in self.tasks():
             counts[task.sop_instance_uid] = counts.get(task.sop_instance_uid, 0) + 1

@@ -84,7 +84,7 @@ def _wire_at(samples: Sequence[Sequence[float]], t: float) -> Optional[int]:
 
 
 def run_plan(plan: str, url: str, study: str, series: str, connections: int = 4,
-             snapshot_at: Optional[float] = None) -> Tuple[PlanRun, Dict[str, np.ndarray]]:
+             snapshot_at: Optional[float] = None, rendered: bool = False) -> Tuple[PlanRun, Dict[str, np.ndarray]]:
     """Fetch the series under `plan`; returns the record and the volume copies by moment."""
     from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
     from ProgressiveDicomFetchLib.engine import ProgressiveFetchEngine, StagePlan
@@ -95,7 +95,8 @@ def run_plan(plan: str, url: str, study: str, series: str, connections: int = 4,
     copies: Dict[str, np.ndarray] = {}
     started = time.monotonic()
     with WireMeter(started) as meter:
-        engine = ProgressiveFetchEngine(DicomwebServer(url), connections=connections, plan=stage_plan)
+        engine = ProgressiveFetchEngine(DicomwebServer(url), connections=connections, plan=stage_plan,
+                                        rendered=rendered)
         offset = engine.started_at - started  # event times are relative to the engine's start
 
         def snap(moment: str) -> None:
@@ -168,10 +169,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--snapshot-at", type=float, help="also copy the volume this many seconds after the start")
+    parser.add_argument("--rendered", action="store_true", help="allow /rendered previews (previews/rendered.py)")
     args = parser.parse_args(argv)
     import ProgressiveDicomFetchLib.engine  # noqa: F401  (imports before the clock starts)
 
-    record, copies = run_plan(args.plan, args.url, args.study, args.series, args.connections, args.snapshot_at)
+    record, copies = run_plan(args.plan, args.url, args.study, args.series, args.connections, args.snapshot_at,
+                              args.rendered)
     judge(record, copies, np.load(str(args.truth)))
     args.out.write_text(json.dumps(asdict(record)))
     return 0

@@ -39,6 +39,9 @@ class OrthancServer(ManagedServer):
     threads: int = 8
     startup_timeout: float = 30.0
     port: int = 0
+    dicom_aet: Optional[str] = None  # enables Orthanc's DIMSE server (C-ECHO/FIND/GET/STORE) with this AE title
+    dicom_port: int = 0
+    move_destination: Optional[Tuple[str, int]] = None  # (AE title, port) on 127.0.0.1 Orthanc may C-MOVE to
     shim_cache: Path = DEFAULT_CACHE  # where the compiled loopback shim is kept
     uploaded: int = field(default=0, init=False)
     managed: Optional[ManagedProcess] = field(default=None, init=False, repr=False)
@@ -46,6 +49,13 @@ class OrthancServer(ManagedServer):
     @property
     def auth(self) -> Optional[Tuple[str, str]]:
         return self.credentials
+
+    @property
+    def dimse_address(self) -> str:
+        """`AET@127.0.0.1:PORT`, the form of the command line's --dimse."""
+        if self.dicom_aet is None:
+            raise RuntimeError("this Orthanc has no DIMSE server (dicom_aet not set)")
+        return f"{self.dicom_aet}@127.0.0.1:{self.dicom_port}"
 
     @property
     def log_file(self) -> Path:
@@ -68,6 +78,18 @@ class OrthancServer(ManagedServer):
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "StudiesMetadata": "Full",
                          "SeriesMetadata": "Full"},
         }
+        if self.dicom_aet is not None:
+            # The called AE title is checked (a wrong one is rejected: a real rejection for the tests);
+            # any calling AE may echo/find/get/store, and C-FIND reads the files, so image-level
+            # answers carry the geometry attributes (docs/dimse.md).
+            config.update({"DicomServerEnabled": True, "DicomAet": self.dicom_aet, "DicomPort": self.dicom_port,
+                           "DicomCheckCalledAet": True, "DicomAlwaysAllowEcho": True,
+                           "DicomAlwaysAllowFind": True, "DicomAlwaysAllowGet": True,
+                           "DicomAlwaysAllowStore": True, "StorageAccessOnFind": "Always",
+                           "DicomScpTimeout": 30, "DicomThreadsCount": 16})  # default 4: fewer than our associations
+            if self.move_destination is not None:
+                aet, port = self.move_destination
+                config["DicomModalities"] = {"pdfmove": [aet, "127.0.0.1", port]}
         if self.credentials is not None:
             config["RegisteredUsers"] = {self.credentials[0]: self.credentials[1]}
         return config
@@ -85,6 +107,8 @@ class OrthancServer(ManagedServer):
             raise FileNotFoundError(f"{ORTHANC_BIN} or {DICOMWEB_PLUGIN} is missing")
         self.managed = ManagedProcess("Orthanc", "pdf-orthanc-")
         self.port = self.port or free_port()
+        if self.dicom_aet is not None:
+            self.dicom_port = self.dicom_port or free_port()
         config_file = self.work_dir / "orthanc.json"
         config_file.write_text(json.dumps(self._config(), indent=2))
         self._launch(config_file)

@@ -18,14 +18,13 @@ import hashlib
 import logging
 import os
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Union
 
 from ..dicomweb.frames import FrameData
-from ..files import atomic_write
+from ..files import atomic_write, remove_stale_temps
 from .entry import CorruptEntry, FrameKey, decode_entry, encode_entry
 from .location import default_cache_dir
 
@@ -35,7 +34,6 @@ DEFAULT_MAX_BYTES = 2 * 1024 ** 3
 ENTRIES = "v1"
 PARTIALS = "partial"
 SUFFIX = ".frame"
-STALE_TEMP_S = 3600.0  # a temp file this old is abandoned even if its PID was reused
 
 
 @dataclass
@@ -49,31 +47,6 @@ class CacheStats:
     stored_bytes: int = 0
     evictions: int = 0
     corrupt: int = 0  # entries found damaged and removed
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    if os.name != "posix":
-        return True  # no cheap check: the age rule alone applies
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _stale_temp(path: Path, now: float) -> bool:
-    """`.name.<pid>.<hex>.tmp` (atomic_write's naming) whose writer is gone or that is very old."""
-    parts = path.name.split(".")
-    try:
-        pid = int(parts[-3])
-        age = now - path.stat().st_mtime
-    except (IndexError, ValueError, OSError):
-        return False
-    return age > STALE_TEMP_S or not _pid_alive(pid)
 
 
 class FrameCache:
@@ -202,14 +175,9 @@ class FrameCache:
 
     def _scan(self) -> None:
         """Build the LRU index from the files (oldest mtime first), remove abandoned temp files, evict."""
-        now = time.time()
         found: List[tuple] = []
         for folder in [self.root / ENTRIES, self.root / PARTIALS] + list((self.root / ENTRIES).glob("??")):
-            for path in folder.glob(".*.tmp"):
-                if _stale_temp(path, now):
-                    with contextlib.suppress(OSError):
-                        path.unlink()
-                        logger.info("cache: removed %s left by an interrupted write", path.name)
+            remove_stale_temps(folder)
         for path in self._entry_files():
             with contextlib.suppress(OSError):
                 stat = path.stat()

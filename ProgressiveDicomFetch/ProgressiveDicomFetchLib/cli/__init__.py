@@ -7,6 +7,7 @@ import sys
 from typing import List, Optional
 
 from ..dicomweb.errors import DicomwebError
+from ..output.requirements import MissingPackageError
 from . import demo_command, fetch_command, query_command
 
 COMMANDS = {"query": query_command, "fetch": fetch_command, "demo": demo_command}
@@ -28,9 +29,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # pynetdicom logs every refusal as ERROR itself; our error line says it once, with advice.
+    logging.getLogger("pynetdicom").setLevel(logging.DEBUG if args.verbose >= 2 else logging.CRITICAL)
     try:
         return COMMANDS[args.command].run(args)
-    except (DicomwebError, ValueError) as error:
+    except (DicomwebError, ValueError, MissingPackageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -17,13 +17,14 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from ..cache import DEFAULT_MAX_BYTES, FrameCache
 from ..dicomweb.filters import check_single_uid
-from ..dicomweb.search import search_series
 from ..engine import ADAPTIVE_MAX_CONNECTIONS, DEFAULT_CONNECTIONS, STRATEGIES, ProgressiveFetchEngine, Shown, StagePlan
 from ..engine.events import SeriesProgress
 from ..engine.timeline import Timeline
 from ..geometry.series_geometry import NON_IMAGE_MODALITIES
-from ..output import write_series_nrrd
+from ..output import require_nrrd, write_series_nrrd
+from ..transport import search_functions
 from .connection_options import add_connection_options, server_from_args
+from .dicom_files import add_dicom_options, check_dicom_options, write_dicom_files
 from .progress_display import ProgressDisplay
 
 logger = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--study", required=True, help="StudyInstanceUID")
     parser.add_argument("--series", action="append", default=[], metavar="UID",
                         help="SeriesInstanceUID (repeat; default: every image series of the study)")
-    parser.add_argument("--out", required=True, type=Path, help="folder for the NRRD files (created if needed)")
+    parser.add_argument("--out", type=Path, help="folder for the NRRD files (created if needed)")
     parser.add_argument("--strategy", choices=STRATEGIES, default="breadth-first")
     parser.add_argument("--connections", type=int, default=DEFAULT_CONNECTIONS,
                         help="requests in flight at the start (default %(default)s)")
@@ -90,16 +91,22 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--stages", default=str(StagePlan()),
                         help=f"stage plan (default: {StagePlan()}; preview-N: in-plane previews of every Nth "
                              "slice, then of the rest, where the server offers them; 'anchors,8,4,2': none)")
+    parser.add_argument("--rendered-previews", action="store_true",
+                        help="previews from the server's /rendered JPEGs, calibrated back to modality values on "
+                             "one exact frame, where a series has no other preview source (e.g. Orthanc)")
     parser.add_argument("--timeline", type=Path, metavar="FILE.json", help="write the timeline JSON here")
     parser.add_argument("--cache", type=Path, metavar="DIR",
                         help="on-disk frame cache: frames found there are not downloaded again (resume)")
     parser.add_argument("--cache-size", type=float, default=DEFAULT_MAX_BYTES / 1e6, metavar="MB",
                         help=f"cap of the cache; least recently used frames go first (default {DEFAULT_MAX_BYTES / 1e6:g})")
     parser.add_argument("--gzip", action="store_true", help="gzip-compress the NRRD voxels (slower)")
+    add_dicom_options(parser)
 
 
 def run(args: argparse.Namespace, on_progress: Optional[ProgressHook] = None) -> int:
     started = time.monotonic()
+    if not args.no_nrrd:
+        require_nrrd()  # before the first byte: a missing writer must not cost a whole download
     if args.cache_size <= 0:
         raise ValueError("--cache-size must be positive (megabytes)")
     if args.connections < 1:
@@ -111,14 +118,17 @@ def run(args: argparse.Namespace, on_progress: Optional[ProgressHook] = None) ->
     unknown = {uid for f in focus for uid in f.series_uids} - set(args.series) if args.series else set()
     if unknown:
         raise ValueError(f"--focus names series not requested with --series: {', '.join(sorted(unknown))}")
-    if args.out.exists() and not args.out.is_dir():
+    check_dicom_options(args)
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} exists and is not a folder")
     cache = FrameCache(args.cache, max_bytes=int(args.cache_size * 1e6)) if args.cache is not None else None
     server = server_from_args(args)
     series = list(args.series) or _image_series(server, args.study)
-    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.no_nrrd:
+        args.out.mkdir(parents=True, exist_ok=True)
     engine = ProgressiveFetchEngine(server, connections=args.connections, strategy=args.strategy,
-                                    plan=StagePlan.parse(args.stages), cache=cache, max_connections=args.max_connections)
+                                    plan=StagePlan.parse(args.stages), cache=cache,
+                                    rendered=args.rendered_previews, max_connections=args.max_connections)
     timeline = Timeline(start=started, event_offset_s=engine.started_at - started)  # times from the command's start
     display = ProgressDisplay(sys.stderr)
     try:
@@ -142,6 +152,7 @@ def run(args: argparse.Namespace, on_progress: Optional[ProgressHook] = None) ->
         times = next((load.geometry.frame_times_ms for load in engine.loads(uid) if load.geometry.frame_times_ms), None)
         if times:
             timeline.add_series(uid).frame_times_ms = times
+    failed += write_dicom_files(args, server, [uid for uid in series if uid not in failed], cache)
     if args.timeline is not None:
         timeline.write(args.timeline)
     for line in timeline.summary():
@@ -150,13 +161,14 @@ def run(args: argparse.Namespace, on_progress: Optional[ProgressHook] = None) ->
         stats = cache.stats
         print(f"cache {cache.root}: {stats.hits} frames ({stats.hit_bytes / 1e6:.1f} MB) read from it, "
               f"{stats.stores} stored, {stats.evictions} evicted")
-    print(f"NRRD files in {args.out}" + (f"; timeline in {args.timeline}" if args.timeline else ""))
+    written = ([f"NRRD files in {args.out}"] if not args.no_nrrd else []) + ([f"DICOM files in {args.dicom}"] if args.dicom else [])
+    print("; ".join(written + ([f"timeline in {args.timeline}"] if args.timeline else [])))
     return 1 if failed else 0
 
 
 def _image_series(server, study_uid: str) -> List[str]:
     """Every series of the study that holds images (SR, SEG, ... are left out, and said so)."""
-    found = search_series(server, study_uid)
+    found = search_functions(server).search_series(server, study_uid)
     images = [s for s in found if s.modality.upper() not in NON_IMAGE_MODALITIES]
     for skipped in (s for s in found if s.modality.upper() in NON_IMAGE_MODALITIES):
         logger.warning("series %s (%s) holds no images: not fetched", skipped.series_uid, skipped.modality)
@@ -198,6 +210,7 @@ def _write_outputs(engine: ProgressiveFetchEngine, series: List[str], args: argp
             print(f"error: series {snapshot.series_uid} not complete ({snapshot.state}): "
                   f"{snapshot.error or 'no file written'}", file=sys.stderr)
             continue
-        write_series_nrrd(args.out, snapshot.series_uid, engine.loads(snapshot.series_uid),
-                          encoding="gzip" if args.gzip else "raw")
+        if not args.no_nrrd:
+            write_series_nrrd(args.out, snapshot.series_uid, engine.loads(snapshot.series_uid),
+                              encoding="gzip" if args.gzip else "raw")
     return failed

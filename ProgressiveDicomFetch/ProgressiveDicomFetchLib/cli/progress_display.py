@@ -1,7 +1,9 @@
-"""Terminal progress of a fetch: one bar per series with two fractions, covered and full quality.
+"""Terminal progress of a fetch: one bar per series with two fractions, and how coarse the volume is.
 
-A small ANSI renderer rather than tqdm: a tqdm bar shows one fraction, and the point here is
-the gap between "every slice shows something" (covered) and "every slice is exact" (full).
+A small ANSI renderer rather than tqdm: a tqdm bar shows one fraction, and the point here is the
+gap between "the volume is refined to every 8th slice or better" (light) and "every slice is exact"
+(dark). "Covered" (no slice missing) is not shown: it comes after one exact slice copied everywhere.
+Beside the bar, the level: 1/8, 1/4, 1/2, exact (every Nth slice exact), or the largest gap.
 On a terminal the block of bars is redrawn in place, at most `max_rate_hz` times a second; on a
 pipe or file (logs, CI) one line is printed each time a series changes state or stage.
 """
@@ -16,14 +18,15 @@ from ..engine.events import SeriesProgress
 
 BAR_WIDTH = 24
 LABEL_WIDTH = 28
-UNICODE_BAR = ("█", "▒", "·")  # full quality, covered (filled or lower quality), missing
+LEVEL_WIDTH = 10  # padded to this, never cut
+UNICODE_BAR = ("█", "▒", "·")  # full quality, within 1/8 of an exact slice, farther (or missing)
 ASCII_BAR = ("#", "=", ".")
 
 
-def format_bar(covered: float, full: float, width: int = BAR_WIDTH, glyphs: Tuple[str, str, str] = UNICODE_BAR) -> str:
-    """`width` cells: full-quality cells, then covered-only cells, then missing ones."""
+def format_bar(refined: float, full: float, width: int = BAR_WIDTH, glyphs: Tuple[str, str, str] = UNICODE_BAR) -> str:
+    """`width` cells: full-quality cells, then refined-only cells (within 1/8), then the rest."""
     full_cells = round(max(0.0, min(full, 1.0)) * width)
-    covered_cells = max(full_cells, round(max(0.0, min(covered, 1.0)) * width))
+    covered_cells = max(full_cells, round(max(0.0, min(refined, 1.0)) * width))
     return glyphs[0] * full_cells + glyphs[1] * (covered_cells - full_cells) + glyphs[2] * (width - covered_cells)
 
 
@@ -63,7 +66,7 @@ class ProgressDisplay:
         self._last_draw: Optional[float] = None
         self._drawn_lines = 0  # TTY: height of the block currently on screen
         self._pending: Optional[List[SeriesProgress]] = None
-        self._reported: Dict[str, Tuple[str, Optional[str]]] = {}  # non-TTY: (state, stage) last printed
+        self._reported: Dict[str, Tuple[str, Optional[str], Optional[int]]] = {}  # non-TTY: (state, stage, level) printed
         self._closed = False
 
     def update(self, snapshots: Sequence[SeriesProgress]) -> None:
@@ -86,10 +89,10 @@ class ProgressDisplay:
         self.stream.flush()
 
     def line(self, snapshot: SeriesProgress, width: Optional[int] = None) -> str:
-        """One series: name, bar, covered %, full %, state and stage, MB received."""
-        bar = format_bar(snapshot.covered_fraction, snapshot.full_fraction, glyphs=self._glyphs)
+        """One series: name, bar, level, full %, state and stage, MB received."""
+        bar = format_bar(snapshot.refined_fraction, snapshot.full_fraction, glyphs=self._glyphs)
         text = (f"{series_name(snapshot):<{LABEL_WIDTH}} |{bar}| "
-                f"covered {snapshot.covered_fraction:4.0%} full {snapshot.full_fraction:4.0%} "
+                f"{snapshot.level_text:<{LEVEL_WIDTH}} full {snapshot.full_fraction:4.0%} "
                 f"{snapshot.bytes / 1e6:7.1f} MB  {_details(snapshot)}")
         return text if width is None else _fit(text, width)
 
@@ -109,7 +112,7 @@ class ProgressDisplay:
     def _print_changes(self, snapshots: Sequence[SeriesProgress]) -> None:
         changed = False
         for snapshot in snapshots:
-            key = (snapshot.state, snapshot.stage)
+            key = (snapshot.state, snapshot.stage, snapshot.level)
             if self._reported.get(snapshot.series_uid) != key:
                 self._reported[snapshot.series_uid] = key
                 self.stream.write(self.line(snapshot) + "\n")

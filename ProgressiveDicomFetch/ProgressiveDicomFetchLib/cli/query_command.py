@@ -7,7 +7,7 @@ import sys
 from typing import Any, Callable, List, Sequence, Tuple
 
 from ..dicomweb.records import as_plain_dict, display_name
-from ..dicomweb.search import search_instances, search_series, search_studies
+from ..transport import search_functions
 from .connection_options import add_connection_options, server_from_args
 
 Column = Tuple[str, Callable[[Any], Any]]
@@ -31,7 +31,7 @@ INSTANCE_COLUMNS: List[Column] = [
 
 
 def add_parser(commands: Any) -> None:
-    parser = commands.add_parser("query", help="search studies, series or instances (QIDO-RS)",
+    parser = commands.add_parser("query", help="search studies, series or instances (QIDO-RS, or C-FIND with --dimse)",
                                  description="Without --study: studies. With --study: its series. "
                                              "With --study and --series: the instances of that series.")
     add_connection_options(parser)
@@ -47,14 +47,15 @@ def run(args: argparse.Namespace) -> int:
     if args.series and not args.study:
         raise ValueError("--series needs --study (the study that holds the series)")
     server = server_from_args(args)
+    search = search_functions(server)
     if args.series:
-        result = search_instances(server, args.study, args.series, args.filters, limit=args.limit)
+        result = search.search_instances(server, args.study, args.series, args.filters, limit=args.limit)
         columns = INSTANCE_COLUMNS
     elif args.study:
-        result = search_series(server, args.study, args.filters, limit=args.limit)
+        result = search.search_series(server, args.study, args.filters, limit=args.limit)
         columns = SERIES_COLUMNS
     else:
-        result = search_studies(server, args.filters, limit=args.limit)
+        result = search.search_studies(server, args.filters, limit=args.limit)
         columns = STUDY_COLUMNS
     if args.json:
         json.dump([as_plain_dict(r) for r in result.records], sys.stdout, indent=1)

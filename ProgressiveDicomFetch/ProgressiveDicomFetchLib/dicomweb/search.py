@@ -43,6 +43,7 @@ class SearchResult(Generic[R]):
     ignored: Set[str] = field(default_factory=set)  # of "filters", "limit", "offset"
     unverified: List[str] = field(default_factory=list)  # filters the server's answer could not confirm
     truncated: bool = False
+    dropped: int = 0  # records the server sent beyond the limit (DIMSE has no paging)
 
     def __iter__(self):
         return iter(self.records)
@@ -58,7 +59,9 @@ class SearchResult(Generic[R]):
             notes.append("the server ignored paging (limit/offset): paged here")
         for keyword in self.unverified:
             notes.append(f"the server does not return {keyword}: that filter could not be checked here")
-        if self.truncated:
+        if self.dropped:
+            notes.append(f"{self.dropped} results beyond the limit were dropped (DIMSE has no paging)")
+        elif self.truncated:
             notes.append("more results exist than the limit")
         return notes
 
@@ -124,7 +127,7 @@ def _search(server: DicomwebServer, path: str, record_type: Any, uid_tag: str, f
             result.ignored.add("offset")
             break
         seen.update(_uid(ds, uid_tag) for ds in fresh)
-        kept += _verified(fresh, filters, result)
+        kept += keep_matching(fresh, filters, result)
         offset += len(page)
         if len(page) > wanted:
             result.ignored.add("limit")
@@ -142,7 +145,7 @@ def _search(server: DicomwebServer, path: str, record_type: Any, uid_tag: str, f
     return result
 
 
-def _verified(page: List[Dict[str, Any]], filters: List[Filter], result: SearchResult) -> List[Dict[str, Any]]:
+def keep_matching(page: List[Dict[str, Any]], filters: List[Filter], result: SearchResult) -> List[Dict[str, Any]]:
     """The records that really match; a contradicting record means the server ignored a filter."""
     kept = []
     for ds in page:

@@ -109,6 +109,7 @@ class DicomwebServer:
         retry: RetryPolicy = RetryPolicy(),
         sleep: Callable[[float], None] = time.sleep,
         limits: BodyLimits = BodyLimits(),
+        cache_identity: Optional[str] = None,
     ) -> None:
         url = validate_base_url(url)
         parts = urlsplit(url)
@@ -117,6 +118,9 @@ class DicomwebServer:
                 auth = BasicAuth(unquote(parts.username), unquote(parts.password or ""))
             url = redact_url(url)
         self.url = url
+        # What the frame cache keys this server's frames by: its URL, or a name for its content
+        # when the URL is not stable (the sample server's port changes at every start).
+        self.cache_identity = cache_identity or url
         self.auth = auth
         self.headers: Dict[str, str] = dict(headers or {})
         self.verify = verify
@@ -258,6 +262,11 @@ class DicomwebServer:
                             url, redact_url(target))
             url = target
         raise BadResponse(f"GET {url}: more than {MAX_REDIRECTS} redirects", url, response.status_code)
+
+def same_origin(first: str, second: str) -> bool:
+    """Same scheme, host and port (default ports filled in): where credentials may go."""
+    return _origin(first) == _origin(second)
+
 
 def _origin(url: str) -> Tuple[str, str, Optional[int]]:
     parts = urlsplit(url)

@@ -91,3 +91,4 @@ def _result(url: str, started: float, ok: bool, message: str, status: Optional[i
     seconds = time.monotonic() - started
     (logger.info if ok else logger.warning)("%s (%.2f s)", message, seconds)
     return ServerCheck(url=url, ok=ok, message=message, status=status, studies_seen=studies, seconds=seconds)
+

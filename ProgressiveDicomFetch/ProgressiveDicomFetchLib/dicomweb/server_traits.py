@@ -2,8 +2,9 @@
 
 Per series, the frame route that worked (the syntax to ask for, one frame per request on static
 trees that keep one file per frame: frames.py says why); per server, whether it honours HTTP
-Range (learnt by the first preview probe, never assumed); per server, how many requests in flight
-paid last time (engine/concurrency.py) and how often it pushed back (HTTP 429/503). Each `DicomwebServer` carries one
+Range (learnt by the first preview probe, never assumed), whether it sends whole instances
+(instances.py), how many requests in flight paid last time (engine/concurrency.py) and how often
+it pushed back (HTTP 429/503). Each `DicomwebServer` carries one
 (`server.traits`), shared by all its connections; learnt once, it spares every later request the
 probing. Thread-safe. Servers are told apart by URL, so one traits object may also serve several.
 """
@@ -37,6 +38,7 @@ class ServerTraits:
         self._ranges: Dict[str, bool] = {}
         self._concurrency: Dict[str, int] = {}
         self._push_backs: Dict[str, int] = {}
+        self._instances: Dict[str, bool] = {}
         self._lock = threading.Lock()
 
     def route(self, server: Located, series_uid: str) -> Optional[FrameRoute]:
@@ -78,9 +80,22 @@ class ServerTraits:
         with self._lock:
             self._push_backs[server.url] = self._push_backs.get(server.url, 0) + 1
 
+    def instances(self, server: Located) -> Optional[bool]:
+        """True: the server sends whole instances (Part-10 files); False: it refused; None: not asked yet."""
+        with self._lock:
+            return self._instances.get(server.url)
+
+    def learn_instances(self, server: Located, offered: bool) -> None:
+        with self._lock:
+            previous = self._instances.get(server.url)
+            self._instances[server.url] = offered
+        if previous != offered:
+            logger.info("%s: whole-instance retrieval %s", server.url, "works" if offered else "is not offered")
+
     def clear(self) -> None:
         with self._lock:
             self._concurrency.clear()
             self._push_backs.clear()
             self._routes.clear()
             self._ranges.clear()
+            self._instances.clear()

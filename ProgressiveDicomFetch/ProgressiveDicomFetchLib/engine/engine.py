@@ -25,9 +25,10 @@ from ..dicomweb.server import DicomwebServer
 from ..loading import SliceTask, VolumeLoad
 from ..previews import PreviewSource, Probe, SliceFetch, find_preview_source
 from ..retrieve import FrameFetcher, fetcher_for, load_slices, prepare_series, write_cached, write_fetched
+from ..transport import is_dimse, offers_previews
 from ..volume import Quality
 from .concurrency import ConcurrencyController
-from .events import (CANCELLED, CANCELLED_STATE, COMPLETE, COMPLETE_STATE, COVERED, ERROR, FAILED, FIRST_SLICE,
+from .events import (CANCELLED, CANCELLED_STATE, COARSE, COMPLETE, COMPLETE_STATE, COVERED, ERROR, FAILED, FIRST_SLICE,
                      FOCUS, LOADING, METADATA, STAGE, EngineEvent, SeriesProgress)
 from .focus_policy import FocusPolicy, Shown
 from .scheduler import BREADTH_FIRST, Assignment, Scheduler
@@ -42,6 +43,17 @@ ADAPTIVE_MAX_CONNECTIONS = 32  # the most requests in flight the controller may 
 FRAMES_PER_REQUEST = 8  # frames of one multi-frame object per request: 28 -> 1.6 ms a frame, ~12 ms a request (measured)
 MAX_CONSECUTIVE_FAILURES = 4  # rounds: with the default retries, a server may be gone ~15 s
 MAX_SLICE_ATTEMPTS = 5  # more than the rounds: an outage fails the same slice each round
+
+
+YIELD_PER_JOB_MS = 2.0  # GIL-free sleep per job in flight in pump() (chosen by pump_designs.py)
+
+
+def pump_yield_ms(in_flight: int, paused: bool, cap_ms: float) -> float:
+    """How long a main-thread tick sleeps for the workers: nothing when none is working or the
+    engine is paused (the GUI stays quick), else YIELD_PER_JOB_MS per job, at most `cap_ms`."""
+    if paused or in_flight <= 0 or cap_ms <= 0:
+        return 0.0
+    return min(cap_ms, YIELD_PER_JOB_MS * in_flight)
 
 
 @dataclass
@@ -60,16 +72,20 @@ class ProgressiveFetchEngine:
     def __init__(self, server: DicomwebServer, connections: int = DEFAULT_CONNECTIONS, strategy: str = BREADTH_FIRST,
                  plan: StagePlan = StagePlan(), focus_share: float = 1.0, fill: str = "linear",
                  clock: Callable[[], float] = time.monotonic, cache: Optional[FrameCache] = None,
-                 policy: Optional[FocusPolicy] = None, max_connections: Optional[int] = None) -> None:
+                 policy: Optional[FocusPolicy] = None, rendered: bool = False,
+                 max_connections: Optional[int] = None) -> None:
         """`policy`: how the series on screen share the connections (default FocusPolicy(), with
-        `focus_share` as its connection cap). `max_connections` above `connections`: the requests
-        in flight follow the link between 1 and it, starting from `connections` or what paid on
-        this server before; None: always `connections`."""
+        `focus_share` as its connection cap). `rendered`: previews may come from `/rendered`
+        (calibrated; previews/rendered.py) where a series has no other preview source.
+        `max_connections` above `connections`: the requests in flight follow the link between 1
+        and it, starting from `connections` or what paid on this server before; None: always
+        `connections`."""
         self.server = server
         self.cache = cache  # frames found there are not fetched (resume after a kill or a cancel)
         self.scheduler = Scheduler(connections, strategy, focus_share, plan, policy)
         self.plan = plan
         self.fill = fill
+        self.rendered = rendered
         self._clock = clock
         self.started_at = clock()  # event times are seconds after this
         self._series: Dict[str, SeriesState] = {}
@@ -82,11 +98,12 @@ class ProgressiveFetchEngine:
         self._closed = False
         self._busy = 0  # workers between taking a job and finishing it
         self.controller: Optional[ConcurrencyController] = None
+        self._traits = getattr(server, "traits", None)  # DICOMweb servers learn; DIMSE ones have none
         if max_connections is not None and max_connections > connections:
-            start = server.traits.concurrency(server) or connections
+            start = (self._traits.concurrency(server) if self._traits is not None else None) or connections
             self.controller = ConcurrencyController(start, 1, max_connections, floor=connections)
             self.scheduler.connections = self.controller.limit
-        self._push_backs = server.traits.push_backs(server)
+        self._push_backs = self._traits.push_backs(server) if self._traits is not None else 0
         self._workers = [threading.Thread(target=self._work, name=f"pdf-worker-{n}", daemon=True)
                          for n in range(max(connections, max_connections or connections))]
         for worker in self._workers:
@@ -154,6 +171,8 @@ class ProgressiveFetchEngine:
         with self._wake:
             self._closed = True
             self._wake.notify_all()
+        if not self.finished() and hasattr(self.server, "abort"):
+            self.server.abort()  # DIMSE: A-ABORT the associations, requests in flight end now
         deadline = time.monotonic() + timeout
         for worker in self._workers:
             worker.join(max(0.0, deadline - time.monotonic()))
@@ -187,17 +206,24 @@ class ProgressiveFetchEngine:
         return update
 
     def pump(self, budget_ms: float = 5.0, yield_ms: float = 8.0) -> EngineUpdate:
-        """`process_events()` then sleep `yield_ms` with the GIL released: the main-thread tick for
-        Slicer. Slicer's embedded Python keeps the GIL while its Qt loop idles (slicer-notes.md), so
-        workers run only while the main thread sleeps in Python; a short timer interval and this
-        sleep give them most of the time (see the README's figures)."""
+        """`process_events()` then sleep with the GIL released, sized to the work in flight
+        (`pump_yield_ms`, at most `yield_ms`; none when idle or paused): the main-thread tick for
+        Slicer. Slicer's embedded Python keeps the GIL while its Qt loop idles, so workers run only
+        while the main thread sleeps in Python (Testing/benchmarks/pump_designs.py, docs/slicer.md)."""
         update = self.process_events(budget_ms)
-        if yield_ms > 0 and not self.finished():
-            time.sleep(yield_ms / 1000.0)
+        with self._wake:
+            pause_ms = pump_yield_ms(self._busy, self._paused, yield_ms)
+        if pause_ms > 0:
+            time.sleep(pause_ms / 1000.0)
         return update
 
     def progress(self) -> List[SeriesProgress]:
         return [state.progress() for state in list(self._series.values())]
+
+    def in_flight(self) -> int:
+        """Jobs the workers are doing now (0 when idle or paused once their requests landed)."""
+        with self._wake:
+            return self._busy
 
     def loads(self, series_uid: str) -> List[VolumeLoad]:
         return list(self._series[series_uid].loads)
@@ -271,7 +297,7 @@ class ProgressiveFetchEngine:
                 if state.state == CANCELLED_STATE or self._closed:
                     return
                 self._take_loads(state, loads, announce=True)
-        probe = self._probe(state) if self.plan.previews is not None else None
+        probe = self._probe(state) if self.plan.previews is not None and offers_previews(self.server) else None
         with self._wake:
             if state.state == CANCELLED_STATE or self._closed:
                 return
@@ -282,9 +308,9 @@ class ProgressiveFetchEngine:
         """Find the series' preview source (one request; see previews/probe.py)."""
         if state.fetcher.traits.ranges(self.server) is None:  # the first probes ask about Range one at a time
             with self._probe_lock:
-                probe = find_preview_source(state.fetcher, state.loads[0])
+                probe = find_preview_source(state.fetcher, state.loads[0], self.rendered)
         else:
-            probe = find_preview_source(state.fetcher, state.loads[0])
+            probe = find_preview_source(state.fetcher, state.loads[0], self.rendered)
         logger.info("series %s: %s", state.series_uid, probe.reason)
         state.preview_note = probe.reason
         if probe.preview is not None:  # the probe's slice: its preview (or its whole short frame)
@@ -314,7 +340,8 @@ class ProgressiveFetchEngine:
         loads = state.loads
         previews = state.preview is not None
         self.scheduler.add(state.series_uid, [(load.volume.num_slices, [t.k for t in load.tasks()]) for load in loads],
-                           groups=None if previews else [load.multiframe_groups() for load in loads], previews=previews)
+                           groups=None if previews else [load.multiframe_groups(is_dimse(self.server)) for load in loads],
+                           previews=previews)
         current = self.scheduler.current_stage(state.series_uid)
         state.stage = None if current is None else self.plan.stage_ids()[current]
         if probe is not None and probe.frame is not None:
@@ -359,7 +386,7 @@ class ProgressiveFetchEngine:
         if self.controller is None:
             return
         now = time.monotonic()
-        push_backs = self.server.traits.push_backs(self.server)
+        push_backs = self._traits.push_backs(self.server) if self._traits is not None else 0
         with self._wake:
             pushed, self._push_backs = push_backs > self._push_backs, push_backs
             if pushed:
@@ -371,7 +398,8 @@ class ProgressiveFetchEngine:
             if limit != self.scheduler.connections:
                 logger.info("requests in flight: %d -> %d", self.scheduler.connections, limit)
                 self.scheduler.connections = limit
-                self.server.traits.remember_concurrency(self.server, limit)
+                if self._traits is not None:
+                    self._traits.remember_concurrency(self.server, limit)
                 self._wake.notify_all()
 
     def _take_prefetched(self, state: SeriesState, load: VolumeLoad, volume: int, task: SliceTask) -> Optional[int]:
@@ -441,6 +469,8 @@ class ProgressiveFetchEngine:
                 self._emit(state.series_uid, FIRST_SLICE)
             if state.check_covered():
                 self._emit(state.series_uid, COVERED)
+            for level in state.new_levels():
+                self._emit(state.series_uid, COARSE, level=level)
             stage_ids = self.plan.stage_ids()
             for stage in finished:
                 self._emit(state.series_uid, STAGE, stage=stage_ids[stage])

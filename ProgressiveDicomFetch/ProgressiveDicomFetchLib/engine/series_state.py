@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..loading import VolumeLoad
-from ..volume import Quality
+from ..volume import COARSEST, LEVELS, Coarseness, Quality, coarsest
 from .events import COMPLETE_STATE, COVERED_STATE, WAITING, SeriesProgress
 
 
@@ -29,6 +29,7 @@ class SeriesState:
     prefetched: Dict[Tuple[int, int], Tuple[Any, int]] = field(default_factory=dict)  # the probe's frame, bytes
     fetcher: Optional[Any] = None  # the series' FrameFetcher (made when its volumes are known)
     preview_note: str = ""  # which preview source, or why none (for the log and the panel)
+    levels: List[int] = field(default_factory=list)  # coarse levels reached (8, 4, 2), in order
 
     def count_attempts(self, slices: Sequence[Tuple[int, int]]) -> int:
         """Count one more failed try for each slice; returns the most any of them has had."""
@@ -37,13 +38,28 @@ class SeriesState:
         return max(self.attempts[key] for key in slices)
 
     def check_covered(self) -> bool:
-        """True the first time every volume of the series has no missing slice."""
+        """True the first time every volume of the series has no missing slice (the timeline's
+        `covered`: possibly one exact slice copied everywhere; the state waits for `new_levels`)."""
         if self.covered or not self.loads or not all(load.volume.covered for load in self.loads):
             return False
         self.covered = True
-        if self.state not in (COMPLETE_STATE,):
-            self.state = COVERED_STATE
         return True
+
+    def coarseness(self) -> Coarseness:
+        """The series' coarseness: that of its coarsest volume (gap slices of the grid left out)."""
+        return coarsest(load.volume.coarseness([f is not None for f in load.geometry.slices]) for load in self.loads)
+
+    def new_levels(self) -> List[int]:
+        """Coarse levels (8, 4, 2 of LEVELS) reached since the last call, coarsest first; several at
+        once when a stage closed more than one (e.g. a plan that starts with every 4th slice)."""
+        if not self.loads or len(self.levels) == len(LEVELS) - 1:
+            return []
+        level = self.coarseness().level
+        reached = [] if level is None else [n for n in reversed(LEVELS[1:]) if n >= level and n not in self.levels]
+        self.levels += reached
+        if COARSEST in reached and self.state not in (COMPLETE_STATE,):
+            self.state = COVERED_STATE
+        return reached
 
     def progress(self) -> SeriesProgress:
         counts = {q.name: 0 for q in Quality}
@@ -51,5 +67,7 @@ class SeriesState:
             for quality, count in load.volume.counts().items():
                 counts[Quality(quality).name] += count
         total = sum(load.volume.num_slices for load in self.loads)
+        spacing = self.loads[0].geometry.spacing[2] if self.loads else None
         return SeriesProgress(series_uid=self.series_uid, label=self.label, total_slices=total, counts=counts,
-                              stage=self.stage, bytes=self.bytes, state=self.state, error=self.error)
+                              stage=self.stage, bytes=self.bytes, state=self.state, error=self.error,
+                              coarseness=self.coarseness() if self.loads else None, slice_spacing_mm=spacing)

@@ -1,6 +1,10 @@
 """The `--timeline` record of a fetch: when each series showed its first slice, was covered, finished
 each stage and completed, and how many bytes it took (the JSON contract is in design.md).
 
+`covered_s` keeps its meaning (no slice missing: possibly one exact slice copied everywhere);
+`coarse_s` adds when every 8th / 4th / 2nd slice was exact ({"8": t, "4": t, "2": t}, from the
+`coarse` events), which is how coarse the volume really was (docs/progress.md).
+
 A milestone a series never reached (an error, an interrupted command) is `null` in the JSON, so
 a benchmark can tell "never" from "at 0 s". `cancelled` is not an event kind of the contract: it
 is recorded as an `error` event with the message "cancelled".
@@ -15,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional
 
 from ..files import PathLike, atomic_write
-from .events import CANCELLED, COMPLETE, COVERED, ERROR, FIRST_SLICE, STAGE, EngineEvent, SeriesProgress
+from .events import CANCELLED, COARSE, COMPLETE, COVERED, ERROR, FIRST_SLICE, STAGE, EngineEvent, SeriesProgress
 
 MILESTONES = {FIRST_SLICE: "first_slice_s", COVERED: "covered_s", COMPLETE: "complete_s"}
+COARSE_LEVELS = (8, 4, 2)  # the keys of `coarse_s`, coarsest first
 
 
 def _seconds(value: Optional[float]) -> Optional[float]:
@@ -34,13 +39,15 @@ class SeriesRecord:
     covered_s: Optional[float] = None
     complete_s: Optional[float] = None
     stages: Dict[str, float] = field(default_factory=dict)  # stage id -> when the series finished it
+    coarse_s: Dict[int, float] = field(default_factory=dict)  # level -> when every level-th slice was exact
     frame_times_ms: Optional[List[float]] = None  # a cine's frame times (an extension: only when known)
 
     def to_json(self) -> Dict[str, object]:
         record: Dict[str, object] = {
             "slices": self.slices, "bytes": self.bytes, "first_slice_s": _seconds(self.first_slice_s),
             "covered_s": _seconds(self.covered_s), "complete_s": _seconds(self.complete_s),
-            "stages": {stage: _seconds(t) for stage, t in self.stages.items()}}
+            "stages": {stage: _seconds(t) for stage, t in self.stages.items()},
+            "coarse_s": {str(level): _seconds(self.coarse_s.get(level)) for level in COARSE_LEVELS}}
         if self.frame_times_ms:
             record["frame_times_ms"] = list(self.frame_times_ms)
         return record
@@ -87,6 +94,8 @@ class Timeline:
                 setattr(record, attribute, t)
             elif event.event == STAGE and event.stage is not None:
                 record.stages.setdefault(event.stage, t)
+            elif event.event == COARSE and event.level is not None:
+                record.coarse_s.setdefault(event.level, t)
 
     def extend(self, events: Iterable[EngineEvent]) -> None:
         for event in events:
@@ -142,7 +151,7 @@ class Timeline:
             handle.write("\n")
 
     def summary(self) -> List[str]:
-        """One line per series for the command's final print: first slice, covered, complete."""
+        """One line per series for the command's final print: first slice, every 8th slice exact, complete."""
         def when(value: Optional[float]) -> str:
             return "never" if value is None else f"{value:.2f} s"
 
@@ -150,7 +159,7 @@ class Timeline:
         with self._lock:
             for uid, record in self.series.items():
                 lines.append(f"{uid}: {record.slices} slices, {record.bytes / 1e6:.1f} MB; first slice "
-                             f"{when(record.first_slice_s)}, covered {when(record.covered_s)}, "
+                             f"{when(record.first_slice_s)}, every 8th exact {when(record.coarse_s.get(8))}, "
                              f"complete {when(record.complete_s)}")
         total = self.total_s if self.total_s is not None else self.elapsed()
         lines.append(f"total {total:.2f} s, {self.bytes / 1e6:.1f} MB")

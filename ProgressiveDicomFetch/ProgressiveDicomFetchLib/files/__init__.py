@@ -1,4 +1,4 @@
 """The ground floor: file helpers every layer may use (nothing here imports the rest of the library)."""
-from .atomic import PathLike, atomic_write
+from .atomic import PathLike, atomic_write, remove_stale_temps
 
-__all__ = ["PathLike", "atomic_write"]
+__all__ = ["PathLike", "atomic_write", "remove_stale_temps"]

@@ -8,10 +8,16 @@ fsync: it would cost seconds on large volumes).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import IO, Iterator, Union
+
+logger = logging.getLogger(__name__)
+
+STALE_TEMP_S = 3600.0  # a temp file this old is abandoned even if its PID was reused
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -37,3 +43,41 @@ def atomic_write(path: PathLike, text: bool = False) -> Iterator[IO]:
         with contextlib.suppress(OSError):
             temp.unlink()
         raise
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    if os.name != "posix":
+        return True  # no cheap check: the age rule alone applies
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_stale_temp(path: Path, now: float) -> bool:
+    """`.name.<pid>.<hex>.tmp` (atomic_write's naming) whose writer is gone or that is very old."""
+    parts = path.name.split(".")
+    try:
+        pid = int(parts[-3])
+        age = now - path.stat().st_mtime
+    except (IndexError, ValueError, OSError):
+        return False
+    return age > STALE_TEMP_S or not _pid_alive(pid)
+
+
+def remove_stale_temps(folder: Path) -> int:
+    """Remove the temp files an interrupted atomic_write left in `folder`; returns how many."""
+    now = time.time()
+    removed = 0
+    for path in Path(folder).glob(".*.tmp"):
+        if is_stale_temp(path, now):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+                logger.info("removed %s, left by an interrupted write", path)
+    return removed

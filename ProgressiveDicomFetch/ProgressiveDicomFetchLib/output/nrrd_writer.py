@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 from ..files import PathLike, atomic_write
+from .requirements import require_nrrd
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +55,7 @@ def write_volume_nrrd(path: PathLike, array: np.ndarray, ijk_to_lps: np.ndarray,
     `metadata` become NRRD key/value pairs (`key:=value`). Written atomically: on any error the
     target is left as it was and no temp file remains.
     """
-    try:
-        import nrrd
-    except ImportError:
-        raise ImportError("writing NRRD files needs the package pynrrd (pip install pynrrd)") from None
+    nrrd = require_nrrd()
     target = Path(path)
     header = nrrd_header(array, ijk_to_lps, metadata=metadata, encoding=encoding)
     with atomic_write(target) as handle:

@@ -1,16 +1,22 @@
-"""Covered and full-quality fractions over time, recorded during a fetch and drawn as a PNG.
+"""Coarseness levels and full-quality fractions over time, recorded during a fetch and drawn as a PNG.
 
 The timeline JSON says when milestones happened; this shows the shape in between: how fast each
-series goes from "something in every slice" (covered) to "every slice exact" (full). The demo
-draws one panel; benchmarks draw one panel per contender on a shared time axis. matplotlib is
-optional (imported when plotting), so recording costs nothing where it is not installed.
+series goes from coarse (every 8th slice exact, then every 4th, 2nd) to "every slice exact"
+(full). The dashed line is the share of slices within 1/8 of an exact one, not "covered" (no
+slice missing), which jumps to 100 % after one exact slice copied everywhere; markers on the
+solid line show when each level was reached. Samples of a contender without levels (coarse None)
+keep a covered line. The demo draws one panel; benchmarks draw one panel per contender on a
+shared time axis. matplotlib is optional (imported when plotting), so recording costs nothing
+where it is not installed.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Protocol, Sequence, Tuple
+
 from ..files import PathLike, atomic_write
+from .requirements import require
 
 FIGURE_DPI = 100
 PANEL_HEIGHT_IN = 3.2
@@ -25,6 +31,8 @@ class ProgressSnapshot(Protocol):
     label: str
     covered_fraction: float
     full_fraction: float
+    refined_fraction: float  # exact or within 1/8 of an exact slice
+    level: Optional[int]  # 1, 2, 4, 8: every Nth slice exact; None: coarser
 
 
 @dataclass
@@ -35,6 +43,8 @@ class ProgressSample:
     series_uid: str
     covered: float  # fraction of slices not MISSING (0..1)
     full: float  # fraction of slices at FULL quality (0..1)
+    coarse: Optional[float] = None  # fraction of slices exact or within 1/8 of an exact one (None: unknown)
+    level: Optional[int] = None  # 1, 2, 4, 8: every Nth slice exact; None: coarser or unknown
 
 
 class ProgressRecorder:
@@ -47,21 +57,23 @@ class ProgressRecorder:
     def __init__(self) -> None:
         self.samples: List[ProgressSample] = []
         self.labels: Dict[str, str] = {}  # series UID -> the engine's label, for plot legends
-        self._last: Dict[str, Tuple[float, float]] = {}
+        self._last: Dict[str, Tuple[float, float, Optional[float], Optional[int]]] = {}
 
     def sample(self, t: float, progress: Iterable[ProgressSnapshot], final: bool = False) -> None:
         """Engine progress snapshots (`engine.progress()`) at `t` seconds."""
         for snapshot in progress:
             if snapshot.label:
                 self.labels.setdefault(snapshot.series_uid, snapshot.label)
-            self.add(t, snapshot.series_uid, snapshot.covered_fraction, snapshot.full_fraction, final)
+            self.add(t, snapshot.series_uid, snapshot.covered_fraction, snapshot.full_fraction, final,
+                     coarse=snapshot.refined_fraction, level=snapshot.level)
 
-    def add(self, t: float, series_uid: str, covered: float, full: float, final: bool = False) -> None:
-        """One series' fractions from any source (a contender that is not this engine)."""
-        state = (float(covered), float(full))
+    def add(self, t: float, series_uid: str, covered: float, full: float, final: bool = False,
+            coarse: Optional[float] = None, level: Optional[int] = None) -> None:
+        """One series' fractions from any source (a contender that is not this engine: no levels)."""
+        state = (float(covered), float(full), None if coarse is None else float(coarse), level)
         if final or self._last.get(series_uid) != state:
             self._last[series_uid] = state
-            self.samples.append(ProgressSample(float(t), series_uid, state[0], state[1]))
+            self.samples.append(ProgressSample(float(t), series_uid, *state))
 
     def by_series(self) -> Dict[str, List[ProgressSample]]:
         grouped: Dict[str, List[ProgressSample]] = {}
@@ -77,11 +89,12 @@ class ProgressRecorder:
 def plot_progress(panels: Mapping[str, Sequence[ProgressSample]], path: PathLike, title: str = "",
                   labels: Optional[Mapping[str, str]] = None,
                   events: Optional[Mapping[str, Sequence[Tuple[float, str]]]] = None) -> Path:
-    """One panel per key of `panels` (shared time axis): per series, covered (dashed) and full
-    (solid) as step lines in one colour; `labels` names series, `events` marks times per panel."""
+    """One panel per key of `panels` (shared time axis): per series, within 1/8 of exact (dashed;
+    covered for samples without levels) and full (solid) as step lines in one colour, with a
+    marker where each level was reached; `labels` names series, `events` marks times per panel."""
     if not panels:
         raise ValueError("plot_progress needs at least one panel")
-    figure_class, canvas_class = _matplotlib()
+    figure_class, canvas_class = matplotlib_figure()
     labels = labels or {}
     events = events or {}
     end = max([s.t for samples in panels.values() for s in samples] +
@@ -111,11 +124,14 @@ def _draw_panel(axis, name: str, samples: Sequence[ProgressSample], end: float,
         colour = cycle[n % len(cycle)]
         times = [0.0] + [s.t for s in series] + [end]
         label = labels.get(uid, _short_uid(uid))
-        for attribute, style, suffix in (("covered", "--", "covered"), ("full", "-", "full")):
-            values = [0.0] + [getattr(s, attribute) for s in series]
+        levels = any(s.coarse is not None for s in series)
+        dashed = ("coarse", "within 1/8") if levels else ("covered", "covered")
+        for attribute, meaning, style in (dashed + ("--",), ("full", "full", "-")):
+            values = [0.0] + [getattr(s, attribute) or 0.0 for s in series]
             values.append(values[-1])
             axis.step(times, [100.0 * v for v in values], where="post", linestyle=style, color=colour,
-                      linewidth=1.6 if style == "-" else 1.2, label=f"{label} ({suffix})")
+                      linewidth=1.6 if style == "-" else 1.2, label=f"{label} ({meaning})")
+        _mark_levels(axis, series, colour)
     for t, text in marks:
         axis.axvline(t, color="0.35", linestyle=":", linewidth=1.0)
         axis.text(t, 3.0, text, fontsize=7, rotation=90, ha="right", va="bottom", color="0.25",
@@ -129,16 +145,26 @@ def _draw_panel(axis, name: str, samples: Sequence[ProgressSample], end: float,
         axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
 
 
+def _mark_levels(axis, series: Sequence[ProgressSample], colour: str) -> None:
+    """A marker on the full line where the series first reached each level, labelled 1/8 ... exact."""
+    reached: List[Optional[int]] = [None]
+    for sample in series:
+        if sample.level is not None and sample.level not in reached and (reached[-1] is None or sample.level < reached[-1]):
+            reached.append(sample.level)
+            axis.plot([sample.t], [100.0 * sample.full], marker="o", markersize=4, color=colour)
+            axis.annotate("exact" if sample.level == 1 else f"1/{sample.level}", (sample.t, 100.0 * sample.full), textcoords="offset points",
+                          xytext=(3, 4), fontsize=7, color=colour)
+
+
 def _short_uid(uid: str) -> str:
     return uid if len(uid) <= 16 else "~" + uid[-15:]
 
 
-def _matplotlib():
+def matplotlib_figure():
     """matplotlib's Figure and Agg canvas, without pyplot: no global backend switch, no GUI, safe in
     threads and inside Slicer (whose own matplotlib backend stays as it is)."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise RuntimeError("plotting the progress needs matplotlib (pip install matplotlib)") from None
+    require("matplotlib", "matplotlib", "plotting the progress")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     return Figure, FigureCanvasAgg

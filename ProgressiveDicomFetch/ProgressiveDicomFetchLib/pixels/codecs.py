@@ -47,6 +47,19 @@ def _module(name: str) -> Any:
         raise BackendUnavailable(name) from None
 
 
+def retry_missing() -> List[str]:
+    """Forget which decoder packages failed to import, and the import system's directory caches:
+    after an install in this session the next decode finds the new package (no restart needed).
+    Returns the module names forgotten."""
+    with _lock:
+        forgotten = sorted(_missing)
+        _missing.clear()
+    importlib.invalidate_caches()
+    if forgotten:
+        logger.info("decoder packages to be tried again: %s", ", ".join(forgotten))
+    return forgotten
+
+
 def _imagecodecs(function: str) -> Backend:
     def decode(data: bytes, pixels: PixelDescription) -> Any:
         imagecodecs = _module("imagecodecs")

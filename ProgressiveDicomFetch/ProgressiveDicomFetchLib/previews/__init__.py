@@ -2,8 +2,8 @@
 
 Sources, found per series by one probe (probe.py): HTJ2K codestream prefixes fetched with HTTP
 Range (htj2k_prefixes.py), or reduced copies a static server keeps beside `frames/`
-(alternates.py). `/rendered` and `/thumbnail` are never used: they are 8-bit windowed pictures,
-not modality values.
+(alternates.py), or DICOMweb's `/rendered` JPEGs over the whole value range, calibrated back to
+modality values on one exact frame (rendered.py). `/thumbnail` is never used: a display picture.
 """
 from __future__ import annotations
 

@@ -4,7 +4,9 @@ HTJ2K prefixes first (no extra bytes): the first bytes of the slice nearest the 
 with Range. A 206 with a validator says the server honours Range (never assumed); the prefix sizes
 the prefixes of the series and is that slice's preview. A 200 (Range ignored) is the whole frame:
 no previews, and the frame is kept for its turn in the plan (`Probe.frame`), so nothing is fetched
-twice. Then alternates beside `frames/`. Nothing found: the plan's
+twice. Then alternates beside `frames/`. Then `/rendered` (rendered.py): the probe's slice is
+rendered and its exact frame fetched (or taken from the Range probe) to calibrate the greys; the
+frame is kept for its turn like the Range probe's. Nothing found: the plan's
 preview stages stay empty and the series loads by full frames, as on any server.
 """
 from __future__ import annotations
@@ -18,10 +20,13 @@ from ..dicomweb.errors import DicomwebError, NotFound
 from ..dicomweb.frame_ranges import get_range
 from ..dicomweb.frames import FrameData, frame_accept, frames_from_body, probe_policy
 from ..loading import SliceTask, VolumeLoad
+from ..pixels import decode_frame
 from ..pixels.htj2k_preview import previews_available
 from ..retrieve import DicomwebFrameFetcher
 from .alternates import ALTERNATES, Alternate
 from .htj2k_prefixes import HTJ2KPrefixes, prefix_length, probe_length
+from .rendered import (Rendered, calibrate, narrowed_window, rendered_available, same_rescale, value_window,
+                       viewport)
 from .source import PreviewSource, SliceFetch
 
 logger = logging.getLogger(__name__)
@@ -49,9 +54,10 @@ def probe_task(fetcher: DicomwebFrameFetcher, load: VolumeLoad) -> Optional[Slic
     return None
 
 
-def find_preview_source(fetcher: DicomwebFrameFetcher, load: VolumeLoad) -> Probe:
+def find_preview_source(fetcher: DicomwebFrameFetcher, load: VolumeLoad, rendered: bool = False) -> Probe:
     """A server known to ignore Range (its traits, learnt by the probe of an earlier series) is
-    only asked for alternates; a server is asked once, and series after the first load as usual."""
+    only asked for alternates (and, when `rendered`, `/rendered`); a server is asked once, and
+    series after the first load as usual."""
     task = probe_task(fetcher, load)
     if task is None:
         return Probe(None, reason="every frame is in the cache")
@@ -65,9 +71,16 @@ def find_preview_source(fetcher: DicomwebFrameFetcher, load: VolumeLoad) -> Prob
     alternate.bytes += found.bytes
     alternate.preview = found.preview if alternate.preview is None else alternate.preview
     alternate.frame = found.frame
-    if alternate.source is None:
-        alternate.reason = f"{found.reason}; {alternate.reason}"
-    return alternate
+    if alternate.source is not None:
+        return alternate
+    alternate.reason = f"{found.reason}; {alternate.reason}"
+    if not rendered or alternate.preview is not None:  # (a preview of the probe's slice: no calibration frame)
+        return alternate
+    rendered = _probe_rendered(fetcher, load, task, alternate.frame)
+    rendered.bytes += alternate.bytes
+    if rendered.source is None:
+        rendered.reason = f"{alternate.reason}; {rendered.reason}"
+    return rendered
 
 
 def _probe_prefixes(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: SliceTask) -> Probe:
@@ -123,3 +136,33 @@ def _probe_alternates(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: Sli
             continue
         return Probe(source, got.size, (task, got), reason=f"alternate {name}/ ({quality.name})")
     return Probe(None, reason="no alternates beside frames/")
+
+
+def _probe_rendered(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: SliceTask,
+                    frame: Optional[Tuple[SliceTask, FrameData, int]]) -> Probe:
+    """Render the probe's slice, fetch its exact frame (kept for its turn, unless the prefix probe
+    already has it) and calibrate; the source only when the calibration holds (rendered.py)."""
+    if not rendered_available():
+        return Probe(None, reason="no rendered previews: decoding them needs a JPEG decoder (imagecodecs, "
+                                  "pylibjpeg-libjpeg or Pillow; none installed)")
+    geometry = load.geometry
+    rescale = same_rescale((s.slope, s.intercept) for s in geometry.slices if s is not None)
+    if rescale is None:
+        return Probe(None, frame=frame, reason="no rendered previews: the slices differ in rescale slope/intercept")
+    pixels = geometry.pixels
+    probe = Probe(None, frame=frame)
+    try:
+        if probe.frame is None:
+            exact = fetcher.fetch([task])[0]
+            probe.frame = (task, exact, len(exact.data))
+        exact = probe.frame[1]
+        values = decode_frame(exact.data, exact.transfer_syntax_uid, pixels, exact.content_type) * rescale[0] + rescale[1]
+        window = narrowed_window(value_window(pixels, *rescale), values)
+        source = Rendered(window, rescale[0], rescale[1], viewport(pixels))
+        grey, probe.bytes = source.fetch_grey(fetcher, task, retry=probe_policy(fetcher.server))
+        source.calibration = calibrate(grey, values, window)
+    except (DicomwebError, ValueError) as error:  # DecodeError is a ValueError
+        probe.reason = f"no rendered previews: {error}"
+        return probe
+    probe.source, probe.reason = source, f"{source.describe()} on slice {task.k}"
+    return probe

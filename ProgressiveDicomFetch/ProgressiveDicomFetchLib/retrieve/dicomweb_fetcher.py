@@ -49,7 +49,7 @@ class DicomwebFrameFetcher(FrameFetcher):
     def key(self, task: SliceTask) -> Optional[FrameKey]:
         """None (not cached) when a UID is not one (they come from the server)."""
         try:
-            return FrameKey(self.server.url, self.study_uid, self.series_uid, task.sop_instance_uid,
+            return FrameKey(self.server.cache_identity, self.study_uid, self.series_uid, task.sop_instance_uid,
                             task.frame_number, self._stored.get(task.sop_instance_uid) or "")
         except ValueError as error:
             logger.info("%s", error)

@@ -11,22 +11,23 @@ from typing import Callable, List, Optional
 
 from ..cache import FrameCache
 from ..dicomweb.bulk_data import fetch_bulk_data
-from ..dicomweb.metadata import series_metadata
 from ..dicomweb.server import DicomwebServer
 from ..dicomweb.server_traits import ServerTraits
 from ..geometry import series_geometry
 from ..loading import SliceTask, VolumeLoad
 from ..pixels.palette import Palette
+from ..transport import is_dimse, series_instances
 from .dicomweb_fetcher import DicomwebFrameFetcher
-from .frame_fetcher import load_slices
+from .frame_fetcher import FrameFetcher, load_slices
 
 logger = logging.getLogger(__name__)
 
 
 def prepare_series(server: DicomwebServer, study_uid: str, series_uid: str, fill: str = "linear") -> List[VolumeLoad]:
-    """The series' volumes with their buffers allocated, no pixel fetched yet. Raises
-    DicomwebError (metadata), ValueError (GeometryError, bad fill) or MemoryError (too large)."""
-    instances = series_metadata(server, study_uid, series_uid)
+    """The series' volumes with their buffers allocated, no pixel fetched yet (metadata by WADO-RS
+    or, from a DIMSE peer, by C-FIND). Raises DicomwebError (metadata; DIMSE errors derive from it),
+    ValueError (GeometryError, bad fill) or MemoryError (too large)."""
+    instances = series_instances(server, study_uid, series_uid)
     geometry = series_geometry(instances, series_uid)
     for message in geometry.messages + [m for v in geometry.volumes for m in v.messages]:
         logger.info("series %s: %s", series_uid, message)
@@ -47,8 +48,11 @@ def palette_of(server: DicomwebServer, load: VolumeLoad) -> Optional[Palette]:
 
 
 def fetcher_for(server: DicomwebServer, load: VolumeLoad, cache: Optional[FrameCache] = None,
-                traits: Optional[ServerTraits] = None) -> DicomwebFrameFetcher:
-    """The DICOMweb fetcher of the series a volume belongs to."""
+                traits: Optional[ServerTraits] = None) -> FrameFetcher:
+    """The fetcher of the series a volume belongs to: DICOMweb, or C-GET from a DIMSE peer."""
+    if is_dimse(server):
+        from .dimse_fetcher import DimseFrameFetcher
+        return DimseFrameFetcher(server, load.study_uid, load.geometry.series_uid, load.instances, cache)
     return DicomwebFrameFetcher(server, load.study_uid, load.geometry.series_uid, load.instances, cache, traits)
 
 

@@ -45,6 +45,11 @@ class SampleSet:
     def study_uid(self) -> str:
         return self.tree.study_uids[0]
 
+    @property
+    def content_identity(self) -> str:
+        """A name for this data that outlives the server's random port (the frame cache's key)."""
+        return f"sample-{self.manifest.profile}-{self.manifest.generator_version}"
+
 
 def default_sample_dir() -> Path:
     """`$XDG_CACHE_HOME/ProgressiveDicomFetch/sample` (default `~/.cache/...`)."""

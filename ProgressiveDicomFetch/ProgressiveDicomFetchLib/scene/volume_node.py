@@ -22,10 +22,11 @@ INVERTED_GREY = "vtkMRMLColorTableNodeInvertedGrey"
 
 
 def series_node_name(load: VolumeLoad, index: int, count: int) -> str:
-    """As Slicer's DICOM module names series: "<SeriesNumber>: <SeriesDescription>"; stacks add their label."""
+    """As Slicer's DICOM plugins name series (DICOMPlugin.defaultSeriesNodeName): "<SeriesNumber>:
+    <SeriesDescription>", "Unnamed Series" without a description; stacks add their label."""
     ds = load.geometry.dataset
     number, description = str(ds.get("SeriesNumber", "") or ""), str(ds.get("SeriesDescription", "") or "")
-    name = f"{number}: {description}" if number and description else (description or number or load.geometry.series_uid)
+    name = f"{number}: {description or 'Unnamed Series'}" if number else (description or "Unnamed Series")
     if count > 1:
         name += f" [{load.geometry.label or index + 1}]"
     return name
@@ -59,11 +60,13 @@ def create_volume_node(scene: Any, load: VolumeLoad, name: str) -> Any:
     scalars.SetName("ImageScalars")
     image.GetPointData().SetScalars(scalars)
     node_class = "vtkMRMLVectorVolumeNode" if components > 1 else "vtkMRMLScalarVolumeNode"
-    node = scene.AddNewNodeByClass(node_class, name)
+    node = scene.AddNewNodeByClass(node_class, scene.GenerateUniqueName(name))  # unique, as Slicer does
     node.SetIJKToRASMatrix(_vtk_matrix(load.geometry.ijk_to_ras))
     node.SetAndObserveImageData(image)
+    # DICOM.instanceUIDs only once the voxels are exact (scene/partial_marking.py)
     uids = load.geometry.instance_uids
-    node.SetAttribute("DICOM.instanceUIDs", " ".join(uids))
+    numbers = {f.sop_instance_uid: f.instance_number for f in load.geometry.frames}  # as DICOMScalarVolumePlugin
+    node.SetAttribute("DICOM.instanceNumbers", " ".join("?" if numbers[u] is None else str(numbers[u]) for u in uids))
     node.SetAttribute("DICOM.seriesInstanceUID", load.geometry.series_uid)
     _describe(node, load)
     node.CreateDefaultDisplayNodes()

@@ -29,6 +29,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 import numpy as np
 
 from .casting import prepare_slice
+from .coarseness import Coarseness, coarseness
 from .fill import check_mode, dependents, fill_between
 from .memory import VolumeTooLargeError, check_fits, format_bytes
 from .quality import LOADED, Quality
@@ -215,6 +216,11 @@ class ProgressiveVolume:
     def complete(self) -> bool:
         """Every slice is FULL: the buffer is exact."""
         return bool(self._quality.min() == Quality.FULL)
+
+    def coarseness(self, present: Optional[Sequence[bool]] = None) -> Coarseness:
+        """How far apart the exact slices are (see coarseness.py); `present` leaves out slices
+        that have no frame. Reads the qualities once, without a lock (they only rise)."""
+        return coarseness(self._quality.copy(), present)
 
     def loaded_slices(self) -> List[int]:
         """Sorted indices of the slices with real pixels (quality >= SUBRESOLUTION)."""

@@ -1,0 +1,104 @@
+"""Benchmark of rendered previews (issue 25): the full profile's ct_thin (512x512 CT) from a real
+Orthanc, with rendered previews allowed (`--rendered-previews`), under the default plan
+(previews of every slice first) and under
+`anchors,8,4,2` (no previews), alternately, each run in its own process (in_plane_run.py). Prints
+ratios only (the machine is shared): time until every slice is previewed / complete, the error of
+the previewed volume against the truth (HU, dB), and the cost on complete and on bytes. Not a test.
+
+    .venv/bin/python Testing/benchmarks/rendered_previews.py                  # loopback, 2 runs per plan
+    .venv/bin/python Testing/benchmarks/rendered_previews.py --rate 100mbit   # root: a private tbf-limited namespace
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the benchmark helpers next to this file
+sys.path.insert(1, str(HERE.parent))  # Testing/: servers, fixtures_data, support
+
+from netns import LOOPBACK, inside, limit_loopback, rate_bits, run_inside  # noqa: E402
+
+logger = logging.getLogger("rendered_previews")
+
+PLAN_PREVIEWS = "preview-4,anchors,8,4,2"
+PLAN_PLAIN = "anchors,8,4,2"
+SETTLE_S = 1.5  # between runs: Orthanc closes idle keep-alive connections after 1 s; tbf refills
+
+
+def run_once(plan: str, url: str, info, truth: Path, out: Path) -> Dict:
+    command = [sys.executable, str(HERE / "in_plane_run.py"), "--plan", plan, "--url", url, "--study",
+               info.study_uid, "--series", info.series_uid, "--truth", str(truth), "--out", str(out), "--rendered"]
+    subprocess.run(command, check=True, timeout=900)
+    return json.loads(out.read_text())
+
+
+def summary(runs: Dict[str, List[Dict]]) -> List[str]:
+    previews, plain = runs[PLAN_PREVIEWS], runs[PLAN_PLAIN]
+    median = statistics.median
+    previewed = [r["snapshots"]["stage:preview-rest"] for r in previews]
+    lines = [
+        f"runs per plan: {len(previews)}; every final volume exact: "
+        f"{all(r['final_exact'] for r in previews + plain)}",
+        "all slices previewed / complete (previews plan): "
+        f"{median(r['all_previewed_s'] / r['complete_s'] for r in previews):.3f}",
+        "all slices previewed / complete without previews: "
+        f"{median(r['all_previewed_s'] for r in previews) / median(r['complete_s'] for r in plain):.3f}",
+        f"previewed volume: mean error {median(s['mae'] for s in previewed):.1f} HU, "
+        f"{median(s['psnr_db'] for s in previewed):.1f} dB "
+        f"(slices at full quality then: {median(s['counts'].get('FULL', 0) for s in previewed):.0f})",
+        "complete with previews / without: "
+        f"{median(r['complete_s'] for r in previews) / median(r['complete_s'] for r in plain):.3f}",
+        "body bytes with previews / without: "
+        f"{median(r['body_bytes'] for r in previews) / median(r['body_bytes'] for r in plain):.4f}",
+    ]
+    return lines
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", default=LOOPBACK, help="loopback (default) or e.g. 100mbit (root)")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--key", default="ct_thin", help="series of the full sample profile")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    limited = rate_bits(args.rate) is not None
+    if limited and not inside():  # re-run this script in a private namespace whose loopback is limited
+        return run_inside([sys.executable, *sys.argv], limited=True)
+
+    from fixtures_data import cached_sample
+    from servers.orthanc import OrthancServer
+
+    sample = cached_sample("full")
+    info = sample.series(args.key)
+    runs: Dict[str, List[Dict]] = {PLAN_PREVIEWS: [], PLAN_PLAIN: []}
+    with OrthancServer() as orthanc, tempfile.TemporaryDirectory(prefix="pdf-rendered-") as scratch:
+        orthanc.upload(sample.files(args.key))
+        if limited:
+            limit_loopback(args.rate)
+        truth = Path(scratch) / "truth.npy"
+        import numpy as np
+        np.save(str(truth), sample.load_truth(args.key))
+        for repeat in range(args.repeats):
+            for plan in (PLAN_PREVIEWS, PLAN_PLAIN):
+                time.sleep(SETTLE_S)
+                record = run_once(plan, orthanc.dicomweb_url, info, truth, Path(scratch) / f"{repeat}-{len(plan)}.json")
+                logger.info("%s run %d: complete %.2f s, all previewed %s s, errors %s", plan, repeat,
+                            record["complete_s"], record["all_previewed_s"], record["errors"])
+                runs[plan].append(record)
+    print(f"rendered previews, {args.key} ({info.num_slices} x {info.rows}x{info.columns}), Orthanc, {args.rate}")
+    for line in summary(runs):
+        print("  " + line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
