@@ -1,9 +1,7 @@
 """The progressive fetch engine: N worker connections fill the volumes of the requested series,
 coarse to fine, as the scheduler decides; the main thread collects what changed.
 
-With `max_connections`, up to that many workers exist but only as many requests are in flight
-as the concurrency controller allows (engine/concurrency.py): it follows the link, so far links
-keep enough requests in flight to fill a round trip; what paid is remembered per server.
+With `max_connections`, that many workers, as many busy as the link pays for (concurrency.py).
 
 Threads: workers fetch (metadata, then one frame per request), decode and write into the
 volume buffers, and post events. Only `process_events()` hands things to the main thread, which
