@@ -20,10 +20,10 @@ FRAME_RATE = 1_000_000  # bytes a second per frame answer, through the relay
 
 
 def run_engine(orthanc, sample_small, strategy="breadth-first", connections=4, on_update=None, keys=STUDY_SERIES,
-               server=None):
+               server=None, max_connections=None):
     """Load `keys` with the engine (over DICOMweb, or over `server`, e.g. a DimseServer); (engine, events)."""
     engine = ProgressiveFetchEngine(server or DicomwebServer(orthanc.dicomweb_url), connections=connections,
-                                    strategy=strategy)
+                                    strategy=strategy, max_connections=max_connections)
     events = []
 
     def collect(update):

@@ -96,18 +96,22 @@ class MainLoop:
 
 
 def run_ours(name: str, url: str, study: str, series: Sequence[str], focus_series: str, focus_after: float,
-             recorder, connections: int = 4, main_loop: Optional[MainLoop] = None) -> ContenderRun:
+             recorder, connections: int = 4, main_loop: Optional[MainLoop] = None,
+             max_connections: Optional[int] = None) -> ContenderRun:
     """Our engine as Slicer drives it: process_events() on each main-loop tick, timed. `name` is
-    a policy of OURS; without `main_loop`, "-gil" in it selects the GIL-holding loop."""
+    a policy of OURS; without `main_loop`, "-gil" in it selects the GIL-holding loop. Requests in
+    flight follow the link up to `max_connections` (None: the engine's adaptive maximum; at most
+    `connections`: fixed)."""
     from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
-    from ProgressiveDicomFetchLib.engine import DEPTH_FIRST, ProgressiveFetchEngine
+    from ProgressiveDicomFetchLib.engine import ADAPTIVE_MAX_CONNECTIONS, DEPTH_FIRST, ProgressiveFetchEngine
 
     policy = name[: -len("-gil")] if name.endswith("-gil") else name
     strategy = DEPTH_FIRST if policy == "depth-first" else "breadth-first"
     main_loop = main_loop or MainLoop(gil=name.endswith("-gil"))
     baseline = memory_status("VmRSS")
     started = time.monotonic()
-    engine = ProgressiveFetchEngine(DicomwebServer(url), connections=connections, strategy=strategy)
+    engine = ProgressiveFetchEngine(DicomwebServer(url), connections=connections, strategy=strategy,
+                                    max_connections=max_connections or ADAPTIVE_MAX_CONNECTIONS)
     offset = engine.started_at - started  # event times are relative to the engine's start
     events, pumps = [], []
     focus: Optional[Dict[str, object]] = None
@@ -183,7 +187,8 @@ def run_dicomweb_client(url: str, study: str, series: Sequence[str], per_instanc
                         memory_status("VmHWM"), samples=recorder.to_json())
 
 
-def run(name: str, url: str, study: str, series: Sequence[str], focus_series: str, focus_after: float) -> ContenderRun:
+def run(name: str, url: str, study: str, series: Sequence[str], focus_series: str, focus_after: float,
+        max_connections: Optional[int] = None) -> ContenderRun:
     """One contender, with the link metered from its start (its imports are done before)."""
     import dicomweb_client.api  # noqa: F401
     import ProgressiveDicomFetchLib.engine  # noqa: F401
@@ -194,7 +199,8 @@ def run(name: str, url: str, study: str, series: Sequence[str], focus_series: st
     recorder = ProgressRecorder()
     with WireMeter(time.monotonic()) as meter:
         if name in OURS:
-            result = run_ours(name, url, study, series, focus_series, focus_after, recorder)
+            result = run_ours(name, url, study, series, focus_series, focus_after, recorder,
+                              max_connections=max_connections)
         else:
             result = run_dicomweb_client(url, study, series, name == DWC_INSTANCES, recorder)
     result.wire = meter.samples
@@ -208,14 +214,14 @@ def from_json(record: Dict) -> ContenderRun:
 
 
 def run_in_subprocess(name: str, url: str, study: str, series: Sequence[str], focus_series: str,
-                      focus_after: float, out: Path, timeout: float) -> ContenderRun:
+                      focus_after: float, out: Path, timeout: float, max_connections: Optional[int] = None) -> ContenderRun:
     """Run one contender in a fresh interpreter (its own peak RSS) and read back its record; it
     dies with the session (Testing/ is on the session's path for servers.process)."""
     from servers.process import die_with_parent
 
     command = [sys.executable, str(Path(__file__).resolve()), name, "--url", url, "--study", study,
                "--series", ",".join(series), "--focus-series", focus_series, "--focus-after", str(focus_after),
-               "--out", str(out)]
+               "--out", str(out)] + (["--max-connections", str(max_connections)] if max_connections else [])
     subprocess.run(command, check=True, timeout=timeout, preexec_fn=die_with_parent)
     return from_json(json.loads(out.read_text()))
 
@@ -229,8 +235,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--focus-series", required=True, help="the series focused by focus-switch")
     parser.add_argument("--focus-after", type=float, default=2.0)
     parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--max-connections", type=int, help="our requests in flight at most (4: fixed, as before)")
     args = parser.parse_args(argv)
-    result = run(args.contender, args.url, args.study, args.series.split(","), args.focus_series, args.focus_after)
+    result = run(args.contender, args.url, args.study, args.series.split(","), args.focus_series, args.focus_after,
+                 args.max_connections)
     args.out.write_text(json.dumps(asdict(result)))
     return 0
 

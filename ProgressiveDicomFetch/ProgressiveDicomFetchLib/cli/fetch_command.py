@@ -17,7 +17,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from ..cache import DEFAULT_MAX_BYTES, FrameCache
 from ..dicomweb.filters import check_single_uid
-from ..engine import DEFAULT_CONNECTIONS, STRATEGIES, ProgressiveFetchEngine, Shown, StagePlan
+from ..engine import ADAPTIVE_MAX_CONNECTIONS, DEFAULT_CONNECTIONS, STRATEGIES, ProgressiveFetchEngine, Shown, StagePlan
 from ..engine.events import SeriesProgress
 from ..engine.timeline import Timeline
 from ..geometry.series_geometry import NON_IMAGE_MODALITIES
@@ -80,7 +80,11 @@ def add_parser(commands: Any) -> None:
                         help="SeriesInstanceUID (repeat; default: every image series of the study)")
     parser.add_argument("--out", type=Path, help="folder for the NRRD files (created if needed)")
     parser.add_argument("--strategy", choices=STRATEGIES, default="breadth-first")
-    parser.add_argument("--connections", type=int, default=DEFAULT_CONNECTIONS)
+    parser.add_argument("--connections", type=int, default=DEFAULT_CONNECTIONS,
+                        help="requests in flight at the start (default %(default)s)")
+    parser.add_argument("--max-connections", type=int, default=None,
+                        help="let the requests in flight follow the link, up to this many (e.g. "
+                             f"{ADAPTIVE_MAX_CONNECTIONS}; default: --connections, fixed)")
     parser.add_argument("--focus", action="append", default=[], metavar="SECONDS:SERIES_UID[,SERIES_UID...][:SLICE]",
                         help="move the focus to a series (and slice) this many seconds after the start; several "
                              "series: all on screen, the first touched last (it gets the largest share)")
@@ -124,7 +128,7 @@ def run(args: argparse.Namespace, on_progress: Optional[ProgressHook] = None) ->
         args.out.mkdir(parents=True, exist_ok=True)
     engine = ProgressiveFetchEngine(server, connections=args.connections, strategy=args.strategy,
                                     plan=StagePlan.parse(args.stages), cache=cache,
-                                    rendered=args.rendered_previews)
+                                    rendered=args.rendered_previews, max_connections=args.max_connections)
     timeline = Timeline(start=started, event_offset_s=engine.started_at - started)  # times from the command's start
     display = ProgressDisplay(sys.stderr)
     try:

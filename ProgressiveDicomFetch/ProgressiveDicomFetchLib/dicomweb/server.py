@@ -187,6 +187,8 @@ class DicomwebServer:
                 logger.info("GET %s: 401, asking the token provider for a new token", url)
                 self.auth.refresh()
                 continue
+            if status in (429, 503):
+                self.traits.note_push_back(self)  # the engine asks for less at once (engine/concurrency.py)
             if status in retry.statuses and attempt < retry.attempts:
                 wait = retry.wait(attempt, response)
                 logger.info("GET %s: HTTP %d, retrying in %.1f s", url, status, wait)

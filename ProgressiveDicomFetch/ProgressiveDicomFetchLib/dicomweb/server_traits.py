@@ -2,8 +2,9 @@
 
 Per series, the frame route that worked (the syntax to ask for, one frame per request on static
 trees that keep one file per frame: frames.py says why); per server, whether it honours HTTP
-Range (learnt by the first preview probe, never assumed) and whether it sends whole instances
-(instances.py). Each `DicomwebServer` carries one
+Range (learnt by the first preview probe, never assumed), whether it sends whole instances
+(instances.py), how many requests in flight paid last time (engine/concurrency.py) and how often
+it pushed back (HTTP 429/503). Each `DicomwebServer` carries one
 (`server.traits`), shared by all its connections; learnt once, it spares every later request the
 probing. Thread-safe. Servers are told apart by URL, so one traits object may also serve several.
 """
@@ -35,6 +36,8 @@ class ServerTraits:
     def __init__(self) -> None:
         self._routes: Dict[Tuple[str, str], FrameRoute] = {}
         self._ranges: Dict[str, bool] = {}
+        self._concurrency: Dict[str, int] = {}
+        self._push_backs: Dict[str, int] = {}
         self._instances: Dict[str, bool] = {}
         self._lock = threading.Lock()
 
@@ -59,6 +62,24 @@ class ServerTraits:
         with self._lock:
             self._ranges[server.url] = honoured
 
+    def concurrency(self, server: Located) -> Optional[int]:
+        """The requests in flight that paid on this server last time (None: not learnt yet)."""
+        with self._lock:
+            return self._concurrency.get(server.url)
+
+    def remember_concurrency(self, server: Located, limit: int) -> None:
+        with self._lock:
+            self._concurrency[server.url] = int(limit)
+
+    def push_backs(self, server: Located) -> int:
+        """How many times the server answered 429/503 (busy) so far."""
+        with self._lock:
+            return self._push_backs.get(server.url, 0)
+
+    def note_push_back(self, server: Located) -> None:
+        with self._lock:
+            self._push_backs[server.url] = self._push_backs.get(server.url, 0) + 1
+
     def instances(self, server: Located) -> Optional[bool]:
         """True: the server sends whole instances (Part-10 files); False: it refused; None: not asked yet."""
         with self._lock:
@@ -73,6 +94,8 @@ class ServerTraits:
 
     def clear(self) -> None:
         with self._lock:
+            self._concurrency.clear()
+            self._push_backs.clear()
             self._routes.clear()
             self._ranges.clear()
             self._instances.clear()

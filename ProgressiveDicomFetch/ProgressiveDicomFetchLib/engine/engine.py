@@ -1,6 +1,8 @@
 """The progressive fetch engine: N worker connections fill the volumes of the requested series,
 coarse to fine, as the scheduler decides; the main thread collects what changed.
 
+With `max_connections`, that many workers, as many busy as the link pays for (concurrency.py).
+
 Threads: workers fetch (metadata, then one frame per request), decode and write into the
 volume buffers, and post events. Only `process_events()` hands things to the main thread, which
 alone touches MRML/Qt (docs/architecture.md, "The main-thread tick"). Each worker has its own keep-alive HTTP connection.
@@ -23,6 +25,7 @@ from ..previews import PreviewSource, Probe, SliceFetch, find_preview_source
 from ..retrieve import FrameFetcher, fetcher_for, load_slices, prepare_series, write_cached, write_fetched
 from ..transport import is_dimse, offers_previews
 from ..volume import Quality
+from .concurrency import ConcurrencyController
 from .events import EngineEvent, EventKind, SeriesProgress, SeriesStatus
 from .package_advice import PackageAdvice, package_advice
 from .focus_policy import FocusPolicy, Shown
@@ -34,6 +37,7 @@ from .wait_loop import run_until
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONNECTIONS = 4  # best throughput on loopback and LAN in our measurements (docs/benchmarks.md)
+ADAPTIVE_MAX_CONNECTIONS = 32  # the most requests in flight the controller may ask for (docs/links.md)
 FRAMES_PER_REQUEST = 8  # frames of one multi-frame object per request: 28 -> 1.6 ms a frame, ~12 ms a request (measured)
 MAX_CONSECUTIVE_FAILURES = 4  # rounds: with the default retries, a server may be gone ~15 s
 MAX_SLICE_ATTEMPTS = 5  # more than the rounds: an outage fails the same slice each round
@@ -66,10 +70,14 @@ class ProgressiveFetchEngine:
     def __init__(self, server: DicomwebServer, connections: int = DEFAULT_CONNECTIONS, strategy: str = BREADTH_FIRST,
                  plan: StagePlan = StagePlan(), focus_share: float = 1.0, fill: str = "linear",
                  clock: Callable[[], float] = time.monotonic, cache: Optional[FrameCache] = None,
-                 policy: Optional[FocusPolicy] = None, rendered: bool = False) -> None:
+                 policy: Optional[FocusPolicy] = None, rendered: bool = False,
+                 max_connections: Optional[int] = None) -> None:
         """`policy`: how the series on screen share the connections (default FocusPolicy(), with
         `focus_share` as its connection cap). `rendered`: previews may come from `/rendered`
-        (calibrated; previews/rendered.py) where a series has no other preview source."""
+        (calibrated; previews/rendered.py) where a series has no other preview source.
+        `max_connections` above `connections`: the requests in flight follow the link between 1
+        and it, starting from `connections` or what paid on this server before; None: always
+        `connections`."""
         self.server = server
         self.cache = cache  # frames found there are not fetched (resume after a kill or a cancel)
         self.scheduler = Scheduler(connections, strategy, focus_share, plan, policy)
@@ -87,8 +95,15 @@ class ProgressiveFetchEngine:
         self._paused = False
         self._closed = False
         self._busy = 0  # workers between taking a job and finishing it
+        self.controller: Optional[ConcurrencyController] = None
+        self._traits = getattr(server, "traits", None)  # DICOMweb servers learn; DIMSE ones have none
+        if max_connections is not None and max_connections > connections:
+            start = (self._traits.concurrency(server) if self._traits is not None else None) or connections
+            self.controller = ConcurrencyController(start, 1, max_connections, floor=connections)
+            self.scheduler.connections = self.controller.limit
+        self._push_backs = self._traits.push_backs(server) if self._traits is not None else 0
         self._workers = [threading.Thread(target=self._work, name=f"pdf-worker-{n}", daemon=True)
-                         for n in range(connections)]
+                         for n in range(max(connections, max_connections or connections))]
         for worker in self._workers:
             worker.start()
 
@@ -261,7 +276,7 @@ class ProgressiveFetchEngine:
             while True:
                 if self._closed:
                     return None
-                if not self._paused:
+                if not self._paused and self._busy < self.scheduler.connections:
                     if self._metadata_jobs:
                         self._busy += 1
                         return self._metadata_jobs.popleft()
@@ -361,10 +376,34 @@ class ProgressiveFetchEngine:
                 for index, size in zip(wanted, fetched):
                     sizes[index] = size  # network bytes, 0 if cached
         except (DicomwebError, ValueError) as error:
+            self._follow_link(started, 0)
             self._slices_failed(state, batch, error, started)
             return
+        self._follow_link(started, sum(sizes))
         for assignment, size in zip(batch, sizes):
             self._slice_done(state, assignment, size)
+
+    def _follow_link(self, started: float, nbytes: int) -> None:
+        """Tell the concurrency controller about one answered request (and any push-back since);
+        the scheduler hands out work up to its limit, which is remembered for this server."""
+        if self.controller is None:
+            return
+        now = time.monotonic()
+        push_backs = self._traits.push_backs(self.server) if self._traits is not None else 0
+        with self._wake:
+            pushed, self._push_backs = push_backs > self._push_backs, push_backs
+            if pushed:
+                limit = self.controller.push_back()
+            elif nbytes > 0:  # nothing on the wire (cached, or already good enough) says nothing
+                limit = self.controller.sample(now, nbytes, now - started)
+            else:
+                return
+            if limit != self.scheduler.connections:
+                logger.info("requests in flight: %d -> %d", self.scheduler.connections, limit)
+                self.scheduler.connections = limit
+                if self._traits is not None:
+                    self._traits.remember_concurrency(self.server, limit)
+                self._wake.notify_all()
 
     def _take_prefetched(self, state: SeriesState, load: VolumeLoad, volume: int, task: SliceTask) -> Optional[int]:
         """Write the frame the probe got for this slice, if any; its bytes (None: not prefetched)."""

@@ -1,0 +1,87 @@
+"""The concurrency controller, fed synthetic samples from a modelled link (closed loop: `limit`
+requests in flight, each answered after max(round trip + its bytes / rate, queue of all in flight)):
+deterministic, no server needed; the engine under a real far link is in test_links.py."""
+from __future__ import annotations
+
+from typing import Dict, List
+
+import pytest
+
+from ProgressiveDicomFetchLib.engine.concurrency import ConcurrencyController
+
+FRAME = 2 * 256 * 256  # a 256^2 CT frame
+CLOCKS: Dict[int, float] = {}  # each controller's modelled time
+
+
+def drive(controller: ConcurrencyController, rate: float, rtt: float, size: int = FRAME, requests: int = 400,
+          server_s: float = 0.0) -> List[float]:
+    """Feed `requests` answers of a link of `rate` bytes/s and `rtt` s (its clock goes on from the
+    controller's last drive); the throughput of each round of requests."""
+    now, rates = CLOCKS.get(id(controller), 0.0), []
+    while requests > 0:
+        limit = controller.limit
+        latency = max(rtt + size / rate, limit * size / rate) + server_s * limit
+        for n in range(limit):
+            controller.sample(now + latency * (n + 1) / limit, size, latency)
+        now += latency
+        rates.append(limit * size / latency)
+        requests -= limit
+    CLOCKS[id(controller)] = now
+    return rates
+
+
+@pytest.mark.compat
+def test_a_far_link_grows_the_limit_until_the_link_is_full():
+    rate, rtt = 100e6 / 8, 0.1
+    needed = rate * rtt / FRAME + 1  # ~10.5: bandwidth x delay / frame, plus the one on the wire
+    controller = ConcurrencyController(start=4)
+    rates = drive(controller, rate, rtt)
+    assert needed <= controller.limit <= 2 * needed, controller.limit
+    assert min(rates[-10:]) >= 0.95 * rate  # full at the end
+    assert rates.index(next(r for r in rates if r >= 0.95 * rate)) <= 5  # within a few round trips
+
+
+@pytest.mark.compat
+def test_a_fast_near_link_keeps_few_requests_in_flight():
+    controller = ConcurrencyController(start=4)
+    drive(controller, 1e9 / 8, 0.0005)
+    assert controller.limit <= 5  # more would only queue
+
+
+@pytest.mark.compat
+def test_the_limit_follows_a_link_that_gets_farther():
+    controller = ConcurrencyController(start=4)
+    drive(controller, 30e6 / 8, 0.001)
+    near = controller.limit
+    rates = drive(controller, 30e6 / 8, 0.2, requests=600)
+    assert near <= 5 and controller.limit > 2 * near
+    assert min(rates[-10:]) >= 0.9 * 30e6 / 8
+
+
+@pytest.mark.compat
+def test_push_back_and_an_overloaded_server_shrink_the_limit():
+    controller = ConcurrencyController(start=16, minimum=2)
+    assert controller.push_back() == 12
+    for _ in range(10):
+        controller.push_back()
+    assert controller.limit == 2
+    overloaded = ConcurrencyController(start=4)
+    drive(overloaded, 100e6 / 8, 0.1, requests=200)
+    grown = overloaded.limit
+    drive(overloaded, 100e6 / 8, 0.1, requests=300, server_s=0.05)  # each request in flight slows the server
+    assert overloaded.limit < grown
+    floored = ConcurrencyController(start=4, floor=grown)  # the engine's fixed pool as the floor
+    drive(floored, 100e6 / 8, 0.1, requests=200)
+    drive(floored, 100e6 / 8, 0.1, requests=300, server_s=0.05)  # slower answers alone: not below the floor
+    assert floored.limit >= grown
+    assert floored.push_back() < grown  # the server's word is
+
+
+@pytest.mark.compat
+def test_bounds():
+    assert ConcurrencyController(start=100, maximum=8).limit == 8
+    controller = ConcurrencyController(start=4, maximum=6)
+    drive(controller, 100e6 / 8, 0.2)
+    assert controller.limit == 6
+    with pytest.raises(ValueError, match="minimum"):
+        ConcurrencyController(minimum=0)
