@@ -106,7 +106,7 @@ def test_close_mid_load_aborts_the_associations_and_leaves_no_thread(peer, sampl
     assert no_worker_threads()
     assert aborted and aborted[0] >= 1  # A-ABORT, not a wait for the requests in flight
     assert server.peer.live() == 0
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 30  # generous: pynetdicom's threads end after the abort, later on a loaded machine
     while pynetdicom_threads() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not pynetdicom_threads()
