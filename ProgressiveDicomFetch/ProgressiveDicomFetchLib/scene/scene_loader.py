@@ -183,10 +183,12 @@ class SceneLoader:
         self._last_refresh[key] = now
 
     def _take_states(self, series_uids: set) -> set:
-        """The engine's state of these series for their nodes; the keys to refresh now (slices in
-        flight when a series stopped land later and update its fractions at their refresh)."""
+        """The engine's state of these series for their nodes; the keys whose state changed, to refresh
+        now (an error event for a slice that is retried changes nothing: the rate limit holds; slices
+        in flight when a series stopped land later and update its fractions at their refresh)."""
         states = {p.series_uid: NodeState.of_series(p.state) for p in self.engine.progress() if p.series_uid in series_uids}
-        keys = {key for key in self.nodes if key[0] in states}
+        keys = {key for key in self.nodes
+                if key[0] in states and states[key[0]] != self._states.get(key, NodeState.LOADING)}
         for key in keys:
             self._states[key], self._stale[key] = states[key[0]], True
         return keys
