@@ -44,10 +44,10 @@ class NodeMark:
     state: NodeState
     real_fraction: float
     exact_fraction: float
-    coarseness: Optional[Any] = None
+    coarseness: Optional[str] = None  # the level's name: "1/8", "1/4", "1/2", "exact", "< 1/8"
 
     @classmethod
-    def of_volume(cls, state: NodeState, counts: Mapping[Quality, int], coarseness: Optional[Any] = None) -> "NodeMark":
+    def of_volume(cls, state: NodeState, counts: Mapping[Quality, int], coarseness: Optional[str] = None) -> "NodeMark":
         """From a volume's per-quality slice counts (`ProgressiveVolume.counts()`)."""
         total = sum(counts.values())
         real = sum(n for quality, n in counts.items() if quality >= LOADED)
@@ -112,8 +112,7 @@ class NodeMarker:
         for attribute, value in ((REAL_FRACTION_ATTRIBUTE, mark.real_fraction),
                                  (EXACT_FRACTION_ATTRIBUTE, mark.exact_fraction)):
             node.SetAttribute(attribute, f"{value:.4f}" if stopped else None)
-        node.SetAttribute(COARSENESS_ATTRIBUTE, None if mark.coarseness is None or not mark.partial
-                          else str(mark.coarseness))
+        node.SetAttribute(COARSENESS_ATTRIBUTE, mark.coarseness if mark.partial else None)
         complete = mark.state is NodeState.COMPLETE
         node.SetAttribute(INSTANCE_UIDS_ATTRIBUTE, " ".join(instance_uids) if complete else None)
         self._mark_item(node, mark, " ".join(instance_uids) if complete else "")
