@@ -23,7 +23,11 @@ from scripted_server import ScriptedServer
 from test_in_plane_previews import WriteLog, run
 
 from ProgressiveDicomFetchLib.engine import StagePlan
+from ProgressiveDicomFetchLib.pixels import PixelDescription
+from ProgressiveDicomFetchLib.previews import RenderedPreviews
 from ProgressiveDicomFetchLib.previews.rendered import MAX_MEAN_ERROR, Rendered, rendered_available
+from ProgressiveDicomFetchLib.previews.rendered_link import (MAX_PREVIEW_SHARE, OPTIONS, FrameTiming,
+                                                             choose_option)
 from ProgressiveDicomFetchLib.volume import Quality
 
 logger = logging.getLogger(__name__)
@@ -56,8 +60,8 @@ class PreviewLog(WriteLog):
         volume.write_slice = write_slice
 
 
-def load(url, info, plan=StagePlan()):
-    engine, events, log, loads = run(url, info, plan, log_type=PreviewLog, rendered=True)
+def load(url, info, plan=StagePlan(), mode=True):
+    engine, events, log, loads = run(url, info, plan, log_type=PreviewLog, rendered=mode)
     return engine, events, log, loads[0]
 
 
@@ -173,7 +177,9 @@ def test_without_a_jpeg_decoder_the_source_is_off_and_the_series_loads_by_frames
 
 
 @pytest.mark.parametrize("flag, stages", [
-    (["--rendered-previews"], StagePlan().stage_ids()),
+    (["--rendered-previews"], StagePlan().stage_ids()),  # the flag alone: on
+    (["--rendered-previews", "on"], StagePlan().stage_ids()),
+    (["--rendered-previews", "auto"], NO_PREVIEWS.stage_ids()),  # loopback: they do not pay
     ([], NO_PREVIEWS.stage_ids()),  # off by default: Orthanc loads as before
 ])
 def test_fetch_command_takes_rendered_previews_only_when_asked(flag, stages, orthanc, sample_small, tmp_path):
@@ -187,3 +193,68 @@ def test_fetch_command_takes_rendered_previews_only_when_asked(flag, stages, ort
     assert list(record["stages"]) == stages
     data, _ = nrrd.read(str(tmp_path / "out" / f"{info.series_uid}.nrrd"), index_order="C")
     np.testing.assert_array_equal(data, sample_small.load_truth(KEY))
+
+
+def test_fetch_command_names_the_choices_of_rendered_previews(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "ProgressiveDicomFetchLib", "fetch", "--url", "http://127.0.0.1:9",
+                             "--study", "1.2.3", "--out", str(tmp_path), "--rendered-previews", "sometimes"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "--rendered-previews" in result.stderr and "auto" in result.stderr
+    with pytest.raises(ValueError, match="off, auto, on"):
+        RenderedPreviews.parse("sometimes")
+    assert [RenderedPreviews.parse(v) for v in (True, False, "AUTO")] == [
+        RenderedPreviews.ON, RenderedPreviews.OFF, RenderedPreviews.AUTO]
+
+
+AUTO_KEY = "ct_thick"  # 40 slices of 128x128: 1.3 MB, ~5 s at 2 Mbit/s
+SLOW_LINK_BPS = 2e6  # a 32 KB frame takes ~130 ms on it, a rendering of it a few ms
+
+
+def test_auto_skips_rendered_previews_on_loopback_and_says_why(orthanc_relay, sample_small):
+    info = sample_small.series(AUTO_KEY)
+    engine, events, log, volume_load = load(orthanc_relay.dicomweb_url, info, mode="auto")
+    state = engine._series[info.series_uid]
+    assert state.preview is None and "not worth it on this link" in state.preview_note, state.preview_note
+    assert {q for _, _, q in log.accepted()} == {Quality.FULL}
+    assert [e.stage for e in events if e.event == "stage"] == NO_PREVIEWS.stage_ids()
+    paths = [r.path for r in orthanc_relay.requests]
+    assert sum(requested(paths, RENDERED).values()) <= 1  # none, or the one the probe measured
+    frames = requested(paths, FRAME)
+    assert len(frames) == volume_load.volume.num_slices and set(frames.values()) == {1}
+    np.testing.assert_array_equal(volume_load.volume.array, sample_small.load_truth(AUTO_KEY))
+
+
+def test_auto_takes_rendered_previews_where_the_link_is_the_limit(latency_relay, sample_small):
+    info = sample_small.series(AUTO_KEY)
+    relay = latency_relay(0.0, SLOW_LINK_BPS)
+    engine, events, log, volume_load = load(relay.dicomweb_url, info, mode="auto")
+    state = engine._series[info.series_uid]
+    assert isinstance(state.preview, Rendered) and "the link: frame" in state.preview_note, state.preview_note
+    n = volume_load.volume.num_slices
+    accepted = log.accepted()
+    first_other_full = next(i for i, (_, k, q) in enumerate(accepted) if q == Quality.FULL and k != n // 2)
+    assert {k for _, k, q in accepted[:first_other_full] if q == Quality.SUBRESOLUTION} == set(range(n)) - {n // 2}
+    np.testing.assert_array_equal(volume_load.volume.array, sample_small.load_truth(AUTO_KEY))
+    # the small frames on a slow link get the smallest rendering (its bytes stay a small share)
+    assert state.preview.size == (128, 128) and state.preview.jpeg_quality == OPTIONS[-1][1]
+
+
+CT_512 = PixelDescription(512, 512, 16, 12, 11, 1)
+
+
+@pytest.mark.parametrize("mbit, expected", [(1000, (256, 90)), (100, (256, 90)), (10, (256, 75)), (2, (128, 75))])
+def test_slower_links_get_smaller_renderings(mbit, expected):
+    """240 frames of a 512² CT of 524 KB, each taking its link time: the renderings of every slice
+    must cross the link within a second and stay within 3 % of the frame's bytes."""
+    frame = FrameTiming(524288, 524288 * 8 / (mbit * 1e6))
+    assert choose_option(CT_512, 240, frame) == expected
+    assert choose_option(CT_512, 240, None) == (256, 90)  # not measured: the default
+
+
+def test_the_pay_rule_compares_the_rendering_with_the_frame():
+    from ProgressiveDicomFetchLib.previews.rendered_link import does_not_pay, too_quick_to_render
+    frame = FrameTiming(524288, 0.048)  # ~100 Mbit/s
+    assert too_quick_to_render(frame) is None
+    assert does_not_pay(frame, 0.8 * MAX_PREVIEW_SHARE * frame.seconds) is None
+    assert "not worth it" in does_not_pay(frame, 1.2 * MAX_PREVIEW_SHARE * frame.seconds)
+    assert "not worth it" in too_quick_to_render(FrameTiming(524288, 0.006))  # loopback
