@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import threading
+import types
 
 import numpy as np
 import pytest
@@ -258,3 +259,71 @@ def test_the_pay_rule_compares_the_rendering_with_the_frame():
     assert does_not_pay(frame, 0.8 * MAX_PREVIEW_SHARE * frame.seconds) is None
     assert "not worth it" in does_not_pay(frame, 1.2 * MAX_PREVIEW_SHARE * frame.seconds)
     assert "not worth it" in too_quick_to_render(FrameTiming(524288, 0.006))  # loopback
+
+
+COLOUR_FRAMES, COLOUR_SIDE = 12, 320  # a 320² frame is rendered at 256² (rendered_link.py) and upsampled
+
+
+def smooth_rgb_cine(frames=COLOUR_FRAMES, side=COLOUR_SIDE):
+    """The sample US RGB cine's header with smooth colour frames (red across, green down, a blue
+    disc growing along the cine): what an ultrasound or endoscopy clip looks like to a JPEG."""
+    from ProgressiveDicomFetchLib.sampledata.image_kinds import uid, us_rgb_cine
+    item = us_rgb_cine(np.random.default_rng(25), frames)
+    ds = item.datasets[0]
+    j, i = np.mgrid[0:side, 0:side].astype(np.float64)
+    cine = []
+    for k in range(frames):
+        disc = np.hypot(i - side / 2, j - side / 2) < side * (0.15 + 0.02 * k)
+        cine.append(np.stack([20 + 200 * i / side, 30 + 180 * j / side, np.where(disc, 200.0, 40.0)], axis=-1))
+    values = np.rint(np.array(cine)).astype(np.uint8)
+    ds.Rows = ds.Columns = side
+    ds.PixelData = values.transpose(0, 3, 1, 2).tobytes()  # planar configuration 1, as the sample's
+    ds.SeriesInstanceUID, ds.SOPInstanceUID = uid("smooth_rgb", "series"), uid("smooth_rgb", "sop")
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    return item, ds, values
+
+
+@pytest.fixture(scope="module")
+def colour_series(orthanc_empty, tmp_path_factory):
+    """On a module's own Orthanc: the smooth RGB cine, and the sample's noise RGB cine as generated."""
+    from ProgressiveDicomFetchLib.sampledata.image_kinds import us_rgb_cine
+    from ProgressiveDicomFetchLib.sampledata.writer import save_dataset
+    folder = tmp_path_factory.mktemp("colour")
+    _, smooth, smooth_truth = smooth_rgb_cine()
+    noise = us_rgb_cine(np.random.default_rng(17))
+    paths = [folder / "smooth.dcm", folder / "noise.dcm"]
+    save_dataset(smooth, paths[0])
+    save_dataset(noise.datasets[0], paths[1])
+    orthanc_empty.upload(paths)
+    found = {"smooth": (smooth, smooth_truth), "noise": (noise.datasets[0], noise.truth[0])}
+    return orthanc_empty, {key: (types.SimpleNamespace(study_uid=ds.StudyInstanceUID, series_uid=ds.SeriesInstanceUID),
+                                 truth) for key, (ds, truth) in found.items()}
+
+
+def test_colour_series_get_rgb_previews_calibrated_channel_by_channel(colour_series):
+    server, series = colour_series
+    info, truth = series["smooth"]
+    engine, events, log, volume_load = load(server.dicomweb_url, info)
+    state = engine._series[info.series_uid]
+    assert isinstance(state.preview, Rendered) and state.preview.channels == 3, state.preview_note
+    assert "RGB" in state.preview_note and state.preview.size == (256, 256)
+    n = volume_load.volume.num_slices
+    accepted = log.accepted()
+    first_other_full = next(i for i, (_, k, q) in enumerate(accepted) if q == Quality.FULL and k != n // 2)
+    assert {k for _, k, q in accepted[:first_other_full] if q == Quality.SUBRESOLUTION} == set(range(n)) - {n // 2}
+    previewed = np.array([log.previews[k] for k in sorted(log.previews)])
+    error = np.abs(previewed - truth[sorted(log.previews)]).mean(axis=(0, 1, 2))  # per channel
+    logger.info("RGB previews: mean error per channel %s (of 255)", np.round(error, 2))
+    assert previewed.shape[-1] == 3 and (error < MAX_MEAN_ERROR * 255).all()
+    np.testing.assert_array_equal(volume_load.volume.array, truth)  # exact at the end
+
+
+def test_a_colour_rendering_that_misses_the_frame_is_refused_naming_the_channel(colour_series):
+    """The sample's US cine is per-pixel noise: no JPEG keeps it, the calibration says so."""
+    server, series = colour_series
+    info, truth = series["noise"]
+    engine, events, log, volume_load = load(server.dicomweb_url, info)
+    note = engine._series[info.series_uid].preview_note
+    assert engine._series[info.series_uid].preview is None and "no rendered previews: R channel: " in note, note
+    assert {q for _, _, q in log.accepted()} == {Quality.FULL}
+    np.testing.assert_array_equal(volume_load.volume.array, truth)

@@ -22,12 +22,13 @@ from ..dicomweb.frame_ranges import get_range
 from ..dicomweb.frames import FrameData, frame_accept, frames_from_body, probe_policy
 from ..loading import SliceTask, VolumeLoad
 from ..pixels import decode_frame
+from ..pixels.description import PALETTE
 from ..pixels.htj2k_preview import previews_available
 from ..retrieve import DicomwebFrameFetcher
 from .alternates import ALTERNATES, Alternate
 from .htj2k_prefixes import HTJ2KPrefixes, prefix_length, probe_length
-from .rendered import (Rendered, calibrate, narrowed_window, rendered_available, same_rescale, value_window,
-                       viewport)
+from .rendered import (Rendered, calibrate, calibrate_colour, narrowed_window, rendered_available, same_rescale,
+                       value_window, viewport)
 from .rendered_link import FrameTiming, RenderedPreviews, choose_option, does_not_pay, too_quick_to_render
 from .source import PreviewSource, SliceFetch
 
@@ -163,6 +164,11 @@ def _probe_rendered(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: Slice
         probe.reason = "no rendered previews: the slices differ in rescale slope/intercept"
         return probe
     pixels = geometry.pixels
+    channels = pixels.samples_per_pixel
+    if pixels.photometric_interpretation == PALETTE or channels not in (1, 3) or (channels == 3 and pixels.bits_stored != 8):
+        probe.reason = (f"no rendered previews: a rendering has 8 bits per channel, the series is "
+                        f"{pixels.photometric_interpretation} with {channels} x {pixels.bits_stored} bits")
+        return probe
     try:
         if probe.frame is None:
             started = time.perf_counter()
@@ -176,9 +182,10 @@ def _probe_rendered(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: Slice
             return probe
         exact = probe.frame[1]
         values = decode_frame(exact.data, exact.transfer_syntax_uid, pixels, exact.content_type) * rescale[0] + rescale[1]
-        window = narrowed_window(value_window(pixels, *rescale), values)
+        window = value_window(pixels, *rescale)  # colour: 0..255, the rendering as is (servers ignore window)
+        window = narrowed_window(window, values) if channels == 1 else window
         side, quality = choose_option(pixels, load.volume.num_slices, timing)
-        source = Rendered(window, rescale[0], rescale[1], viewport(pixels, side), quality)
+        source = Rendered(window, rescale[0], rescale[1], viewport(pixels, side), quality, channels)
         started = time.perf_counter()
         grey, probe.bytes = source.fetch_grey(fetcher, task, retry=probe_policy(fetcher.server))
         render_s = time.perf_counter() - started
@@ -186,7 +193,7 @@ def _probe_rendered(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: Slice
         if skip is not None:
             probe.reason = f"no rendered previews: {skip}"
             return probe
-        source.calibration = calibrate(grey, values, window)
+        source.calibration = (calibrate if channels == 1 else calibrate_colour)(grey, values, window)
     except (DicomwebError, ValueError) as error:  # DecodeError is a ValueError
         probe.reason = f"no rendered previews: {error}"
         return probe
