@@ -45,8 +45,9 @@ def run_once(plan: str, url: str, info, truth: Path, out: Path, mode: str) -> Di
 def summary(runs: Dict[str, List[Dict]]) -> List[str]:
     previews, plain = runs[PLAN_PREVIEWS], runs[PLAN_PLAIN]
     median = statistics.median
-    lines = [f"probe (first run): {previews[0]['preview_note']}"]
-    if any(r["all_previewed_s"] is None for r in previews):  # the probe skipped them: no preview stage ran
+    taken = sum(r["all_previewed_s"] is not None for r in previews)
+    lines = [f"probe (first run): {previews[0]['preview_note']}", f"previews taken in {taken} of {len(previews)} runs"]
+    if taken < len(previews):  # the probe skipped them (in some runs): no preview stage ran
         return lines + [
             "complete with previews allowed / without: "
             f"{median(r['complete_s'] for r in previews) / median(r['complete_s'] for r in plain):.3f}",
