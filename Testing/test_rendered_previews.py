@@ -289,7 +289,8 @@ COLOUR_FRAMES, COLOUR_SIDE = 12, 320  # a 320² frame is rendered at 256² (rend
 
 def smooth_rgb_cine(frames=COLOUR_FRAMES, side=COLOUR_SIDE):
     """The sample US RGB cine's header with smooth colour frames (red across, green down, a blue
-    disc growing along the cine): what an ultrasound or endoscopy clip looks like to a JPEG."""
+    disc growing along the cine): what an ultrasound or endoscopy clip looks like to a JPEG. Values
+    90..170 only: a window narrowed to them would not be the identity Orthanc renders colour with."""
     from ProgressiveDicomFetchLib.sampledata.image_kinds import uid, us_rgb_cine
     item = us_rgb_cine(np.random.default_rng(25), frames)
     ds = item.datasets[0]
@@ -297,7 +298,7 @@ def smooth_rgb_cine(frames=COLOUR_FRAMES, side=COLOUR_SIDE):
     cine = []
     for k in range(frames):
         disc = np.hypot(i - side / 2, j - side / 2) < side * (0.15 + 0.02 * k)
-        cine.append(np.stack([20 + 200 * i / side, 30 + 180 * j / side, np.where(disc, 200.0, 40.0)], axis=-1))
+        cine.append(np.stack([90 + 80 * i / side, 95 + 70 * j / side, np.where(disc, 160.0, 100.0)], axis=-1))
     values = np.rint(np.array(cine)).astype(np.uint8)
     ds.Rows = ds.Columns = side
     ds.PixelData = values.transpose(0, 3, 1, 2).tobytes()  # planar configuration 1, as the sample's
@@ -350,3 +351,30 @@ def test_a_colour_rendering_that_misses_the_frame_is_refused_naming_the_channel(
     assert engine._series[info.series_uid].preview is None and "no rendered previews: R channel: " in note, note
     assert {q for _, _, q in log.accepted()} == {Quality.FULL}
     np.testing.assert_array_equal(volume_load.volume.array, truth)
+
+
+@pytest.mark.parametrize("mode, frame_s, taken, renderings", [
+    (RenderedPreviews.AUTO, 0.001, False, 0),  # too quick a frame: nothing rendered
+    (RenderedPreviews.AUTO, 10.0, True, 1),  # a frame this slow: the rendering pays
+    (RenderedPreviews.ON, 0.001, True, 1),  # forced
+])
+def test_the_probe_decides_from_the_timed_frame(mode, frame_s, taken, renderings, orthanc_relay, sample_small):
+    """The real frame and rendering from Orthanc; only the frame's time is given (a link of choice)."""
+    from test_in_plane_previews import prepared_loads
+
+    from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
+    from ProgressiveDicomFetchLib.previews.probe import Probe, _probe_rendered, probe_task
+    from ProgressiveDicomFetchLib.retrieve import fetcher_for
+
+    info = sample_small.series(AUTO_KEY)
+    server = DicomwebServer(orthanc_relay.dicomweb_url)
+    load = prepared_loads(server, info)[0]
+    fetcher = fetcher_for(server, load, None)
+    task = probe_task(fetcher, load)
+    frame = fetcher.fetch([task])[0]
+    probe = _probe_rendered(fetcher, load, task, Probe(None, frame=(task, frame, len(frame.data)), frame_s=frame_s), mode)
+    assert isinstance(probe.source, Rendered) is taken, probe.reason
+    assert probe.frame[1] is frame  # kept for its turn
+    assert sum(requested([r.path for r in orthanc_relay.requests], RENDERED).values()) == renderings
+    if not taken:
+        assert "a rendering takes at least" in probe.reason and probe.bytes == 0
