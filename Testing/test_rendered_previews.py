@@ -77,6 +77,7 @@ def psnr(estimate, truth):
     return 10 * np.log10(peak ** 2 / np.mean((estimate - truth) ** 2))
 
 
+@pytest.mark.compat
 def test_orthanc_rendered_previews_calibrate_land_first_and_nothing_is_fetched_twice(orthanc_relay, sample_small):
     info = sample_small.series(KEY)
     engine, events, log, volume_load = load(orthanc_relay.dicomweb_url, info)
@@ -266,6 +267,7 @@ def test_auto_takes_rendered_previews_where_the_link_is_the_limit(orthanc, sampl
 CT_512 = PixelDescription(512, 512, 16, 12, 11, 1)
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("mbit, expected", [(1000, (256, 90)), (100, (256, 90)), (10, (256, 75)), (2, (128, 75))])
 def test_slower_links_get_smaller_renderings(mbit, expected):
     """240 frames of a 512² CT of 524 KB, each taking its link time: the renderings of every slice
@@ -275,6 +277,7 @@ def test_slower_links_get_smaller_renderings(mbit, expected):
     assert choose_option(CT_512, 240, None) == (256, 90)  # not measured: the default
 
 
+@pytest.mark.compat
 def test_the_pay_rule_compares_the_rendering_with_the_frame():
     from ProgressiveDicomFetchLib.previews.rendered_link import does_not_pay, too_quick_to_render
     frame = FrameTiming(524288, 0.048)  # ~100 Mbit/s

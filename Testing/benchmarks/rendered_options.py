@@ -61,7 +61,7 @@ def measure(url: str, info, truth: np.ndarray, slices: int) -> List[Tuple]:
             source.calibration = Calibration(window.low, window.width / GREYS, 0.0, 0.0)
         times, sizes, errors, p95 = [], [], [], []
         for task in tasks:
-            (grey, size), seconds = timed(lambda t=task: source.fetch_grey(fetcher, t))
+            (grey, size), seconds = timed(lambda t=task, s=source: s.fetch_grey(fetcher, t))
             times.append(seconds)
             sizes.append(size)
             values = source.to_stored(grey, pixels) * slope + intercept

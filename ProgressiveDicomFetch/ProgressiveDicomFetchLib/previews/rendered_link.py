@@ -59,7 +59,6 @@ class FrameTiming:
     bytes: int
     seconds: float
 
-    @property
     def rate(self) -> float:
         """Bytes per second (a lower bound of the link's: the server's time is in it)."""
         return self.bytes / max(self.seconds, 1e-6)
@@ -90,6 +89,6 @@ def choose_option(pixels: PixelDescription, slices: int, frame: Optional[FrameTi
     for side, quality in OPTIONS:
         width, height = viewport(pixels, side)
         estimate = width * height * BYTES_PER_PIXEL[quality]
-        if estimate <= MAX_BYTE_SHARE * frame.bytes and slices * estimate / frame.rate <= PREVIEW_LINK_S:
+        if estimate <= MAX_BYTE_SHARE * frame.bytes and slices * estimate / frame.rate() <= PREVIEW_LINK_S:
             return side, quality
     return OPTIONS[-1]
