@@ -34,10 +34,10 @@ PLAN_PLAIN = "anchors,8,4,2"
 SETTLE_S = 1.5  # between runs: Orthanc closes idle keep-alive connections after 1 s; tbf refills
 
 
-def run_once(plan: str, url: str, info, truth: Path, out: Path, mode: str) -> Dict:
+def run_once(plan: str, url: str, info, truth: Path, out: Path, mode: str, connections: int) -> Dict:
     command = [sys.executable, str(HERE / "in_plane_run.py"), "--plan", plan, "--url", url, "--study",
                info.study_uid, "--series", info.series_uid, "--truth", str(truth), "--out", str(out),
-               "--rendered", mode]
+               "--rendered", mode, "--connections", str(connections)]
     subprocess.run(command, check=True, timeout=900)
     return json.loads(out.read_text())
 
@@ -77,6 +77,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--rate", default=LOOPBACK, help="loopback (default) or e.g. 100mbit (root)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--key", default="ct_thin", help="series of the full sample profile")
+    parser.add_argument("--connections", type=int, default=4, help="requests in flight, both plans")
     parser.add_argument("--mode", default="auto", choices=("auto", "on"), help="--rendered-previews of the previews plan")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -101,11 +102,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for plan in (PLAN_PREVIEWS, PLAN_PLAIN):
                 time.sleep(SETTLE_S)
                 record = run_once(plan, orthanc.dicomweb_url, info, truth, Path(scratch) / f"{repeat}-{len(plan)}.json",
-                                  args.mode if plan == PLAN_PREVIEWS else "off")
+                                  args.mode if plan == PLAN_PREVIEWS else "off", args.connections)
                 logger.info("%s run %d: complete %.2f s, all previewed %s s, errors %s", plan, repeat,
                             record["complete_s"], record["all_previewed_s"], record["errors"])
                 runs[plan].append(record)
-    print(f"rendered previews ({args.mode}), {args.key} ({info.num_slices} x {info.rows}x{info.columns}), Orthanc, "
+    print(f"rendered previews ({args.mode}, {args.connections} connections), {args.key} ({info.num_slices} x {info.rows}x{info.columns}), Orthanc, "
           f"{args.rate}")
     for line in summary(runs):
         print("  " + line)
