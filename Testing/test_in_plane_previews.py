@@ -12,6 +12,7 @@ import numpy as np
 import pydicom
 import pytest
 from fixtures_servers import NO_ALTERNATES_KEY
+from servers.fault_relay import STALL, Fault
 
 from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
 from ProgressiveDicomFetchLib.dicomweb.metadata import series_metadata
@@ -136,6 +137,36 @@ def test_orthanc_ignores_range_and_the_series_loads_by_full_frames(orthanc_relay
     answered = [r.path for r in orthanc_relay.requests_to(f"{info.series_uid}/.*/frames/") if r.status == 200]
     assert len(answered) == len(set(answered)) == len(sizes)
     assert "ignores Range" in engine._series[info.series_uid].preview_note
+
+
+@pytest.mark.parametrize("known", [False, True])
+def test_on_a_server_ignoring_range_the_probes_frame_shows_before_the_alternates_answer(orthanc_relay, sample_small,
+                                                                                        known):
+    """The probe's whole frame (the middle slice) is written at once: the first view comes one
+    frame request after the metadata, not after the alternates' answers (held back 4 s here by
+    the relay). `known`: the server's Range answer is learnt already, so the probe asks the whole
+    frame first. Nothing is fetched twice and the volume is exact at the end."""
+    info = sample_small.series("ct_thick")
+    orthanc_relay.add(Fault(STALL, path="jlsThumbnail", times=1, fraction=0.0, stall_s=4.0))
+    server = DicomwebServer(orthanc_relay.dicomweb_url)
+    if known:
+        server.traits.learn_ranges(server, False)
+    engine = ProgressiveFetchEngine(server, connections=3)
+    events = []
+    try:
+        engine.add_series(info.study_uid, info.series_uid)
+        assert engine.run_until_finished(lambda update: events.extend(update.events), timeout=120)
+    finally:
+        assert engine.close()
+    first = next(e.t for e in events if e.event == "first_slice")
+    covered = next(e.t for e in events if e.event == "covered")
+    complete = next(e.t for e in events if e.event == "complete")
+    assert orthanc_relay.fired()["stall"] >= 1 and complete >= 4.0  # the alternates' probe waited
+    assert first <= covered < 3.0, f"first view at {covered:.2f} s"
+    (load,) = engine.loads(info.series_uid)
+    np.testing.assert_array_equal(load.volume.array, sample_small.load_truth("ct_thick"))
+    answered = [r.path for r in orthanc_relay.requests_to(f"{info.series_uid}/.*/frames/") if r.status == 200]
+    assert len(answered) == len(set(answered)) == info.num_slices  # the probe's frame was not fetched again
 
 
 def sample_small_frames(sample, key):
