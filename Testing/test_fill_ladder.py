@@ -1,9 +1,9 @@
 """The quality ladder's "better estimate wins" rule and the coalesced refills of the progressive volume.
 
-A reduced preview (SUBRESOLUTION) whose exact neighbours are at most `PREVIEW_YIELDS_WITHIN` apart
-(measured: Testing/benchmarks/preview_ladder.py) gives way to the linear fill between them and is
-FILLED again; exact slices are never replaced; LOSSY previews and the nearest fill keep their
-previews. Refills are checked against a from-scratch reference that applies the rule, after every
+A reduced preview (SUBRESOLUTION) 1/4 size or smaller whose exact neighbours are 2 apart
+(`fill.YIELD_RULE`, measured: Testing/benchmarks/preview_ladder.py) gives way to the linear fill
+between them and is FILLED again; exact slices are never replaced; 1/2-size and LOSSY previews and
+the nearest fill keep their previews. Refills are checked against a from-scratch reference that applies the rule, after every
 write of a random order, and the coalescing with a real second writer held inside a refill.
 """
 from __future__ import annotations
@@ -16,7 +16,9 @@ import pytest
 
 from ProgressiveDicomFetchLib.volume import ProgressiveVolume, Quality
 from ProgressiveDicomFetchLib.volume import progressive_volume
-from ProgressiveDicomFetchLib.volume.fill import PREVIEW_YIELDS_WITHIN
+from ProgressiveDicomFetchLib.volume.fill import YIELD_RULE, yield_reach
+
+QUARTER = 4  # a preview reduced 4 times per side (the 128x128 level of a 512x512 frame)
 
 pytestmark = pytest.mark.compat
 
@@ -33,14 +35,15 @@ def interpolated(truth: np.ndarray, below: int, above: int, j: int) -> np.ndarra
     return np.rint(value).astype(truth.dtype) if truth.dtype.kind in "iu" else value.astype(truth.dtype)
 
 
-def test_the_rule_is_both_neighbours_exact():
-    assert PREVIEW_YIELDS_WITHIN == 2  # the measured rule (docs/previews.md); the tests below use it
+def test_the_rule_is_both_neighbours_exact_for_quarter_size_previews():
+    assert YIELD_RULE == ((4, 2),)  # the measured rule (docs/previews.md); the tests below use it
+    assert [yield_reach(r) for r in (1, 2, 3, 4, 8)] == [0, 0, 0, 2, 2]
 
 
 def test_a_preview_between_two_exact_neighbours_yields_to_their_interpolation():
     truth = ramp_volume()
     volume = ProgressiveVolume(truth.shape, truth.dtype)
-    volume.write_slice(4, truth[4] // 2, Quality.SUBRESOLUTION)  # a preview, wrong on purpose
+    volume.write_slice(4, truth[4] // 2, Quality.SUBRESOLUTION, QUARTER)  # a preview, wrong on purpose
     volume.write_slice(3, truth[3])
     assert volume.quality(4) is Quality.SUBRESOLUTION  # one exact neighbour: the preview stays
     volume.take_dirty()
@@ -49,7 +52,7 @@ def test_a_preview_between_two_exact_neighbours_yields_to_their_interpolation():
     np.testing.assert_array_equal(volume.array[4], interpolated(truth, 3, 5, 4))
     assert 4 in volume.take_dirty()
     assert 4 not in volume.loaded_slices()
-    assert not volume.write_slice(4, truth[4] // 2, Quality.SUBRESOLUTION)  # a late preview is refused
+    assert not volume.write_slice(4, truth[4] // 2, Quality.SUBRESOLUTION, QUARTER)  # a late preview is refused
     assert volume.quality(4) is Quality.FILLED and volume.take_dirty() == []
     assert volume.write_slice(4, truth[4] // 3, Quality.LOSSY)  # full size: not a reduced preview
     assert volume.quality(4) is Quality.LOSSY
@@ -57,11 +60,25 @@ def test_a_preview_between_two_exact_neighbours_yields_to_their_interpolation():
     np.testing.assert_array_equal(volume.array[3:6], truth[3:6])
 
 
+def test_wants_says_whether_a_write_would_be_taken():
+    truth = ramp_volume()
+    volume = ProgressiveVolume(truth.shape, truth.dtype)
+    assert volume.wants(4, Quality.SUBRESOLUTION) and volume.wants(4, Quality.FULL)
+    volume.write_slice(3, truth[3])
+    volume.write_slice(5, truth[5])
+    assert volume.wants(4, Quality.SUBRESOLUTION, 2)  # a 1/2-size preview would stay
+    assert not volume.wants(4, Quality.SUBRESOLUTION, QUARTER)  # it would yield: the engine skips the request
+    assert volume.wants(4, Quality.LOSSY) and volume.wants(4, Quality.FULL)
+    assert not volume.wants(3, Quality.FULL) and not volume.wants(3, Quality.LOSSY)
+    assert volume.wants(6, Quality.SUBRESOLUTION, QUARTER)  # 7 is not exact
+    assert not volume.write_slice(4, truth[4] // 2, Quality.SUBRESOLUTION, QUARTER)
+
+
 def test_a_yielded_preview_is_no_source_for_the_slices_beyond_it():
     truth = ramp_volume(10)
     volume = ProgressiveVolume(truth.shape, truth.dtype)
     for k in range(10):
-        volume.write_slice(k, truth[k] // 2, Quality.SUBRESOLUTION)
+        volume.write_slice(k, truth[k] // 2, Quality.SUBRESOLUTION, QUARTER)
     volume.write_slice(2, truth[2])
     volume.write_slice(4, truth[4])
     assert volume.qualities().tolist() == [2, 2, 4, 1, 4, 2, 2, 2, 2, 2]
@@ -73,18 +90,18 @@ def test_exact_slices_three_apart_keep_the_previews_between_them():
     truth = ramp_volume()
     volume = ProgressiveVolume(truth.shape, truth.dtype)
     for k in (3, 4):
-        volume.write_slice(k, truth[k] // 2, Quality.SUBRESOLUTION)
+        volume.write_slice(k, truth[k] // 2, Quality.SUBRESOLUTION, QUARTER)
     volume.write_slice(2, truth[2])
     volume.write_slice(5, truth[5])
     assert [volume.quality(k) for k in (3, 4)] == [Quality.SUBRESOLUTION] * 2
     np.testing.assert_array_equal(volume.array[3:5], truth[3:5] // 2)
 
 
-@pytest.mark.parametrize("fill, reach", [("nearest", PREVIEW_YIELDS_WITHIN), ("linear", 0)])
-def test_previews_never_yield_with_the_nearest_fill_or_the_rule_off(fill, reach):
+@pytest.mark.parametrize("fill, reduction", [("nearest", QUARTER), ("linear", 2), ("linear", 1)])
+def test_half_size_previews_and_the_nearest_fill_keep_their_previews(fill, reduction):
     truth = ramp_volume()
-    volume = ProgressiveVolume(truth.shape, truth.dtype, fill=fill, yield_within=reach)
-    volume.write_slice(4, truth[4] // 2, Quality.SUBRESOLUTION)
+    volume = ProgressiveVolume(truth.shape, truth.dtype, fill=fill)
+    volume.write_slice(4, truth[4] // 2, Quality.SUBRESOLUTION, reduction)
     volume.write_slice(3, truth[3])
     volume.write_slice(5, truth[5])
     assert volume.quality(4) is Quality.SUBRESOLUTION
@@ -102,7 +119,7 @@ def reference(truth: np.ndarray, written: dict) -> tuple:
         below = max((e for e in exact if e < k), default=None)
         above = min((e for e in exact if e > k), default=None)
         yields = (quality is Quality.SUBRESOLUTION and below is not None and above is not None
-                  and above - below <= PREVIEW_YIELDS_WITHIN)
+                  and above - below <= yield_reach(QUARTER))
         if not yields:
             sources[k] = data
             qualities[k] = quality
@@ -135,7 +152,7 @@ def test_any_arrival_order_with_previews_equals_the_rule_from_scratch(seed):
     written: dict = {}
     for k, level in writes:
         data = truth[k] if level is Quality.FULL else (truth[k] // 2 if level is Quality.SUBRESOLUTION else truth[k] // 3)
-        accepted = volume.write_slice(k, data, level)
+        accepted = volume.write_slice(k, data, level, QUARTER)  # LOSSY and FULL: the reduction does not count
         if accepted:
             written[k] = (level, data)
         qualities, expected = reference(truth, written)

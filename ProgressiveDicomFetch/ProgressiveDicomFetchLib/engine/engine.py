@@ -417,10 +417,11 @@ class ProgressiveFetchEngine:
     def _load_part(self, source: PreviewSource, load: VolumeLoad, fetcher: FrameFetcher, task: SliceTask,
                    part: Part) -> int:
         """A slice's preview, or its whole frame (the cache first); nothing when the slice is already
-        that good (the probe wrote it, or a short frame came whole with its preview)."""
+        that good (the probe wrote it, or a short frame came whole with its preview), or when a
+        preview there would yield to its exact neighbours (volume/progressive_volume.py)."""
         quality = load.volume.quality(task.k)
         if part is Part.PREVIEW:
-            if quality >= source.quality or write_cached(load, fetcher, task):
+            if not load.volume.wants(task.k, source.quality, source.reduction) or write_cached(load, fetcher, task):
                 return 0
             got = source.fetch_preview(fetcher, task, load.geometry.pixels)
         else:
@@ -438,7 +439,7 @@ class ProgressiveFetchEngine:
         if got.frame is not None:
             write_fetched(load, fetcher, task, got.frame)
         elif got.preview is not None:
-            load.write_stored(task.k, got.preview, source.quality)
+            load.write_stored(task.k, got.preview, source.quality, source.reduction)
 
     def _slices_failed(self, state: SeriesState, batch: List[Assignment], error: Exception, started: float) -> None:
         """Retry the slices first in line, or fail the series: after MAX_CONSECUTIVE_FAILURES failure

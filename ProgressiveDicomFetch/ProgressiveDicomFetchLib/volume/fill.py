@@ -3,7 +3,7 @@
 A FILLED slice is a function of its two nearest sources only (never of other FILLED slices), so
 the fill after any sequence of arrivals equals the fill computed from scratch from the set of
 sources: arrival order does not matter. The sources are the loaded slices, except a preview that
-yields to the interpolation between exact slices close around it (`PREVIEW_YIELDS_WITHIN`). When
+yields to the interpolation between exact slices close around it (`YIELD_RULE`). When
 slice k arrives or improves, only the slices whose nearest sources include k change:
 `dependents` names them, O(gap); they are recomputed in numpy, a few slices at a time.
 
@@ -21,13 +21,14 @@ import numpy as np
 
 FILL_MODES = ("linear", "nearest")
 
-#: A reduced in-plane preview (SUBRESOLUTION) yields to the linear fill between the exact slices
-#: around it when those are at most this far apart (2: both neighbours exact). Measured by
-#: Testing/benchmarks/preview_ladder.py (docs/previews.md): with exact slices 2 apart the
-#: interpolation beats a 128x128-level HTJ2K prefix of the generated CT (16.4 against 25.5 HU,
-#: 30.4 against 29.3 dB) and ties a 1/2-size prefix of the MR (13.2 / 13.1 HU, 37.5 / 37.3 dB);
-#: 3 apart the CT is mixed and the MR's preview wins, so previews stay from there on.
-PREVIEW_YIELDS_WITHIN = 2
+#: When a reduced in-plane preview (SUBRESOLUTION) yields to the linear fill between the exact
+#: slices around it: (smallest reduction per side of the preview, exact slices at most this far
+#: apart). Measured by Testing/benchmarks/preview_ladder.py (docs/previews.md): with both
+#: neighbours exact (2 apart) the interpolation beats a 1/4-size HTJ2K prefix (the 128x128 level of
+#: the 512x512 CT: 16.4 against 25.5 HU, 30.4 against 29.3 dB), while 1/2-size prefixes win or tie
+#: (MR 217x181: 13.2 / 13.1 HU, 37.5 / 37.3 dB; 128x128 CT: 38.1 / 39.0 HU but 23.7 / 27.2 dB);
+#: 3 apart every preview measured wins or is mixed. So: 1/4 size or smaller, 2 apart; else never.
+YIELD_RULE = ((4, 2),)
 INTERPOLATION_CHUNK = 8  # slices per numpy step: the temporaries stay a few slices, whatever the gap
 
 
@@ -35,6 +36,12 @@ def check_mode(mode: str) -> str:
     if mode not in FILL_MODES:
         raise ValueError(f"fill must be one of {', '.join(FILL_MODES)}, not {mode!r}")
     return mode
+
+
+def yield_reach(reduction: int) -> int:
+    """How far apart exact slices may be for a preview reduced `reduction` times per side to yield
+    to their interpolation (0: never; see YIELD_RULE)."""
+    return max((reach for smallest, reach in YIELD_RULE if reduction >= smallest), default=0)
 
 
 def work_dtype(dtype: np.dtype) -> np.dtype:

@@ -7,8 +7,8 @@ Why it looks like this:
   preview can never overwrite the exact pixels;
 - slices that have not arrived are filled from the sources around them (see fill.py), and
   refilled, O(gap), when a source arrives or changes, so MPR and 3D look right early;
-- the better estimate wins: a reduced preview whose exact neighbours are close enough
-  (fill.PREVIEW_YIELDS_WITHIN, linear fill) is replaced by the interpolation between them and
+- the better estimate wins: a reduced preview whose exact neighbours are close enough for its
+  reduction (fill.YIELD_RULE, linear fill) is replaced by the interpolation between them and
   becomes FILLED again (a late preview there is refused); exact slices are never replaced;
 - `take_dirty()` tells the main thread which slices changed since it last looked.
 
@@ -36,7 +36,7 @@ import numpy as np
 
 from .casting import prepare_slice
 from .coarseness import Coarseness, coarseness
-from .fill import PREVIEW_YIELDS_WITHIN, check_mode, dependents, fill_chunks
+from .fill import check_mode, dependents, fill_chunks, yield_reach
 from .memory import VolumeTooLargeError, check_fits, format_bytes
 from .quality import LOADED, Quality
 
@@ -71,10 +71,7 @@ def _adopted(buffer: np.ndarray, shape: Tuple[int, int, int], dtype: np.dtype) -
 class ProgressiveVolume:
     """A (K, J, I) volume whose slices arrive in any order, from any thread, at rising quality."""
 
-    def __init__(self, shape: Sequence[int], dtype, fill: str = "linear", buffer: Optional[np.ndarray] = None,
-                 yield_within: int = PREVIEW_YIELDS_WITHIN) -> None:
-        """`yield_within`: exact slices at most this far apart replace a reduced preview between
-        them by their interpolation (linear fill only; below 2: previews never yield)."""
+    def __init__(self, shape: Sequence[int], dtype, fill: str = "linear", buffer: Optional[np.ndarray] = None) -> None:
         self._shape = _checked_shape(shape)
         self._dtype = np.dtype(dtype)
         if self._dtype.kind not in "iuf":
@@ -87,7 +84,7 @@ class ProgressiveVolume:
         num_slices = self._shape[0]
         self._quality = np.zeros(num_slices, np.int8)
         self._loaded: List[int] = []  # sorted sources of the fill: the slices with quality >= LOADED
-        self._yield_within = operator.index(yield_within) if self._fill == "linear" else 0
+        self._reach = np.zeros(num_slices, np.int8)  # per preview: exact slices this far apart replace it
         self._write_lock = threading.Lock()
         self._stale: Set[int] = set()  # sources added, changed or removed since the last refill (write lock)
         self._drain_guard = threading.Lock()
@@ -157,11 +154,12 @@ class ProgressiveVolume:
             raise IndexError(f"slice index {index} is outside the volume's 0..{self.num_slices - 1}")
         return index
 
-    def write_slice(self, k: int, data: np.ndarray, quality: Quality = Quality.FULL) -> bool:
+    def write_slice(self, k: int, data: np.ndarray, quality: Quality = Quality.FULL, reduction: int = 1) -> bool:
         """Write slice k unless it already has `quality` or better, or is a reduced preview that
         yields to the exact slices around it; refill its neighbours (coalesced, see above).
 
-        Returns True when written. Raises on a wrong index, shape or quality, and on values
+        `reduction`: how many times smaller per side the data was before it was brought to full
+        size (a preview's; 1: full size). Returns True when written. Raises on a wrong index, shape or quality, and on values
         the volume dtype cannot hold (`casting.PixelRangeError`), writing nothing.
         """
         index = self._index(k)
@@ -176,10 +174,12 @@ class ProgressiveVolume:
         data = prepare_slice(data, self._dtype)
         with self._write_lock:
             previous = Quality(int(self._quality[index]))
-            if previous >= level or (level in YIELDING and self._yields(index)):
+            reach = self._reach_of(level, reduction)
+            if previous >= level or self._yields(index, reach):
                 return False
             np.copyto(self._array[index], data, casting="unsafe")
             self._quality[index] = level
+            self._reach[index] = reach
             if previous < LOADED:
                 bisect.insort(self._loaded, index)
             self._stale.add(index)
@@ -189,9 +189,18 @@ class ProgressiveVolume:
         self._drain()
         return True
 
-    def _yields(self, k: int) -> bool:
-        """The ladder's rule: exact slices below and above k at most `yield_within` apart."""
-        reach = self._yield_within
+    def wants(self, k: int, quality: Quality, reduction: int = 1) -> bool:
+        """Would a write of slice k at `quality` (and `reduction`) be taken now? No when the slice is
+        as good already, or when such a preview yields to the exact slices around it. Lets a caller
+        skip a request."""
+        index, level = self._index(k), Quality(quality)
+        return self._quality[index] < level and not self._yields(index, self._reach_of(level, reduction))
+
+    def _reach_of(self, level: Quality, reduction: int) -> int:
+        return yield_reach(operator.index(reduction)) if level in YIELDING and self._fill == "linear" else 0
+
+    def _yields(self, k: int, reach: int) -> bool:
+        """The ladder's rule: exact slices below and above k at most `reach` apart."""
         if reach < 2:
             return False
         low = max(0, k - reach + 1)
@@ -201,13 +210,14 @@ class ProgressiveVolume:
 
     def _demote_around(self, k: int) -> List[int]:
         """Previews near a new exact slice k that now yield: FILLED again, no longer sources (write lock)."""
-        reach = self._yield_within
+        reach = int(self._reach.max())
         if reach < 2:
             return []
         window = range(max(0, k - reach + 1), min(self.num_slices, k + reach))
-        demoted = [j for j in window if self._quality[j] in YIELDING and self._yields(j)]
+        demoted = [j for j in window if self._quality[j] in YIELDING and self._yields(j, int(self._reach[j]))]
         for j in demoted:
             self._quality[j] = Quality.FILLED
+            self._reach[j] = 0
             del self._loaded[bisect.bisect_left(self._loaded, j)]
         return demoted
 
