@@ -38,8 +38,8 @@ class WriteLog:
     def _wrap(self, index, volume):
         original = volume.write_slice
 
-        def write_slice(k, data, quality=Quality.FULL):
-            written = original(k, data, quality)
+        def write_slice(k, data, quality=Quality.FULL, reduction=1):
+            written = original(k, data, quality, reduction)
             with self._lock:
                 self.writes.append((index, k, Quality(quality), written))
             return written
