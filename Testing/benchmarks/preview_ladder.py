@@ -17,7 +17,6 @@ from this table: per preview reduction, the largest gap at which interpolation b
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
