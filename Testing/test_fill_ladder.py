@@ -60,20 +60,6 @@ def test_a_preview_between_two_exact_neighbours_yields_to_their_interpolation():
     np.testing.assert_array_equal(volume.array[3:6], truth[3:6])
 
 
-def test_wants_says_whether_a_write_would_be_taken():
-    truth = ramp_volume()
-    volume = ProgressiveVolume(truth.shape, truth.dtype)
-    assert volume.wants(4, Quality.SUBRESOLUTION) and volume.wants(4, Quality.FULL)
-    volume.write_slice(3, truth[3])
-    volume.write_slice(5, truth[5])
-    assert volume.wants(4, Quality.SUBRESOLUTION, 2)  # a 1/2-size preview would stay
-    assert not volume.wants(4, Quality.SUBRESOLUTION, QUARTER)  # it would yield: the engine skips the request
-    assert volume.wants(4, Quality.LOSSY) and volume.wants(4, Quality.FULL)
-    assert not volume.wants(3, Quality.FULL) and not volume.wants(3, Quality.LOSSY)
-    assert volume.wants(6, Quality.SUBRESOLUTION, QUARTER)  # 7 is not exact
-    assert not volume.write_slice(4, truth[4] // 2, Quality.SUBRESOLUTION, QUARTER)
-
-
 def test_a_yielded_preview_is_no_source_for_the_slices_beyond_it():
     truth = ramp_volume(10)
     volume = ProgressiveVolume(truth.shape, truth.dtype)

@@ -12,8 +12,9 @@ test cache (in_plane_data.py). Each rate re-runs this script in a private networ
 repetition the previews plan runs first, then the plain plan, which is also judged at the previews
 run's all-previewed moment. Every run also records a per-frame breakdown (step_timers.py: wall and
 CPU per step), and the report judges issue 22's targets (every slice previewed / complete,
-complete / (frame bytes / rate), and on loopback the cost of previews). Writes to --out: in_plane_<rate>.json (summary, targets, runs),
-in_plane.md (the tables), raw/in_plane_<rate>.json (the runs as measured).
+complete / (frame bytes / rate), and on loopback the cost of previews). Writes to --out:
+in_plane_<rate>.json (summary, targets, runs), in_plane.md (the tables), raw/in_plane_<rate>.json
+(the runs as measured).
 """
 from __future__ import annotations
 

@@ -417,11 +417,10 @@ class ProgressiveFetchEngine:
     def _load_part(self, source: PreviewSource, load: VolumeLoad, fetcher: FrameFetcher, task: SliceTask,
                    part: Part) -> int:
         """A slice's preview, or its whole frame (the cache first); nothing when the slice is already
-        that good (the probe wrote it, or a short frame came whole with its preview), or when a
-        preview there would yield to its exact neighbours (volume/progressive_volume.py)."""
+        that good (the probe wrote it, or a short frame came whole with its preview)."""
         quality = load.volume.quality(task.k)
         if part is Part.PREVIEW:
-            if not load.volume.wants(task.k, source.quality, source.reduction) or write_cached(load, fetcher, task):
+            if quality >= source.quality or write_cached(load, fetcher, task):
                 return 0
             got = source.fetch_preview(fetcher, task, load.geometry.pixels)
         else:

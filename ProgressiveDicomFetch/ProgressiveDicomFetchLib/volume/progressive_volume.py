@@ -189,13 +189,6 @@ class ProgressiveVolume:
         self._drain()
         return True
 
-    def wants(self, k: int, quality: Quality, reduction: int = 1) -> bool:
-        """Would a write of slice k at `quality` (and `reduction`) be taken now? No when the slice is
-        as good already, or when such a preview yields to the exact slices around it. Lets a caller
-        skip a request."""
-        index, level = self._index(k), Quality(quality)
-        return self._quality[index] < level and not self._yields(index, self._reach_of(level, reduction))
-
     def _reach_of(self, level: Quality, reduction: int) -> int:
         return yield_reach(operator.index(reduction)) if level in YIELDING and self._fill == "linear" else 0
 
