@@ -185,3 +185,28 @@ def test_a_burst_of_writes_during_a_refill_is_refilled_once_per_gap(monkeypatch)
     np.testing.assert_array_equal(volume.array, expected)
     assert set(volume.take_dirty()) == set(range(40))
     assert volume.covered
+
+
+def test_a_refill_that_fails_is_done_by_the_next_write(monkeypatch):
+    """A refill that raises (e.g. MemoryError) leaves its gaps stale, not forgotten: the next write
+    refills them, and the volume ends equal to the plain fill."""
+    truth = ramp_volume(20, (4, 3))
+    volume = ProgressiveVolume(truth.shape, truth.dtype)
+    volume.write_slice(0, truth[0])
+    real = progressive_volume.fill_chunks
+
+    def failing(*args):
+        raise MemoryError("no room for the fill")
+
+    monkeypatch.setattr(progressive_volume, "fill_chunks", failing)
+    with pytest.raises(MemoryError):
+        volume.write_slice(10, truth[10])
+    assert volume.quality(10) is Quality.FULL  # the write itself stands
+    monkeypatch.setattr(progressive_volume, "fill_chunks", real)
+    volume.write_slice(19, truth[19])
+    expected = truth.copy()
+    for k in range(1, 10):
+        expected[k] = interpolated(truth, 0, 10, k)
+    for k in range(11, 19):
+        expected[k] = interpolated(truth, 10, 19, k)
+    np.testing.assert_array_equal(volume.array, expected)

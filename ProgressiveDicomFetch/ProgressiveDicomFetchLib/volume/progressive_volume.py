@@ -221,6 +221,7 @@ class ProgressiveVolume:
             if self._draining:
                 return  # the drainer at work takes this write's refill too
             self._draining = True
+        stale: Set[int] = set()
         try:
             while True:
                 with self._write_lock:
@@ -232,7 +233,9 @@ class ProgressiveVolume:
                     gaps = self._gaps(stale)
                 for (below, above), targets in gaps.items():
                     self._refill(below, above, targets)
-        except BaseException:
+        except BaseException:  # e.g. MemoryError: the next write refills what this round left
+            with self._write_lock:
+                self._stale.update(stale)
             with self._drain_guard:
                 self._draining = False
             raise
