@@ -90,12 +90,12 @@ def main(argv: List[str] = None) -> int:
 
         def plain_get() -> int:
             for path in paths:
-                session.get(server.url_for(path), headers={"Accept": FRAME_ACCEPT}).content
+                _ = session.get(server.url_for(path), headers={"Accept": FRAME_ACCEPT}).content
             return len(paths)
 
         def urllib3_get() -> int:
             for path in paths:
-                pool.request("GET", server.url_for(path), headers={"Accept": FRAME_ACCEPT}).data
+                _ = pool.request("GET", server.url_for(path), headers={"Accept": FRAME_ACCEPT}).data
             return len(paths)
 
         ours = per_item(ours_get, args.repeats)

@@ -59,7 +59,7 @@ class SeriesState:
         key = b"".join(q.tobytes() for q in qualities)
         if self._measured is None or self._measured[0] != key:
             counts = {q.name: 0 for q in Quality}
-            for load, values in zip(self.loads, qualities):
+            for values in qualities:
                 tally = np.bincount(values, minlength=len(Quality))
                 for quality in Quality:
                     counts[quality.name] += int(tally[quality])
