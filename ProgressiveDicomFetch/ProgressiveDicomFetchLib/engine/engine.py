@@ -460,7 +460,7 @@ class ProgressiveFetchEngine:
         if got.frame is not None:
             write_fetched(load, fetcher, task, got.frame)
         elif got.preview is not None:
-            load.write_stored(task.k, got.preview, source.quality)
+            load.write_stored(task.k, got.preview, source.quality, source.reduction)
 
     def _slices_failed(self, state: SeriesState, batch: List[Assignment], error: Exception, started: float) -> None:
         """Retry the slices first in line, or fail the series: after MAX_CONSECUTIVE_FAILURES failure

@@ -135,11 +135,11 @@ def _probe_prefixes(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: Slice
         probe.reason = "no prefixes: no ETag or Last-Modified to match a frame's two halves"
     else:
         try:
-            length, description = prefix_length(answer.data, answer.total or len(answer.data), answer.whole)
+            length, description, reduction = prefix_length(answer.data, answer.total or len(answer.data), answer.whole)
         except ValueError as error:
             probe.reason = f"no prefixes: {error}"
         else:
-            probe.source, probe.reason = HTJ2KPrefixes(length, accept), f"HTJ2K prefixes of {description}"
+            probe.source, probe.reason = HTJ2KPrefixes(length, accept, reduction), f"HTJ2K prefixes of {description}"
             if not answer.whole:
                 probe.preview = (task, probe.source.take(fetcher, task, answer, load.geometry.pixels))
     if probe.source is None and answer.partial and not answer.whole:
