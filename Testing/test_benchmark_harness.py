@@ -217,7 +217,11 @@ def test_in_plane_run_fetches_exactly_and_judges_the_previews(in_plane_series, t
     assert list(run["stages"]) == ["anchors", "every-8", "every-4", "every-2", "rest"]
     assert 0 < run["first_slice_s"] <= run["covered_s"] <= run["stages"]["anchors"] <= run["complete_s"]
     errors = [run["snapshots"][f"stage:{stage}"]["mae"] for stage in run["stages"]]
-    assert errors == sorted(errors, reverse=True) and errors[0] > 0 and errors[-1] == 0
+    assert errors == sorted(errors, reverse=True) and errors[-1] == 0
+    # A snapshot is copied when the main loop sees its event (a 120 MB copy takes a while): one
+    # taken before the load completed is not exact yet, one taken after is.
+    anchors = run["snapshots"]["stage:anchors"]
+    assert (anchors["mae"] > 0) == (anchors["t"] < run["complete_s"]), anchors
     truth = np.load(in_plane_series.truth)
     assert run["snapshots"]["at_time"]["mae"] == pytest.approx(float(np.abs(truth.astype(np.float64)).mean()))
     assert run["snapshots"]["covered"]["counts"]["MISSING"] == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -149,8 +150,10 @@ def test_any_arrival_order_with_previews_equals_the_rule_from_scratch(seed):
 
 
 def test_a_burst_of_writes_during_a_refill_is_refilled_once_per_gap(monkeypatch):
-    """A second writer that finds a refill under way returns at once; the drainer then refills every
-    gap the burst touched once, and the buffer equals the plain fill."""
+    """A second writer that finds a refill under way leaves its refill to the drainer and waits for
+    it (the fill is current when write_slice returns: the engine's covered and coarse checks follow
+    each write); the drainer refills every gap the burst touched once, and the buffer equals the
+    plain fill."""
     truth = ramp_volume(40, (6, 5))
     volume = ProgressiveVolume(truth.shape, truth.dtype)
     inside, release = threading.Event(), threading.Event()
@@ -168,12 +171,18 @@ def test_a_burst_of_writes_during_a_refill_is_refilled_once_per_gap(monkeypatch)
     first = threading.Thread(target=volume.write_slice, args=(0, truth[0]))
     first.start()
     assert inside.wait(10)
-    for k in (8, 16, 24, 32, 12):  # the burst: each returns while the first writer refills
-        assert volume.write_slice(k, truth[k])
+    burst = [threading.Thread(target=volume.write_slice, args=(k, truth[k])) for k in (8, 16, 24, 32, 12)]
+    for writer in burst:  # each writes its slice, then waits while the first writer refills
+        writer.start()
+    deadline = time.monotonic() + 10
+    while not all(volume.quality(k) is Quality.FULL for k in (8, 16, 24, 32, 12)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert all(writer.is_alive() for writer in burst)  # none returned before its neighbours are filled
     assert volume.quality(20) is Quality.MISSING  # not refilled yet: the drainer takes it
     release.set()
-    first.join(10)
-    assert not first.is_alive()
+    for writer in [first] + burst:
+        writer.join(10)
+        assert not writer.is_alive()
     assert calls[0] == (1, 40)  # the first write: slice 0 copied everywhere
     assert sorted(calls[1:]) == [(1, 8), (9, 12), (13, 16), (17, 24), (25, 32), (33, 40)]  # once per gap
     loaded = [0, 8, 12, 16, 24, 32]

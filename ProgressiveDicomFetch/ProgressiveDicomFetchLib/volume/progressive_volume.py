@@ -15,7 +15,9 @@ Why it looks like this:
 Threads: any number of worker threads may call `write_slice` while the main thread reads. Writes
 and fills are serialised by one lock. Refills are coalesced: a write marks its slice stale and one
 writer at a time (the drainer) refills every stale neighbourhood, so a burst of arrivals costs one
-refill per gap, not one per arrival, and a writer that finds a drainer at work returns at once.
+refill per gap, not one per arrival; a writer that finds a drainer at work leaves its refill to it
+and waits for it, so the fill is current when `write_slice` returns (the engine's covered and
+coarse checks follow each write: returning at once let "covered" come ~0.4 s late).
 The dirty set has its own lock, held only for a set update, so the main thread's `take_dirty()`
 never waits for a fill. Readers of `array` take no lock: a slice being written or refilled may be
 seen half old, half new until its dirty notice arrives (fine for display: the next notice redraws
@@ -87,7 +89,7 @@ class ProgressiveVolume:
         self._reach = np.zeros(num_slices, np.int8)  # per preview: exact slices this far apart replace it
         self._write_lock = threading.Lock()
         self._stale: Set[int] = set()  # sources added, changed or removed since the last refill (write lock)
-        self._drain_guard = threading.Lock()
+        self._drain_guard = threading.Condition()
         self._draining = False
         self._dirty_lock = threading.Lock()
         self._dirty: Set[int] = set()
@@ -219,7 +221,9 @@ class ProgressiveVolume:
         fill values are computed without the lock, which is held only to store each chunk."""
         with self._drain_guard:
             if self._draining:
-                return  # the drainer at work takes this write's refill too
+                while self._draining:  # the drainer at work takes this write's refill too
+                    self._drain_guard.wait()
+                return
             self._draining = True
         stale: Set[int] = set()
         try:
@@ -229,6 +233,7 @@ class ProgressiveVolume:
                     if not stale:  # a writer adds under the write lock: none can slip in now
                         with self._drain_guard:
                             self._draining = False
+                            self._drain_guard.notify_all()
                         return
                     gaps = self._gaps(stale)
                 for (below, above), targets in gaps.items():
@@ -238,6 +243,7 @@ class ProgressiveVolume:
                 self._stale.update(stale)
             with self._drain_guard:
                 self._draining = False
+                self._drain_guard.notify_all()
             raise
 
     def _gaps(self, stale: Set[int]) -> Dict[Tuple[Optional[int], Optional[int]], range]:
