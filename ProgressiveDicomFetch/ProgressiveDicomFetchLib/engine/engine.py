@@ -26,6 +26,7 @@ from ..retrieve import FrameFetcher, fetcher_for, load_slices, prepare_series, w
 from ..transport import is_dimse, offers_previews
 from ..volume import Quality
 from .concurrency import ConcurrencyController
+from .connection_check import connection_served
 from .events import EngineEvent, EventKind, SeriesProgress, SeriesStatus
 from .package_advice import PackageAdvice, package_advice
 from .focus_policy import FocusPolicy, Shown
@@ -91,7 +92,9 @@ class ProgressiveFetchEngine:
         self._events: "queue.SimpleQueue[EngineEvent]" = queue.SimpleQueue()
         self._new_volumes: "queue.SimpleQueue[Tuple[str, int, VolumeLoad]]" = queue.SimpleQueue()
         self._probe_lock = threading.Lock()
-        self._wake = threading.Condition()
+        lock = threading.RLock()
+        self._wake = threading.Condition(lock)  # workers within the limit wait here for work
+        self._parked = threading.Condition(lock)  # workers above it wait here for it to grow
         self._paused = False
         self._closed = False
         self._busy = 0  # workers between taking a job and finishing it
@@ -102,7 +105,8 @@ class ProgressiveFetchEngine:
             self.controller = ConcurrencyController(start, 1, max_connections, floor=connections)
             self.scheduler.connections = self.controller.limit
         self._push_backs = self._traits.push_backs(server) if self._traits is not None else 0
-        self._workers = [threading.Thread(target=self._work, name=f"pdf-worker-{n}", daemon=True)
+        self._joined = [n < connections for n in range(max(connections, max_connections or connections))]
+        self._workers = [threading.Thread(target=self._work, args=(n,), name=f"pdf-worker-{n}", daemon=True)
                          for n in range(max(connections, max_connections or connections))]
         for worker in self._workers:
             worker.start()
@@ -169,6 +173,7 @@ class ProgressiveFetchEngine:
         with self._wake:
             self._closed = True
             self._wake.notify_all()
+            self._parked.notify_all()
         if not self.finished() and hasattr(self.server, "abort"):
             self.server.abort()  # DIMSE: A-ABORT the associations, requests in flight end now
         deadline = time.monotonic() + timeout
@@ -250,10 +255,10 @@ class ProgressiveFetchEngine:
         return self._clock() - self.started_at
 
     # -- workers --------------------------------------------------------------------------------
-    def _work(self) -> None:
+    def _work(self, index: int) -> None:
         try:
             while True:
-                job = self._next_job()
+                job = self._next_job(index)
                 if job is None:
                     return
                 try:
@@ -271,20 +276,45 @@ class ProgressiveFetchEngine:
         finally:
             self.server.close()  # this thread's HTTP connection
 
-    def _next_job(self):
-        with self._wake:
-            while True:
+    def _next_job(self, index: int):
+        """Worker `index`'s next job (None once closed). Only workers below the limit work, always
+        the same ones, so the server sees a steady set of keep-alive connections; those above it
+        park with their connection closed (a server may hold a thread per open connection), and
+        join again only once the server answers on a new one (connection_check.py)."""
+        while True:
+            with self._wake:
+                while not self._closed and index < self.scheduler.connections:
+                    if not self._joined[index]:
+                        break
+                    if not self._paused and self._busy < self.scheduler.connections:
+                        job = self._metadata_jobs.popleft() if self._metadata_jobs else \
+                            self.scheduler.next_batch(FRAMES_PER_REQUEST)
+                        if job:
+                            self._busy += 1
+                            return job
+                    self._wake.wait(0.5)
                 if self._closed:
                     return None
-                if not self._paused and self._busy < self.scheduler.connections:
-                    if self._metadata_jobs:
-                        self._busy += 1
-                        return self._metadata_jobs.popleft()
-                    batch = self.scheduler.next_batch(FRAMES_PER_REQUEST)
-                    if batch:
-                        self._busy += 1
-                        return batch
-                self._wake.wait(0.5)
+                joining = index < self.scheduler.connections
+            if joining:
+                self._join(index)
+                continue
+            self.server.close()  # outside the lock: a DIMSE association is released over the network
+            with self._wake:
+                self._joined[index] = False
+                while not self._closed and index >= self.scheduler.connections:
+                    self._parked.wait(1.0)
+
+    def _join(self, index: int) -> None:
+        """Worker `index` works once the server answers on its new connection; if not, the server
+        serves `index` connections at most, and the controller keeps the limit there."""
+        assert self.controller is not None  # workers beyond `connections` exist only with it
+        served = connection_served(self.server, self.controller.join_timeout())
+        with self._wake:
+            if served:
+                self._joined[index] = True
+            else:
+                self._follow_limit(self.controller.cap(index))
 
     def _load_metadata(self, series_uid: str) -> None:
         """Metadata (unless the caller gave the volumes), then the preview probe, then the slices."""
@@ -395,15 +425,21 @@ class ProgressiveFetchEngine:
             if pushed:
                 limit = self.controller.push_back()
             elif nbytes > 0:  # nothing on the wire (cached, or already good enough) says nothing
-                limit = self.controller.sample(now, nbytes, now - started)
+                limit = self.controller.sample(now, nbytes, now - started, self._busy)
             else:
                 return
-            if limit != self.scheduler.connections:
-                logger.info("requests in flight: %d -> %d", self.scheduler.connections, limit)
-                self.scheduler.connections = limit
-                if self._traits is not None:
-                    self._traits.remember_concurrency(self.server, limit)
-                self._wake.notify_all()
+            self._follow_limit(limit)
+
+    def _follow_limit(self, limit: int) -> None:
+        """The scheduler hands out work up to the controller's limit, remembered for this server
+        (lock held)."""
+        if limit != self.scheduler.connections:
+            logger.info("requests in flight: %d -> %d", self.scheduler.connections, limit)
+            self.scheduler.connections = limit
+            if self._traits is not None:
+                self._traits.remember_concurrency(self.server, limit)
+            self._wake.notify_all()
+            self._parked.notify_all()
 
     def _take_prefetched(self, state: SeriesState, load: VolumeLoad, volume: int, task: SliceTask) -> Optional[int]:
         """Write the frame the probe got for this slice, if any; its bytes (None: not prefetched)."""
