@@ -25,7 +25,6 @@ LATENCY_GROWTH = 2.0  # median latency this many times the lowest seen, with no 
 SHRINK = 0.75  # the limit's factor on push-back or latency growth
 DECAY = 0.97  # per window at the plateau: the best throughput seen fades towards what the link gives now
 PROBE_EVERY = 8  # windows at a plateau before probing one step up again (the link may have freed up)
-STUCK = 0.7  # served at once below this fraction of those in flight: some get no answer (a connection cap)
 JOIN_TIMEOUT_S = 0.5  # a new connection's first answer may take this, or 4 lowest latencies if longer
 MIN_WINDOW_S = 0.1  # a window lasts at least this long: on a near link `limit` answers take a few ms, too noisy to judge
 
@@ -35,11 +34,6 @@ class _Window:
     started: float
     bytes: int = 0
     latencies: List[float] = field(default_factory=list)
-    in_flight: List[int] = field(default_factory=list)  # requests in flight at each answer (itself included)
-
-    def served(self, now: float) -> float:
-        """Requests the link served at once (Little's law: answers per second x their latency)."""
-        return len(self.latencies) / (now - self.started) * statistics.mean(self.latencies)
 
 
 class ConcurrencyController:
@@ -60,7 +54,6 @@ class ConcurrencyController:
         self._flat = 0
         self._probing = False
         self._settling = False
-        self._raised = False  # the last change was a step up (its effect is judged by _capped)
         self.ceiling = maximum  # lowered when more requests in flight than the server serves get no answer
         self._window: _Window = None  # type: ignore[assignment]  # opened by the first sample
         self._lock = threading.Lock()
@@ -70,9 +63,8 @@ class ConcurrencyController:
         with self._lock:
             return self._limit
 
-    def sample(self, now: float, nbytes: int, latency_s: float, in_flight: Optional[int] = None) -> int:
-        """One request answered at `now` (seconds, any clock) with `nbytes` in `latency_s`, while
-        `in_flight` requests were (itself included; default: the limit); the limit."""
+    def sample(self, now: float, nbytes: int, latency_s: float) -> int:
+        """One request answered at `now` (seconds, any clock) with `nbytes` in `latency_s`; the limit."""
         with self._lock:
             if self._window is None:  # the first answer opens the first window (its bytes came before)
                 self._window = _Window(now)
@@ -80,18 +72,13 @@ class ConcurrencyController:
             window = self._window
             window.bytes += nbytes
             window.latencies.append(latency_s)
-            window.in_flight.append(self._limit if in_flight is None else in_flight)
             if len(window.latencies) >= self._limit and now >= window.started + MIN_WINDOW_S:
                 if self._settling:  # answers to requests sent before the last change: not its effect
                     self._settling = False
                 else:
-                    rate, served = window.bytes / (now - window.started), window.served(now)
-                    in_flight = statistics.mean(window.in_flight)
-                    logger.debug("window: limit %d, %.0f KB/s, latency %.1f ms, served %.1f of %.1f in flight",
-                                 self._limit, rate / 1e3, 1e3 * statistics.median(window.latencies), served, in_flight)
-                    raised, self._raised = self._raised, False
-                    if not (raised and self._capped(served, in_flight)):
-                        self._decide(rate, statistics.median(window.latencies))
+                    rate, latency = window.bytes / (now - window.started), statistics.median(window.latencies)
+                    logger.debug("window: limit %d, %.0f KB/s, latency %.1f ms", self._limit, rate / 1e3, 1e3 * latency)
+                    self._decide(rate, latency)
                 self._window = _Window(now)
             return self._limit
 
@@ -110,28 +97,14 @@ class ConcurrencyController:
             return max(JOIN_TIMEOUT_S, 4 * lowest)
 
     def cap(self, connections: int) -> int:
-        """The server left a request on connection number `connections + 1` unanswered: at most
-        `connections` from now on (see `_capped`); the limit."""
+        """The server left a request on connection number `connections + 1` unanswered (it serves
+        only so many at once: engine/connection_check.py): at most `connections` from now on; the limit."""
         with self._lock:
             self.ceiling = max(self.minimum, min(self.ceiling, connections))
             self._slow_start = False
             self._set(min(self._limit, self.ceiling))
             self._best_limit = min(self._best_limit, self._limit)
             return self._limit
-
-    def _capped(self, served: float, in_flight: float) -> bool:
-        """After a step up: were the added requests answered at all? A server that serves only so
-        many connections at once (a thread each, Orthanc's HttpThreadsCount) leaves the others
-        waiting until one of those idles; the limit goes back to what it serves, never above again."""
-        if served >= STUCK * in_flight:
-            return False
-        self.ceiling = max(self.minimum, min(self._limit - 1, int(round(served))))
-        self._set(self.ceiling)
-        self._best_limit = min(self._best_limit, self._limit)
-        self._slow_start = False
-        logger.info("only %.1f of %.1f requests in flight answered: at most %d from now on", served, in_flight,
-                    self.ceiling)
-        return True
 
     def _decide(self, rate: float, latency: float) -> None:
         self._base_latency = min(self._base_latency, latency)
@@ -160,5 +133,4 @@ class ConcurrencyController:
     def _set(self, limit: int) -> None:
         limit = min(max(limit, self.minimum), self.maximum, self.ceiling)
         self._settling = limit != self._limit
-        self._raised = limit > self._limit
         self._limit = limit

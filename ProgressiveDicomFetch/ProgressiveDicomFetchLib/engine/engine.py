@@ -425,7 +425,7 @@ class ProgressiveFetchEngine:
             if pushed:
                 limit = self.controller.push_back()
             elif nbytes > 0:  # nothing on the wire (cached, or already good enough) says nothing
-                limit = self.controller.sample(now, nbytes, now - started, self._busy)
+                limit = self.controller.sample(now, nbytes, now - started)
             else:
                 return
             self._follow_limit(limit)
