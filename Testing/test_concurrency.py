@@ -3,6 +3,8 @@ requests in flight, each answered after max(round trip + its bytes / rate, queue
 deterministic, no server needed; the engine under a real far link is in test_links.py."""
 from __future__ import annotations
 
+import random
+import statistics
 from typing import Dict, List
 
 import pytest
@@ -46,6 +48,39 @@ def test_a_fast_near_link_keeps_few_requests_in_flight():
     controller = ConcurrencyController(start=4)
     drive(controller, 1e9 / 8, 0.0005)
     assert controller.limit <= 5  # more would only queue
+
+
+def drive_cpu_bound(controller: ConcurrencyController, per_s: float, requests: int, seed: int) -> List[int]:
+    """A near link where our process is the bottleneck (loopback): `per_s` answers a second whatever
+    the limit, each gap off by up to +-40 % (threads contending for the GIL); the limit each round."""
+    rng, now, limits = random.Random(seed), 0.0, []
+    while requests > 0:
+        limit = controller.limit
+        for _ in range(limit):
+            now += (1 + 0.8 * (rng.random() - 0.5)) / per_s
+            controller.sample(now, FRAME, limit / per_s)
+            requests -= 1
+        limits.append(controller.limit)
+    return limits
+
+
+@pytest.mark.compat
+def test_a_noisy_cpu_bound_near_link_stays_near_its_start():
+    """Windows of a few ms would judge noise (a window is at least 0.1 s): more requests in flight
+    only queue in our process, so the limit stays about where it started."""
+    means = [statistics.mean(drive_cpu_bound(ConcurrencyController(start=4), 130.0, 600, seed)) for seed in range(20)]
+    assert statistics.mean(means) <= 4.7, means
+
+
+@pytest.mark.compat
+def test_a_server_that_leaves_a_new_connection_unanswered_caps_the_limit():
+    controller = ConcurrencyController(start=4)
+    drive(controller, 100e6 / 8, 0.1, requests=60)
+    assert controller.limit > 6
+    assert controller.cap(6) == 6 and controller.ceiling == 6
+    drive(controller, 100e6 / 8, 0.1, requests=600)  # probes never go above what the server serves
+    assert controller.limit <= 6
+    assert controller.cap(8) == 6  # a later, higher worker's failure does not raise it
 
 
 @pytest.mark.compat
