@@ -77,8 +77,8 @@ class ProgressiveFetchEngine:
         `focus_share` as its connection cap). `rendered`: previews may come from `/rendered`
         (calibrated; previews/rendered.py) where a series has no other preview source.
         `max_connections` above `connections`: the requests in flight follow the link between 1
-        and it, starting from `connections` or what paid on this server before; None: always
-        `connections`."""
+        and it, starting from `connections` or what paid on this server before; None, or a DIMSE
+        server (a PACS counts associations): always `connections`."""
         self.server = server
         self.cache = cache  # frames found there are not fetched (resume after a kill or a cancel)
         self.scheduler = Scheduler(connections, strategy, focus_share, plan, policy)
@@ -100,14 +100,15 @@ class ProgressiveFetchEngine:
         self._busy = 0  # workers between taking a job and finishing it
         self.controller: Optional[ConcurrencyController] = None
         self._traits = getattr(server, "traits", None)  # DICOMweb servers learn; DIMSE ones have none
-        if max_connections is not None and max_connections > connections:
-            start = (self._traits.concurrency(server) if self._traits is not None else None) or connections
+        if max_connections is not None and max_connections > connections and self._traits is not None:
+            start = self._traits.concurrency(server) or connections
             self.controller = ConcurrencyController(start, 1, max_connections, floor=connections)
             self.scheduler.connections = self.controller.limit
         self._push_backs = self._traits.push_backs(server) if self._traits is not None else 0
-        self._joined = [n < connections for n in range(max(connections, max_connections or connections))]
+        workers = self.controller.maximum if self.controller is not None else connections
+        self._joined = [n < connections for n in range(workers)]  # the others join once served (_join)
         self._workers = [threading.Thread(target=self._work, args=(n,), name=f"pdf-worker-{n}", daemon=True)
-                         for n in range(max(connections, max_connections or connections))]
+                         for n in range(workers)]
         for worker in self._workers:
             worker.start()
 
