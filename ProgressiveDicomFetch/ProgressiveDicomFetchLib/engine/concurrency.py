@@ -6,8 +6,11 @@ known in advance, so the limit is found like TCP finds its window: from the star
 limit of this server, or a guess), double it each window while the throughput rises (slow start),
 then add a quarter; when a step brings no more throughput, go back to the best limit seen and hold
 (probing one more now and then); shrink when the server pushes back (429/503) or when its answers
-slow down (latency x2) while throughput falls (an overloaded server). A window ends once `limit` requests have answered (about one round trip); the window after a
-change is skipped, its answers are to requests sent before it.
+slow down (latency x2) while throughput falls (an overloaded server). A window ends once `limit`
+requests have answered (about one round trip) and at least 0.1 s has passed (on a near link a few
+answers take milliseconds: their rate is noise); the window after a change is skipped, its
+answers are to requests sent before it. A server that leaves a new connection unanswered serves
+only so many at once: `cap` keeps the limit below that for good (engine/connection_check.py).
 Pure arithmetic on the samples it is fed (times come with them), so tests drive it directly.
 """
 from __future__ import annotations

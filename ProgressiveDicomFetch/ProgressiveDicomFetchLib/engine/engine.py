@@ -26,7 +26,7 @@ from ..retrieve import FrameFetcher, fetcher_for, load_slices, prepare_series, w
 from ..transport import is_dimse, offers_previews
 from ..volume import Quality
 from .concurrency import ConcurrencyController
-from .connection_check import connection_served
+from .link_follower import LinkFollower
 from .events import EngineEvent, EventKind, SeriesProgress, SeriesStatus
 from .package_advice import PackageAdvice, package_advice
 from .focus_policy import FocusPolicy, Shown
@@ -98,14 +98,11 @@ class ProgressiveFetchEngine:
         self._paused = False
         self._closed = False
         self._busy = 0  # workers between taking a job and finishing it
-        self.controller: Optional[ConcurrencyController] = None
-        self._traits = getattr(server, "traits", None)  # DICOMweb servers learn; DIMSE ones have none
-        if max_connections is not None and max_connections > connections and self._traits is not None:
-            start = self._traits.concurrency(server) or connections
-            self.controller = ConcurrencyController(start, 1, max_connections, floor=connections)
+        self._link = LinkFollower(server, connections, max_connections)
+        self.controller: Optional[ConcurrencyController] = self._link.controller
+        if self.controller is not None:
             self.scheduler.connections = self.controller.limit
-        self._push_backs = self._traits.push_backs(server) if self._traits is not None else 0
-        workers = self.controller.maximum if self.controller is not None else connections
+        workers = self._link.workers or connections
         self._joined = [n < connections for n in range(workers)]  # the others join once served (_join)
         self._workers = [threading.Thread(target=self._work, args=(n,), name=f"pdf-worker-{n}", daemon=True)
                          for n in range(workers)]
@@ -279,14 +276,12 @@ class ProgressiveFetchEngine:
 
     def _next_job(self, index: int):
         """Worker `index`'s next job (None once closed). Only workers below the limit work, always
-        the same ones, so the server sees a steady set of keep-alive connections; those above it
-        park with their connection closed (a server may hold a thread per open connection), and
-        join again only once the server answers on a new one (connection_check.py)."""
+        the same ones (the server sees a steady set of keep-alive connections); a worker above it
+        parks with its connection closed, and joins again only once the server answers on a new
+        one (link_follower.py: a server may serve only so many connections)."""
         while True:
             with self._wake:
-                while not self._closed and index < self.scheduler.connections:
-                    if not self._joined[index]:
-                        break
+                while not self._closed and index < self.scheduler.connections and self._joined[index]:
                     if not self._paused and self._busy < self.scheduler.connections:
                         job = self._metadata_jobs.popleft() if self._metadata_jobs else \
                             self.scheduler.next_batch(FRAMES_PER_REQUEST)
@@ -298,24 +293,16 @@ class ProgressiveFetchEngine:
                     return None
                 joining = index < self.scheduler.connections
             if joining:
-                self._join(index)
+                limit = self._link.join(index)  # outside the lock: a request
+                with self._wake:
+                    self._joined[index] = limit is None
+                    self._follow_limit(limit)
                 continue
             self.server.close()  # outside the lock: a DIMSE association is released over the network
             with self._wake:
                 self._joined[index] = False
                 while not self._closed and index >= self.scheduler.connections:
                     self._parked.wait(1.0)
-
-    def _join(self, index: int) -> None:
-        """Worker `index` works once the server answers on its new connection; if not, the server
-        serves `index` connections at most, and the controller keeps the limit there."""
-        assert self.controller is not None  # workers beyond `connections` exist only with it
-        served = connection_served(self.server, self.controller.join_timeout())
-        with self._wake:
-            if served:
-                self._joined[index] = True
-            else:
-                self._follow_limit(self.controller.cap(index))
 
     def _load_metadata(self, series_uid: str) -> None:
         """Metadata (unless the caller gave the volumes), then the preview probe, then the slices."""
@@ -407,40 +394,22 @@ class ProgressiveFetchEngine:
                 for index, size in zip(wanted, fetched):
                     sizes[index] = size  # network bytes, 0 if cached
         except (DicomwebError, ValueError) as error:
-            self._follow_link(started, 0)
+            self._follow_limit(self._link.answered(started, 0))  # a push-back, if any
             self._slices_failed(state, batch, error, started)
             return
-        self._follow_link(started, sum(sizes))
+        self._follow_limit(self._link.answered(started, sum(sizes)))
         for assignment, size in zip(batch, sizes):
             self._slice_done(state, assignment, size)
 
-    def _follow_link(self, started: float, nbytes: int) -> None:
-        """Tell the concurrency controller about one answered request (and any push-back since);
-        the scheduler hands out work up to its limit, which is remembered for this server."""
-        if self.controller is None:
-            return
-        now = time.monotonic()
-        push_backs = self._traits.push_backs(self.server) if self._traits is not None else 0
+    def _follow_limit(self, limit: Optional[int]) -> None:
+        """Work is handed out up to the controller's limit (None: unchanged), remembered per server."""
         with self._wake:
-            pushed, self._push_backs = push_backs > self._push_backs, push_backs
-            if pushed:
-                limit = self.controller.push_back()
-            elif nbytes > 0:  # nothing on the wire (cached, or already good enough) says nothing
-                limit = self.controller.sample(now, nbytes, now - started)
-            else:
-                return
-            self._follow_limit(limit)
-
-    def _follow_limit(self, limit: int) -> None:
-        """The scheduler hands out work up to the controller's limit, remembered for this server
-        (lock held)."""
-        if limit != self.scheduler.connections:
-            logger.info("requests in flight: %d -> %d", self.scheduler.connections, limit)
-            self.scheduler.connections = limit
-            if self._traits is not None:
-                self._traits.remember_concurrency(self.server, limit)
-            self._wake.notify_all()
-            self._parked.notify_all()
+            if limit is not None and limit != self.scheduler.connections:
+                logger.info("requests in flight: %d -> %d", self.scheduler.connections, limit)
+                self.scheduler.connections = limit
+                self._link.remember(limit)
+                self._wake.notify_all()
+                self._parked.notify_all()
 
     def _take_prefetched(self, state: SeriesState, load: VolumeLoad, volume: int, task: SliceTask) -> Optional[int]:
         """Write the frame the probe got for this slice, if any; its bytes (None: not prefetched)."""
