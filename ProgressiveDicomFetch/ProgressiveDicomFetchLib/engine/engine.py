@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CONNECTIONS = 4  # best throughput on loopback and LAN in our measurements (docs/benchmarks.md)
 ADAPTIVE_MAX_CONNECTIONS = 32  # the most requests in flight the controller may ask for (docs/links.md)
+STALE_CONNECTION_S = 0.5  # a connection idle this long may have been closed by the server (Orthanc: after 1 s)
 FRAMES_PER_REQUEST = 8  # frames of one multi-frame object per request: 28 -> 1.6 ms a frame, ~12 ms a request (measured)
 MAX_CONSECUTIVE_FAILURES = 4  # rounds: with the default retries, a server may be gone ~15 s
 MAX_SLICE_ATTEMPTS = 5  # more than the rounds: an outage fails the same slice each round
@@ -103,7 +104,8 @@ class ProgressiveFetchEngine:
         if self.controller is not None:
             self.scheduler.connections = self.controller.limit
         workers = self._link.workers or connections
-        self._joined = [n < connections for n in range(workers)]  # the others join once served (_join)
+        now = time.monotonic()
+        self._used = [now if n < connections else 0.0 for n in range(workers)]  # when each worker last had an answer
         self._workers = [threading.Thread(target=self._work, args=(n,), name=f"pdf-worker-{n}", daemon=True)
                          for n in range(workers)]
         for worker in self._workers:
@@ -259,6 +261,8 @@ class ProgressiveFetchEngine:
                 job = self._next_job(index)
                 if job is None:
                     return
+                if not self._connection_served(index, job):
+                    continue
                 try:
                     if isinstance(job, str):
                         self._load_metadata(job)
@@ -270,18 +274,18 @@ class ProgressiveFetchEngine:
                 finally:
                     with self._wake:
                         self._busy -= 1
+                        self._used[index] = time.monotonic()
                         self._wake.notify_all()
         finally:
             self.server.close()  # this thread's HTTP connection
 
     def _next_job(self, index: int):
         """Worker `index`'s next job (None once closed). Only workers below the limit work, always
-        the same ones (the server sees a steady set of keep-alive connections); a worker above it
-        parks with its connection closed, and joins again only once the server answers on a new
-        one (link_follower.py: a server may serve only so many connections)."""
+        the same ones (the server sees a steady set of keep-alive connections); one above it parks
+        with its connection closed (a server may hold a thread per open connection)."""
         while True:
             with self._wake:
-                while not self._closed and index < self.scheduler.connections and self._joined[index]:
+                while not self._closed and index < self.scheduler.connections:
                     if not self._paused and self._busy < self.scheduler.connections:
                         job = self._metadata_jobs.popleft() if self._metadata_jobs else \
                             self.scheduler.next_batch(FRAMES_PER_REQUEST)
@@ -291,18 +295,34 @@ class ProgressiveFetchEngine:
                     self._wake.wait(0.5)
                 if self._closed:
                     return None
-                joining = index < self.scheduler.connections
-            if joining:
-                limit = self._link.join(index)  # outside the lock: a request
-                with self._wake:
-                    self._joined[index] = limit is None
-                    self._follow_limit(limit)
-                continue
             self.server.close()  # outside the lock: a DIMSE association is released over the network
             with self._wake:
-                self._joined[index] = False
+                self._used[index] = 0.0  # no connection any more
                 while not self._closed and index >= self.scheduler.connections:
                     self._parked.wait(1.0)
+
+    def _connection_served(self, index: int, job) -> bool:
+        """Before a job on a new or idle connection (it may have been closed by the server), ask the
+        server on it (link_follower.py); unanswered, the job goes back and the limit stays at the
+        connections the server serves for us now (the others answered lately)."""
+        if self.controller is None or time.monotonic() - self._used[index] < STALE_CONNECTION_S:
+            return True
+        if self._link.served():
+            return True
+        with self._wake:
+            now = time.monotonic()
+            live = sum(1 for n, used in enumerate(self._used) if n != index and now - used < STALE_CONNECTION_S)
+            self._used[index] = 0.0
+            self._busy -= 1
+            if isinstance(job, str):
+                self._metadata_jobs.appendleft(job)
+            else:
+                for assignment in reversed(job):
+                    self.scheduler.retry(assignment)
+            self._follow_limit(self._link.cap(live))
+            self._wake.notify_all()
+        self.server.close()
+        return False
 
     def _load_metadata(self, series_uid: str) -> None:
         """Metadata (unless the caller gave the volumes), then the preview probe, then the slices."""

@@ -59,13 +59,16 @@ class LinkFollower:
             return self.controller.sample(now, nbytes, now - started)
         return None
 
-    def join(self, index: int) -> Optional[int]:
-        """Worker `index` (0-based) is about to use a new connection: None when the server answers
-        on it, else the limit, now at most `index` for good."""
-        assert self.controller is not None  # workers beyond `connections` exist only with it
-        if connection_served(self.server, self.controller.join_timeout()):
-            return None
-        return self.controller.cap(index)
+    def served(self) -> bool:
+        """Does the server answer on this thread's connection (new, or idle and perhaps closed by it)?"""
+        assert self.controller is not None  # asked only when the limit follows the link
+        return connection_served(self.server, self.controller.join_timeout())
+
+    def cap(self, connections: int) -> int:
+        """The server left a new connection unanswered while serving `connections` others of ours:
+        at most that many from now on (never below the engine's fixed pool); the limit."""
+        assert self.controller is not None
+        return self.controller.cap(max(connections, self.controller.floor))
 
     def remember(self, limit: int) -> None:
         """What the next engine on this server starts from."""
