@@ -302,25 +302,27 @@ class ProgressiveFetchEngine:
                     self._parked.wait(1.0)
 
     def _connection_served(self, index: int, job) -> bool:
-        """Before a job on a new or idle connection (it may have been closed by the server), ask the
-        server on it (link_follower.py); unanswered, the job goes back and the limit stays at the
-        connections the server serves for us now (the others answered lately)."""
+        """A job on a new or idle connection (the server may have closed it) goes back at once and
+        the server is asked on the connection first (link_follower.py); answered, the worker takes
+        the next job, else the limit stays at the connections answered lately (the others')."""
         if self.controller is None or time.monotonic() - self._used[index] < STALE_CONNECTION_S:
             return True
-        if self._link.served():
-            return True
         with self._wake:
-            now = time.monotonic()
-            live = sum(1 for n, used in enumerate(self._used) if n != index and now - used < STALE_CONNECTION_S)
-            self._used[index] = 0.0
             self._busy -= 1
             if isinstance(job, str):
                 self._metadata_jobs.appendleft(job)
             else:
                 for assignment in reversed(job):
                     self.scheduler.retry(assignment)
-            self._follow_limit(self._link.cap(live))
             self._wake.notify_all()
+        served = self._link.served()
+        with self._wake:
+            now = time.monotonic()
+            if served:
+                self._used[index] = now
+                return False
+            live = sum(1 for n, used in enumerate(self._used) if n != index and now - used < STALE_CONNECTION_S)
+            self._follow_limit(self._link.cap(live))
         self.server.close()
         return False
 
