@@ -17,7 +17,7 @@ import pytest
 import urllib3
 
 from ProgressiveDicomFetchLib.dicomweb import (
-    AuthenticationFailed, BadResponse, BearerToken, DicomwebServer, HeaderAuth, RetryPolicy, ServerUnreachable,
+    AuthenticationFailed, BadResponse, BasicAuth, BearerToken, DicomwebServer, HeaderAuth, RetryPolicy, ServerUnreachable,
     TokenProvider, make_auth, parse_filters, search_studies,
 )
 from ProgressiveDicomFetchLib.dicomweb.server import encode_query, retry_after_seconds
@@ -226,3 +226,22 @@ def test_retry_after_http_date():
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
     assert retry_after_seconds("7") == 7.0
     assert retry_after_seconds("soon") is None
+
+
+def test_the_environment_still_counts_though_read_once(orthanc_auth, tmp_path, monkeypatch):
+    """requests' environment (here ~/.netrc through NETRC) is read once per origin, not per request,
+    and still applies: without it the authenticated Orthanc refuses; an explicit auth wins."""
+    user, password = orthanc_auth.auth
+    host = orthanc_auth.dicomweb_url.split("://", 1)[1].split("/", 1)[0].split(":")[0]
+    with pytest.raises(AuthenticationFailed):
+        search_studies(DicomwebServer(orthanc_auth.dicomweb_url, retry=RetryPolicy(attempts=1)))
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine {host} login {user} password {password}\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    server = DicomwebServer(orthanc_auth.dicomweb_url, retry=RetryPolicy(attempts=1))
+    assert len(search_studies(server)) > 0
+    assert len(search_studies(server)) > 0  # the second request uses what the first read
+    with pytest.raises(AuthenticationFailed):
+        search_studies(DicomwebServer(orthanc_auth.dicomweb_url, auth=BasicAuth(user, "wrong"),
+                                      retry=RetryPolicy(attempts=1)))

@@ -228,10 +228,28 @@ def test_a_slow_drip_is_cut_at_the_body_deadline():
                 except OSError:
                     pass
 
-    with Dripping() as drip:
+    # One timer thread watches every body: a body with a later deadline is already being read
+    # when this one starts, so its earlier deadline must wake the thread.
+    with Dripping() as drip, Dripping() as slow_drip:
+        slow = DicomwebServer(slow_drip.url, timeout=(1.0, 1.0), limits=BodyLimits(seconds=8.0),
+                              retry=RetryPolicy(attempts=1))
+        outcome = []
+
+        def read_slowly():
+            try:
+                series_metadata(slow, "1.2.3", "1.2.3.4")
+            except ServerUnreachable as error:
+                outcome.append(str(error))
+
+        earlier = threading.Thread(target=read_slowly, daemon=True)
+        earlier.start()
+        time.sleep(0.5)
         server = DicomwebServer(drip.url, timeout=(1.0, 1.0), limits=BodyLimits(seconds=2.0),
                                 retry=RetryPolicy(attempts=1))
         started = time.monotonic()
         with pytest.raises(ServerUnreachable, match="did not arrive within 2 s"):
             series_metadata(server, "1.2.3", "1.2.3.4")
         assert time.monotonic() - started < 5
+        assert earlier.is_alive()  # its deadline has not come
+        earlier.join(timeout=20)
+        assert not earlier.is_alive() and "did not arrive within 8 s" in outcome[0]  # cut at its own deadline

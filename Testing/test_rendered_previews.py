@@ -15,6 +15,8 @@ import re
 import subprocess
 import sys
 import threading
+import time
+import types
 
 import numpy as np
 import pytest
@@ -23,7 +25,11 @@ from scripted_server import ScriptedServer
 from test_in_plane_previews import WriteLog, run
 
 from ProgressiveDicomFetchLib.engine import StagePlan
+from ProgressiveDicomFetchLib.pixels import PixelDescription
+from ProgressiveDicomFetchLib.previews import RenderedPreviews
 from ProgressiveDicomFetchLib.previews.rendered import MAX_MEAN_ERROR, Rendered, rendered_available
+from ProgressiveDicomFetchLib.previews.rendered_link import (MAX_PREVIEW_SHARE, OPTIONS, FrameTiming,
+                                                             choose_option)
 from ProgressiveDicomFetchLib.volume import Quality
 
 logger = logging.getLogger(__name__)
@@ -56,8 +62,8 @@ class PreviewLog(WriteLog):
         volume.write_slice = write_slice
 
 
-def load(url, info, plan=StagePlan()):
-    engine, events, log, loads = run(url, info, plan, log_type=PreviewLog, rendered=True)
+def load(url, info, plan=StagePlan(), mode=True):
+    engine, events, log, loads = run(url, info, plan, log_type=PreviewLog, rendered=mode)
     return engine, events, log, loads[0]
 
 
@@ -71,6 +77,7 @@ def psnr(estimate, truth):
     return 10 * np.log10(peak ** 2 / np.mean((estimate - truth) ** 2))
 
 
+@pytest.mark.compat
 def test_orthanc_rendered_previews_calibrate_land_first_and_nothing_is_fetched_twice(orthanc_relay, sample_small):
     info = sample_small.series(KEY)
     engine, events, log, volume_load = load(orthanc_relay.dicomweb_url, info)
@@ -173,7 +180,9 @@ def test_without_a_jpeg_decoder_the_source_is_off_and_the_series_loads_by_frames
 
 
 @pytest.mark.parametrize("flag, stages", [
-    (["--rendered-previews"], StagePlan().stage_ids()),
+    (["--rendered-previews"], StagePlan().stage_ids()),  # the flag alone: on
+    (["--rendered-previews", "on"], StagePlan().stage_ids()),
+    (["--rendered-previews", "auto"], NO_PREVIEWS.stage_ids()),  # loopback: they do not pay
     ([], NO_PREVIEWS.stage_ids()),  # off by default: Orthanc loads as before
 ])
 def test_fetch_command_takes_rendered_previews_only_when_asked(flag, stages, orthanc, sample_small, tmp_path):
@@ -187,3 +196,188 @@ def test_fetch_command_takes_rendered_previews_only_when_asked(flag, stages, ort
     assert list(record["stages"]) == stages
     data, _ = nrrd.read(str(tmp_path / "out" / f"{info.series_uid}.nrrd"), index_order="C")
     np.testing.assert_array_equal(data, sample_small.load_truth(KEY))
+
+
+def test_fetch_command_names_the_choices_of_rendered_previews(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "ProgressiveDicomFetchLib", "fetch", "--url", "http://127.0.0.1:9",
+                             "--study", "1.2.3", "--out", str(tmp_path), "--rendered-previews", "sometimes"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "--rendered-previews" in result.stderr and "auto" in result.stderr
+    with pytest.raises(ValueError, match="off, auto, on"):
+        RenderedPreviews.parse("sometimes")
+    assert [RenderedPreviews.parse(v) for v in (True, False, "AUTO")] == [
+        RenderedPreviews.ON, RenderedPreviews.OFF, RenderedPreviews.AUTO]
+
+
+AUTO_KEY = "ct_thick"  # 40 slices of 128x128 CT, 33 KB frames
+SLOW_LINK_BPS = 0.5e6  # a frame takes ~520 ms on it, a rendering (~1.5 KB) ~25-35 ms
+SLOW_LINK_BURST = 2048  # the relay's default 16 KB burst would carry half a frame at once
+
+
+def test_auto_skips_rendered_previews_on_loopback_and_says_why(orthanc_relay, sample_small):
+    info = sample_small.series(AUTO_KEY)
+    engine, events, log, volume_load = load(orthanc_relay.dicomweb_url, info, mode="auto")
+    state = engine._series[info.series_uid]
+    assert state.preview is None and "not worth it on this link" in state.preview_note, state.preview_note
+    assert {q for _, _, q in log.accepted()} == {Quality.FULL}
+    assert [e.stage for e in events if e.event == "stage"] == NO_PREVIEWS.stage_ids()
+    paths = [r.path for r in orthanc_relay.requests]
+    assert sum(requested(paths, RENDERED).values()) <= 1  # none, or the one the probe measured
+    frames = requested(paths, FRAME)
+    assert len(frames) == volume_load.volume.num_slices and set(frames.values()) == {1}
+    np.testing.assert_array_equal(volume_load.volume.array, sample_small.load_truth(AUTO_KEY))
+
+
+def test_auto_takes_rendered_previews_where_the_link_is_the_limit(orthanc, sample_small):
+    """At 0.5 Mbit/s the renderings pay: every slice is previewed before any is exact but the probe's
+    (the load is cancelled then: the exact part is as tested above, and slow here)."""
+    from servers.latency_relay import LatencyRelay
+
+    from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
+    from ProgressiveDicomFetchLib.engine import ProgressiveFetchEngine
+    from test_in_plane_previews import prepared_loads
+
+    info = sample_small.series(AUTO_KEY)
+    with LatencyRelay(orthanc.port, 0.0, SLOW_LINK_BPS, lifetime_s=120.0, burst=SLOW_LINK_BURST) as relay:
+        loads = prepared_loads(DicomwebServer(relay.dicomweb_url), info)
+        log = PreviewLog(loads)
+        engine = ProgressiveFetchEngine(DicomwebServer(relay.dicomweb_url), connections=3, rendered="auto")
+        stages = []
+        try:
+            engine.add_series(info.study_uid, info.series_uid, loads=loads)
+            deadline = time.monotonic() + 60
+            while "preview-rest" not in stages and not engine.finished() and time.monotonic() < deadline:
+                stages += [e.stage for e in engine.process_events().events if e.event == "stage"]
+                time.sleep(0.02)
+            engine.cancel(info.series_uid)
+        finally:
+            assert engine.close(timeout=5)
+    state = engine._series[info.series_uid]
+    assert isinstance(state.preview, Rendered) and "the link: frame" in state.preview_note, state.preview_note
+    assert stages == ["preview-every-4", "preview-rest"]
+    n = loads[0].volume.num_slices
+    accepted = log.accepted()
+    last_preview = max(i for i, (_, _, q) in enumerate(accepted) if q == Quality.SUBRESOLUTION)
+    assert {k for _, k, q in accepted[:last_preview + 1] if q == Quality.SUBRESOLUTION} | {n // 2} == set(range(n))
+    assert {k for _, k, q in accepted[:last_preview] if q == Quality.FULL} == {n // 2}  # the probe's anchor
+    # small frames on a slow link get the smallest rendering (its bytes stay a small share)
+    assert state.preview.size == (128, 128) and state.preview.jpeg_quality == OPTIONS[-1][1]
+
+
+CT_512 = PixelDescription(512, 512, 16, 12, 11, 1)
+
+
+@pytest.mark.compat
+@pytest.mark.parametrize("mbit, expected", [(1000, (256, 90)), (100, (256, 90)), (10, (256, 75)), (2, (128, 75))])
+def test_slower_links_get_smaller_renderings(mbit, expected):
+    """240 frames of a 512² CT of 524 KB, each taking its link time: the renderings of every slice
+    must cross the link within a second and stay within 3 % of the frame's bytes."""
+    frame = FrameTiming(524288, 524288 * 8 / (mbit * 1e6))
+    assert choose_option(CT_512, 240, frame) == expected
+    assert choose_option(CT_512, 240, None) == (256, 90)  # not measured: the default
+
+
+@pytest.mark.compat
+def test_the_pay_rule_compares_the_rendering_with_the_frame():
+    from ProgressiveDicomFetchLib.previews.rendered_link import does_not_pay, too_quick_to_render
+    frame = FrameTiming(524288, 0.048)  # ~100 Mbit/s
+    assert too_quick_to_render(frame) is None
+    assert does_not_pay(frame, 0.8 * MAX_PREVIEW_SHARE * frame.seconds) is None
+    assert "not worth it" in does_not_pay(frame, 1.2 * MAX_PREVIEW_SHARE * frame.seconds)
+    assert "not worth it" in too_quick_to_render(FrameTiming(524288, 0.006))  # loopback
+
+
+COLOUR_FRAMES, COLOUR_SIDE = 12, 320  # a 320² frame is rendered at 256² (rendered_link.py) and upsampled
+
+
+def smooth_rgb_cine(frames=COLOUR_FRAMES, side=COLOUR_SIDE):
+    """The sample US RGB cine's header with smooth colour frames (red across, green down, a blue
+    disc growing along the cine): what an ultrasound or endoscopy clip looks like to a JPEG. Values
+    90..170 only: a window narrowed to them would not be the identity Orthanc renders colour with."""
+    from ProgressiveDicomFetchLib.sampledata.image_kinds import uid, us_rgb_cine
+    item = us_rgb_cine(np.random.default_rng(25), frames)
+    ds = item.datasets[0]
+    j, i = np.mgrid[0:side, 0:side].astype(np.float64)
+    cine = []
+    for k in range(frames):
+        disc = np.hypot(i - side / 2, j - side / 2) < side * (0.15 + 0.02 * k)
+        cine.append(np.stack([90 + 80 * i / side, 95 + 70 * j / side, np.where(disc, 160.0, 100.0)], axis=-1))
+    values = np.rint(np.array(cine)).astype(np.uint8)
+    ds.Rows = ds.Columns = side
+    ds.PixelData = values.transpose(0, 3, 1, 2).tobytes()  # planar configuration 1, as the sample's
+    ds.SeriesInstanceUID, ds.SOPInstanceUID = uid("smooth_rgb", "series"), uid("smooth_rgb", "sop")
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    return item, ds, values
+
+
+@pytest.fixture(scope="module")
+def colour_series(orthanc_empty, tmp_path_factory):
+    """On a module's own Orthanc: the smooth RGB cine, and the sample's noise RGB cine as generated."""
+    from ProgressiveDicomFetchLib.sampledata.image_kinds import us_rgb_cine
+    from ProgressiveDicomFetchLib.sampledata.writer import save_dataset
+    folder = tmp_path_factory.mktemp("colour")
+    _, smooth, smooth_truth = smooth_rgb_cine()
+    noise = us_rgb_cine(np.random.default_rng(17))
+    paths = [folder / "smooth.dcm", folder / "noise.dcm"]
+    save_dataset(smooth, paths[0])
+    save_dataset(noise.datasets[0], paths[1])
+    orthanc_empty.upload(paths)
+    found = {"smooth": (smooth, smooth_truth), "noise": (noise.datasets[0], noise.truth[0])}
+    return orthanc_empty, {key: (types.SimpleNamespace(study_uid=ds.StudyInstanceUID, series_uid=ds.SeriesInstanceUID),
+                                 truth) for key, (ds, truth) in found.items()}
+
+
+def test_colour_series_get_rgb_previews_calibrated_channel_by_channel(colour_series):
+    server, series = colour_series
+    info, truth = series["smooth"]
+    engine, events, log, volume_load = load(server.dicomweb_url, info)
+    state = engine._series[info.series_uid]
+    assert isinstance(state.preview, Rendered) and state.preview.channels == 3, state.preview_note
+    assert "RGB" in state.preview_note and state.preview.size == (256, 256)
+    n = volume_load.volume.num_slices
+    accepted = log.accepted()
+    first_other_full = next(i for i, (_, k, q) in enumerate(accepted) if q == Quality.FULL and k != n // 2)
+    assert {k for _, k, q in accepted[:first_other_full] if q == Quality.SUBRESOLUTION} == set(range(n)) - {n // 2}
+    previewed = np.array([log.previews[k] for k in sorted(log.previews)])
+    error = np.abs(previewed - truth[sorted(log.previews)]).mean(axis=(0, 1, 2))  # per channel
+    logger.info("RGB previews: mean error per channel %s (of 255)", np.round(error, 2))
+    assert previewed.shape[-1] == 3 and (error < MAX_MEAN_ERROR * 255).all()
+    np.testing.assert_array_equal(volume_load.volume.array, truth)  # exact at the end
+
+
+def test_a_colour_rendering_that_misses_the_frame_is_refused_naming_the_channel(colour_series):
+    """The sample's US cine is per-pixel noise: no JPEG keeps it, the calibration says so."""
+    server, series = colour_series
+    info, truth = series["noise"]
+    engine, events, log, volume_load = load(server.dicomweb_url, info)
+    note = engine._series[info.series_uid].preview_note
+    assert engine._series[info.series_uid].preview is None and "no rendered previews: R channel: " in note, note
+    assert {q for _, _, q in log.accepted()} == {Quality.FULL}
+    np.testing.assert_array_equal(volume_load.volume.array, truth)
+
+
+@pytest.mark.parametrize("mode, frame_s, taken, renderings", [
+    (RenderedPreviews.AUTO, 0.001, False, 0),  # too quick a frame: nothing rendered
+    (RenderedPreviews.AUTO, 10.0, True, 1),  # a frame this slow: the rendering pays
+    (RenderedPreviews.ON, 0.001, True, 1),  # forced
+])
+def test_the_probe_decides_from_the_timed_frame(mode, frame_s, taken, renderings, orthanc_relay, sample_small):
+    """The real frame and rendering from Orthanc; only the frame's time is given (a link of choice)."""
+    from test_in_plane_previews import prepared_loads
+
+    from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
+    from ProgressiveDicomFetchLib.previews.probe import Probe, _probe_rendered, probe_task
+    from ProgressiveDicomFetchLib.retrieve import fetcher_for
+
+    info = sample_small.series(AUTO_KEY)
+    server = DicomwebServer(orthanc_relay.dicomweb_url)
+    load = prepared_loads(server, info)[0]
+    fetcher = fetcher_for(server, load, None)
+    task = probe_task(fetcher, load)
+    frame = fetcher.fetch([task])[0]
+    probe = _probe_rendered(fetcher, load, task, Probe(None, frame=(task, frame, len(frame.data)), frame_s=frame_s), mode)
+    assert isinstance(probe.source, Rendered) is taken, probe.reason
+    assert probe.frame[1] is frame  # kept for its turn
+    assert sum(requested([r.path for r in orthanc_relay.requests], RENDERED).values()) == renderings
+    if not taken:
+        assert "a rendering takes at least" in probe.reason and probe.bytes == 0

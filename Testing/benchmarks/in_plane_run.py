@@ -61,6 +61,7 @@ class PlanRun:
     errors: List[str] = field(default_factory=list)
     snapshots: Dict[str, Snapshot] = field(default_factory=dict)
     wire: List[List[float]] = field(default_factory=list)  # WireMeter samples: [t, loopback bytes]
+    preview_note: str = ""  # what the probe found (the preview source, or why none)
 
 
 def preview_error(volume: np.ndarray, truth: np.ndarray) -> Tuple[float, float]:
@@ -84,7 +85,7 @@ def _wire_at(samples: Sequence[Sequence[float]], t: float) -> Optional[int]:
 
 
 def run_plan(plan: str, url: str, study: str, series: str, connections: int = 4,
-             snapshot_at: Optional[float] = None, rendered: bool = False) -> Tuple[PlanRun, Dict[str, np.ndarray]]:
+             snapshot_at: Optional[float] = None, rendered: str = "off") -> Tuple[PlanRun, Dict[str, np.ndarray]]:
     """Fetch the series under `plan`; returns the record and the volume copies by moment."""
     from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
     from ProgressiveDicomFetchLib.engine import ProgressiveFetchEngine, StagePlan
@@ -137,6 +138,7 @@ def run_plan(plan: str, url: str, study: str, series: str, connections: int = 4,
             engine.close()
         record.total_s = time.monotonic() - started
         record.body_bytes = sum(p.bytes for p in engine.progress() if p.series_uid == series)
+        record.preview_note = engine._series[series].preview_note
         loads = engine.loads(series)
         if len(loads) != 1:
             record.errors.append(f"the series gave {len(loads)} volumes, the benchmark expects one")
@@ -169,7 +171,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--snapshot-at", type=float, help="also copy the volume this many seconds after the start")
-    parser.add_argument("--rendered", action="store_true", help="allow /rendered previews (previews/rendered.py)")
+    parser.add_argument("--rendered", nargs="?", const="on", default="off", choices=("off", "auto", "on"),
+                        help="/rendered previews (previews/rendered.py): the flag alone is 'on'")
     args = parser.parse_args(argv)
     import ProgressiveDicomFetchLib.engine  # noqa: F401  (imports before the clock starts)
 

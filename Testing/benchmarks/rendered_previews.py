@@ -1,5 +1,5 @@
 """Benchmark of rendered previews (issue 25): the full profile's ct_thin (512x512 CT) from a real
-Orthanc, with rendered previews allowed (`--rendered-previews`), under the default plan
+Orthanc, with rendered previews allowed (`--rendered-previews auto`, or `on` with --mode on), under the default plan
 (previews of every slice first) and under
 `anchors,8,4,2` (no previews), alternately, each run in its own process (in_plane_run.py). Prints
 ratios only (the machine is shared): time until every slice is previewed / complete, the error of
@@ -34,9 +34,10 @@ PLAN_PLAIN = "anchors,8,4,2"
 SETTLE_S = 1.5  # between runs: Orthanc closes idle keep-alive connections after 1 s; tbf refills
 
 
-def run_once(plan: str, url: str, info, truth: Path, out: Path) -> Dict:
+def run_once(plan: str, url: str, info, truth: Path, out: Path, mode: str, connections: int) -> Dict:
     command = [sys.executable, str(HERE / "in_plane_run.py"), "--plan", plan, "--url", url, "--study",
-               info.study_uid, "--series", info.series_uid, "--truth", str(truth), "--out", str(out), "--rendered"]
+               info.study_uid, "--series", info.series_uid, "--truth", str(truth), "--out", str(out),
+               "--rendered", mode, "--connections", str(connections)]
     subprocess.run(command, check=True, timeout=900)
     return json.loads(out.read_text())
 
@@ -44,8 +45,16 @@ def run_once(plan: str, url: str, info, truth: Path, out: Path) -> Dict:
 def summary(runs: Dict[str, List[Dict]]) -> List[str]:
     previews, plain = runs[PLAN_PREVIEWS], runs[PLAN_PLAIN]
     median = statistics.median
+    taken = sum(r["all_previewed_s"] is not None for r in previews)
+    lines = [f"probe (first run): {previews[0]['preview_note']}", f"previews taken in {taken} of {len(previews)} runs"]
+    if taken < len(previews):  # the probe skipped them (in some runs): no preview stage ran
+        return lines + [
+            "complete with previews allowed / without: "
+            f"{median(r['complete_s'] for r in previews) / median(r['complete_s'] for r in plain):.3f}",
+            "body bytes with previews allowed / without: "
+            f"{median(r['body_bytes'] for r in previews) / median(r['body_bytes'] for r in plain):.4f}"]
     previewed = [r["snapshots"]["stage:preview-rest"] for r in previews]
-    lines = [
+    lines += [
         f"runs per plan: {len(previews)}; every final volume exact: "
         f"{all(r['final_exact'] for r in previews + plain)}",
         "all slices previewed / complete (previews plan): "
@@ -68,6 +77,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--rate", default=LOOPBACK, help="loopback (default) or e.g. 100mbit (root)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--key", default="ct_thin", help="series of the full sample profile")
+    parser.add_argument("--connections", type=int, default=4, help="requests in flight, both plans")
+    parser.add_argument("--mode", default="auto", choices=("auto", "on"), help="--rendered-previews of the previews plan")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     limited = rate_bits(args.rate) is not None
@@ -90,11 +101,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for repeat in range(args.repeats):
             for plan in (PLAN_PREVIEWS, PLAN_PLAIN):
                 time.sleep(SETTLE_S)
-                record = run_once(plan, orthanc.dicomweb_url, info, truth, Path(scratch) / f"{repeat}-{len(plan)}.json")
+                record = run_once(plan, orthanc.dicomweb_url, info, truth, Path(scratch) / f"{repeat}-{len(plan)}.json",
+                                  args.mode if plan == PLAN_PREVIEWS else "off", args.connections)
                 logger.info("%s run %d: complete %.2f s, all previewed %s s, errors %s", plan, repeat,
                             record["complete_s"], record["all_previewed_s"], record["errors"])
                 runs[plan].append(record)
-    print(f"rendered previews, {args.key} ({info.num_slices} x {info.rows}x{info.columns}), Orthanc, {args.rate}")
+    print(f"rendered previews ({args.mode}, {args.connections} connections), {args.key} ({info.num_slices} x {info.rows}x{info.columns}), Orthanc, "
+          f"{args.rate}")
     for line in summary(runs):
         print("  " + line)
     return 0

@@ -91,9 +91,10 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--stages", default=str(StagePlan()),
                         help=f"stage plan (default: {StagePlan()}; preview-N: in-plane previews of every Nth "
                              "slice, then of the rest, where the server offers them; 'anchors,8,4,2': none)")
-    parser.add_argument("--rendered-previews", action="store_true",
+    parser.add_argument("--rendered-previews", nargs="?", const="on", default="off", choices=("off", "auto", "on"),
                         help="previews from the server's /rendered JPEGs, calibrated back to modality values on "
-                             "one exact frame, where a series has no other preview source (e.g. Orthanc)")
+                             "one exact frame, where a series has no other preview source (e.g. Orthanc): 'on' "
+                             "(the flag alone) always, 'auto' where the link makes them pay, 'off' (default) never")
     parser.add_argument("--timeline", type=Path, metavar="FILE.json", help="write the timeline JSON here")
     parser.add_argument("--cache", type=Path, metavar="DIR",
                         help="on-disk frame cache: frames found there are not downloaded again (resume)")

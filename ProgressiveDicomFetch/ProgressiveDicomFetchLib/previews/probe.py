@@ -12,8 +12,9 @@ preview stages stay empty and the series loads by full frames, as on any server.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 from .. import transfer_syntax as ts
 from ..dicomweb.errors import DicomwebError, NotFound
@@ -21,12 +22,14 @@ from ..dicomweb.frame_ranges import get_range
 from ..dicomweb.frames import FrameData, frame_accept, frames_from_body, probe_policy
 from ..loading import SliceTask, VolumeLoad
 from ..pixels import decode_frame
+from ..pixels.description import PALETTE
 from ..pixels.htj2k_preview import previews_available
 from ..retrieve import DicomwebFrameFetcher
 from .alternates import ALTERNATES, Alternate
 from .htj2k_prefixes import HTJ2KPrefixes, prefix_length, probe_length
-from .rendered import (Rendered, calibrate, narrowed_window, rendered_available, same_rescale, value_window,
-                       viewport)
+from .rendered import (Rendered, calibrate, calibrate_colour, narrowed_window, rendered_available, same_rescale,
+                       value_window, viewport)
+from .rendered_link import FrameTiming, RenderedPreviews, choose_option, does_not_pay, too_quick_to_render
 from .source import PreviewSource, SliceFetch
 
 logger = logging.getLogger(__name__)
@@ -42,6 +45,7 @@ class Probe:
     preview: Optional[Tuple[SliceTask, SliceFetch]] = None
     reason: str = ""
     frame: Optional[Tuple[SliceTask, FrameData, int]] = None  # a whole frame it got, its network bytes
+    frame_s: Optional[float] = None  # how long that frame's request took (the link as measured)
 
 
 def probe_task(fetcher: DicomwebFrameFetcher, load: VolumeLoad) -> Optional[SliceTask]:
@@ -54,10 +58,13 @@ def probe_task(fetcher: DicomwebFrameFetcher, load: VolumeLoad) -> Optional[Slic
     return None
 
 
-def find_preview_source(fetcher: DicomwebFrameFetcher, load: VolumeLoad, rendered: bool = False) -> Probe:
+def find_preview_source(fetcher: DicomwebFrameFetcher, load: VolumeLoad,
+                        rendered: Union[bool, str, RenderedPreviews] = RenderedPreviews.OFF) -> Probe:
     """A server known to ignore Range (its traits, learnt by the probe of an earlier series) is
-    only asked for alternates (and, when `rendered`, `/rendered`); a server is asked once, and
-    series after the first load as usual."""
+    only asked for alternates (and `/rendered` unless `rendered` is off: in `auto` only where the
+    link makes them pay, rendered_link.py); a server is asked once, and series after the first
+    load as usual."""
+    mode = RenderedPreviews.parse(rendered)
     task = probe_task(fetcher, load)
     if task is None:
         return Probe(None, reason="every frame is in the cache")
@@ -70,13 +77,13 @@ def find_preview_source(fetcher: DicomwebFrameFetcher, load: VolumeLoad, rendere
     alternate = _probe_alternates(fetcher, load, task)
     alternate.bytes += found.bytes
     alternate.preview = found.preview if alternate.preview is None else alternate.preview
-    alternate.frame = found.frame
+    alternate.frame, alternate.frame_s = found.frame, found.frame_s
     if alternate.source is not None:
         return alternate
     alternate.reason = f"{found.reason}; {alternate.reason}"
-    if not rendered or alternate.preview is not None:  # (a preview of the probe's slice: no calibration frame)
+    if mode is RenderedPreviews.OFF or alternate.preview is not None:  # (a preview of the probe's slice: no calibration frame)
         return alternate
-    rendered = _probe_rendered(fetcher, load, task, alternate.frame)
+    rendered = _probe_rendered(fetcher, load, task, alternate, mode)
     rendered.bytes += alternate.bytes
     if rendered.source is None:
         rendered.reason = f"{alternate.reason}; {rendered.reason}"
@@ -95,8 +102,10 @@ def _probe_prefixes(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: Slice
     server = fetcher.server
     path = fetcher.frame_path(task)
     try:
+        started = time.perf_counter()
         answer = get_range(server, path, accept, 0, probe_length(load.geometry.pixels) - 1,
                            retry=probe_policy(server))
+        seconds = time.perf_counter() - started
         frame = None
         if not answer.partial or answer.whole:
             frame = frames_from_body(answer.data, answer.content_type, [task.frame_number], server.url_for(path))[0]
@@ -106,6 +115,7 @@ def _probe_prefixes(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: Slice
     probe = Probe(None, 0 if frame is not None else len(answer.data))
     if frame is not None:  # kept for its turn in the plan: the probe never changes the order slices show
         probe.frame = (task, frame, len(frame.data) if not answer.partial else len(answer.data))
+        probe.frame_s = seconds if not answer.partial else None  # a whole frame in one answer: the link's time
     if not answer.partial:
         probe.reason = "no prefixes: the server ignores Range (it answered 200)"
     elif not answer.validator:
@@ -138,31 +148,56 @@ def _probe_alternates(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: Sli
     return Probe(None, reason="no alternates beside frames/")
 
 
-def _probe_rendered(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: SliceTask,
-                    frame: Optional[Tuple[SliceTask, FrameData, int]]) -> Probe:
-    """Render the probe's slice, fetch its exact frame (kept for its turn, unless the prefix probe
-    already has it) and calibrate; the source only when the calibration holds (rendered.py)."""
+def _probe_rendered(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: SliceTask, before: Probe,
+                    mode: RenderedPreviews) -> Probe:
+    """Fetch the probe slice's exact frame (kept for its turn, unless the prefix probe already has
+    it), then, where the link may make renderings pay (`auto`) or always (`on`), render it at the
+    size the link suits and calibrate; the source only when both hold (rendered.py, rendered_link.py)."""
     if not rendered_available():
-        return Probe(None, reason="no rendered previews: decoding them needs a JPEG decoder (imagecodecs, "
-                                  "pylibjpeg-libjpeg or Pillow; none installed)")
+        return Probe(None, frame=before.frame, frame_s=before.frame_s,
+                     reason="no rendered previews: decoding them needs a JPEG decoder (imagecodecs, "
+                            "pylibjpeg-libjpeg or Pillow; none installed)")
     geometry = load.geometry
     rescale = same_rescale((s.slope, s.intercept) for s in geometry.slices if s is not None)
+    probe = Probe(None, frame=before.frame, frame_s=before.frame_s)
     if rescale is None:
-        return Probe(None, frame=frame, reason="no rendered previews: the slices differ in rescale slope/intercept")
+        probe.reason = "no rendered previews: the slices differ in rescale slope/intercept"
+        return probe
     pixels = geometry.pixels
-    probe = Probe(None, frame=frame)
+    channels = pixels.samples_per_pixel
+    if pixels.photometric_interpretation == PALETTE or channels not in (1, 3) or (channels == 3 and pixels.bits_stored != 8):
+        probe.reason = (f"no rendered previews: a rendering has 8 bits per channel, the series is "
+                        f"{pixels.photometric_interpretation} with {channels} x {pixels.bits_stored} bits")
+        return probe
     try:
         if probe.frame is None:
+            started = time.perf_counter()
             exact = fetcher.fetch([task])[0]
-            probe.frame = (task, exact, len(exact.data))
+            probe.frame, probe.frame_s = (task, exact, len(exact.data)), time.perf_counter() - started
+        timing = FrameTiming(probe.frame[2], probe.frame_s) if probe.frame_s is not None else None
+        skip = None if mode is RenderedPreviews.ON else (
+            too_quick_to_render(timing) if timing is not None else "the link was not measured (no whole frame timed)")
+        if skip is not None:
+            probe.reason = f"no rendered previews: {skip}"
+            return probe
         exact = probe.frame[1]
         values = decode_frame(exact.data, exact.transfer_syntax_uid, pixels, exact.content_type) * rescale[0] + rescale[1]
-        window = narrowed_window(value_window(pixels, *rescale), values)
-        source = Rendered(window, rescale[0], rescale[1], viewport(pixels))
+        window = value_window(pixels, *rescale)  # colour: 0..255, the rendering as is (servers ignore window)
+        window = narrowed_window(window, values) if channels == 1 else window
+        side, quality = choose_option(pixels, load.volume.num_slices, timing)
+        source = Rendered(window, rescale[0], rescale[1], viewport(pixels, side), quality, channels)
+        started = time.perf_counter()
         grey, probe.bytes = source.fetch_grey(fetcher, task, retry=probe_policy(fetcher.server))
-        source.calibration = calibrate(grey, values, window)
+        render_s = time.perf_counter() - started
+        skip = does_not_pay(timing, render_s) if mode is RenderedPreviews.AUTO and timing is not None else None
+        if skip is not None:
+            probe.reason = f"no rendered previews: {skip}"
+            return probe
+        source.calibration = (calibrate if channels == 1 else calibrate_colour)(grey, values, window)
     except (DicomwebError, ValueError) as error:  # DecodeError is a ValueError
         probe.reason = f"no rendered previews: {error}"
         return probe
-    probe.source, probe.reason = source, f"{source.describe()} on slice {task.k}"
+    link = "" if timing is None else (f"; the link: frame {timing.bytes / 1e3:.0f} KB in {timing.seconds * 1e3:.1f} ms, "
+                                      f"rendering {render_s * 1e3:.1f} ms")
+    probe.source, probe.reason = source, f"{source.describe()} on slice {task.k}{link}"
     return probe

@@ -1,0 +1,94 @@
+"""Whether `/rendered` previews pay on this link, and which rendering to ask for.
+
+A rendering costs the server more than the raw frame (Orthanc: about the frame's time whatever the
+viewport, docs/rendered-previews.md), so previews pay only where the link, not the server, is the
+limit. The probe measures one exact frame (bytes, seconds) and one rendering (seconds): the
+preview of every slice takes about n x the rendering's time and the whole series n x the frame's,
+so the source is used when the rendering takes at most MAX_PREVIEW_SHARE of the frame's time.
+Where the frame itself is so quick that no rendering could be that much quicker, nothing is
+rendered at all. The rendering's size follows the link: the finest that stays a small share of the
+frame's bytes and lets every slice's rendering cross the link within PREVIEW_LINK_S.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Optional, Tuple, Union
+
+from ..pixels import PixelDescription
+from .rendered import viewport
+
+# Of the exact frame's time: a rendering slower than this does not pay. The preview phase costs
+# about its length on complete and ran 1.5-2x this share on Orthanc (2 cores: 30 Mbit/s 0.05 ->
+# previews by 0.09 of complete, +7 %; 100 Mbit/s 0.16 -> 0.26-0.31, +20 %: skipped).
+MAX_PREVIEW_SHARE = 0.12
+RENDER_FLOOR_S = 0.004  # the quickest rendering measured (Orthanc, 128² of a 512² CT, idle loopback)
+MAX_BYTE_SHARE = 0.03  # of the frame's bytes: the issue's budget on complete
+PREVIEW_LINK_S = 1.0  # the link time every slice's rendering may take together
+# The renderings asked for, best first: (longer side, JPEG quality). Bytes per rendered pixel,
+# measured on the 512² CT at 256² (Testing/benchmarks/rendered_options.py): q90 0.13, q75 0.075.
+OPTIONS: Tuple[Tuple[int, int], ...] = ((512, 90), (256, 90), (256, 75), (128, 75))
+BYTES_PER_PIXEL = {90: 0.13, 75: 0.075}
+DEFAULT_OPTION = (256, 90)  # when the link was not measured (forced on, frame from elsewhere)
+
+
+class RenderedPreviews(enum.Enum):
+    """`off`: never; `auto`: where the probe measures that they pay; `on`: wherever they calibrate."""
+
+    OFF = "off"
+    AUTO = "auto"
+    ON = "on"
+
+    @classmethod
+    def parse(cls, value: Union[bool, str, "RenderedPreviews", None]) -> "RenderedPreviews":
+        """True/False (the engine's older flag), a word, or the Enum; ValueError names the choices."""
+        if isinstance(value, cls):
+            return value
+        if value is None or isinstance(value, bool):
+            return cls.ON if value else cls.OFF
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            raise ValueError(f"rendered previews {value!r}: use one of {', '.join(m.value for m in cls)}") from None
+
+
+@dataclass(frozen=True)
+class FrameTiming:
+    """One exact frame as the probe got it: network bytes and seconds for its request."""
+
+    bytes: int
+    seconds: float
+
+    def rate(self) -> float:
+        """Bytes per second (a lower bound of the link's: the server's time is in it)."""
+        return self.bytes / max(self.seconds, 1e-6)
+
+
+def too_quick_to_render(frame: FrameTiming) -> Optional[str]:
+    """Why no rendering can pay (the frame came faster than any rendering could beat); None: try."""
+    if frame.seconds * MAX_PREVIEW_SHARE < RENDER_FLOOR_S:
+        return (f"not worth it on this link: the exact frame took {frame.seconds * 1e3:.1f} ms, a rendering "
+                f"takes at least ~{RENDER_FLOOR_S * 1e3:.0f} ms")
+    return None
+
+
+def does_not_pay(frame: FrameTiming, render_s: float) -> Optional[str]:
+    """Why the measured rendering does not pay against the frame; None: it does."""
+    if render_s > MAX_PREVIEW_SHARE * frame.seconds:
+        return (f"not worth it on this link: a rendering took {render_s * 1e3:.1f} ms, the exact frame "
+                f"{frame.seconds * 1e3:.1f} ms (previews pay below {MAX_PREVIEW_SHARE:.0%} of it)")
+    return None
+
+
+def choose_option(pixels: PixelDescription, slices: int, frame: Optional[FrameTiming]) -> Tuple[int, int]:
+    """(longer side, quality): the best rendering whose estimated bytes stay within MAX_BYTE_SHARE
+    of the frame's and whose renderings of every slice cross the link within PREVIEW_LINK_S;
+    the smallest when none does; DEFAULT_OPTION when the link is unknown."""
+    if frame is None or frame.bytes <= 0:
+        return DEFAULT_OPTION
+    for side, quality in OPTIONS:
+        width, height = viewport(pixels, side)
+        estimate = width * height * BYTES_PER_PIXEL[quality]
+        if estimate <= MAX_BYTE_SHARE * frame.bytes and slices * estimate / frame.rate() <= PREVIEW_LINK_S:
+            return side, quality
+    return OPTIONS[-1]
