@@ -70,13 +70,14 @@ def test_a_focus_change_takes_effect_within_about_a_round_trip_and_a_frame(laten
 def test_a_server_that_serves_few_connections_caps_the_limit_before_a_slice_waits(orthanc_few_threads, sample_small):
     """Orthanc gives each keep-alive connection a thread (5 here): a request on a 6th connection
     would wait unanswered until one idles. The far link asks for more requests in flight than
-    that; each worker added asks the server first on its new connection, so the limit stops at
-    what the server serves and no slice was sent on a connection it left unanswered."""
+    that; a worker on a new (or idle) connection gives its job back and asks the server first, so
+    the limit stops at what the server serves (a probe one above now and then) and no slice is
+    sent on a connection the server left unanswered."""
     threads = 5
     with LatencyRelay(orthanc_few_threads.port, 0.1, lifetime_s=120.0) as relay:
         engine, events = load(relay, sample_small)
     assert set(times(events, "complete")) == {sample_small.series(k).series_uid for k in STUDY_SERIES}
     assert_bit_exact(engine, sample_small)
-    assert DEFAULT_CONNECTIONS <= engine.controller.ceiling <= threads, engine.controller.ceiling
-    assert engine.scheduler.connections <= threads
+    assert DEFAULT_CONNECTIONS <= engine.controller.ceiling <= threads + 1, engine.controller.ceiling  # +1: a probe
+    assert engine.scheduler.connections <= threads + 1
     assert relay.counters["connections"] > threads  # it did try more connections than the server serves

@@ -10,7 +10,8 @@ slow down (latency x2) while throughput falls (an overloaded server). A window e
 requests have answered (about one round trip) and at least 0.1 s has passed (on a near link a few
 answers take milliseconds: their rate is noise); the window after a change is skipped, its
 answers are to requests sent before it. A server that leaves a new connection unanswered serves
-only so many at once: `cap` keeps the limit below that for good (engine/connection_check.py).
+only so many at once: `cap` sets a ceiling there, lifted only by a probe one above it that pays
+(engine/link_follower.py).
 Pure arithmetic on the samples it is fed (times come with them), so tests drive it directly.
 """
 from __future__ import annotations
@@ -57,7 +58,7 @@ class ConcurrencyController:
         self._flat = 0
         self._probing = False
         self._settling = False
-        self.ceiling = maximum  # lowered when more requests in flight than the server serves get no answer
+        self.ceiling = maximum  # lowered when the server leaves a new connection unanswered (cap)
         self._window: _Window = None  # type: ignore[assignment]  # opened by the first sample
         self._lock = threading.Lock()
 
@@ -100,8 +101,9 @@ class ConcurrencyController:
             return max(JOIN_TIMEOUT_S, 4 * lowest)
 
     def cap(self, connections: int) -> int:
-        """The server left a request on connection number `connections + 1` unanswered (it serves
-        only so many at once: engine/connection_check.py): at most `connections` from now on; the limit."""
+        """The server left a new connection unanswered while serving `connections` of ours (it
+        serves only so many at once: link_follower.py): the limit stays at most that, but for a probe
+        one above now and then (other clients may have let theirs go); the limit."""
         with self._lock:
             self.ceiling = max(self.minimum, min(self.ceiling, connections))
             self._slow_start = False
@@ -114,6 +116,8 @@ class ConcurrencyController:
         probed, self._probing = self._probing, False
         if rate > self._best_rate * RISE:  # rising: double in slow start or after a probe that paid
             self._best_rate, self._best_limit, self._flat = rate, self._limit, 0
+            if probed:
+                self.ceiling = self.maximum  # the server served one more than before: no ceiling known
             self._set(self._limit * 2 if self._slow_start or probed else self._limit + max(1, self._limit // 4))
             return
         self._slow_start = False
@@ -131,6 +135,7 @@ class ConcurrencyController:
         self._best_rate = max(rate, self._best_rate * DECAY) if rate * 2 >= self._best_rate else rate
         if self._flat >= PROBE_EVERY:  # one step up now and then: it stays only if it pays
             self._flat, self._probing = 0, True
+            self.ceiling = max(self.ceiling, min(self._limit + 1, self.maximum))  # it may serve one more now
             self._set(self._limit + 1)
 
     def _set(self, limit: int) -> None:
