@@ -93,6 +93,7 @@ class ProgressiveFetchEngine:
         self._events: "queue.SimpleQueue[EngineEvent]" = queue.SimpleQueue()
         self._new_volumes: "queue.SimpleQueue[Tuple[str, int, VolumeLoad]]" = queue.SimpleQueue()
         self._probe_lock = threading.Lock()
+        self._join_lock = threading.Lock()  # a worker asking the server on a new connection (_connection_served)
         lock = threading.RLock()
         self._wake = threading.Condition(lock)  # workers within the limit wait here for work
         self._parked = threading.Condition(lock)  # workers above it wait here for it to grow
@@ -315,7 +316,11 @@ class ProgressiveFetchEngine:
                 for assignment in reversed(job):
                     self.scheduler.retry(assignment)
             self._wake.notify_all()
-        served = self._link.served()
+        with self._join_lock:  # one new connection at a time: a flood of them takes the threads of a server's live ones
+            with self._wake:
+                if index >= self.scheduler.connections:  # a join before it failed: the limit is lower now
+                    return False
+            served = self._link.served()
         with self._wake:
             now = time.monotonic()
             if served:
