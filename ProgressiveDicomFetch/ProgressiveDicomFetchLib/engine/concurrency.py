@@ -30,6 +30,7 @@ SHRINK = 0.75  # the limit's factor on push-back or latency growth
 DECAY = 0.97  # per window at the plateau: the best throughput seen fades towards what the link gives now
 PROBE_EVERY = 8  # windows at a plateau before probing one step up again (the link may have freed up)
 JOIN_TIMEOUT_S = 0.5  # a new connection's first answer may take this, or 4 lowest latencies if longer
+PIPE_HEADROOM = 2.0  # grow only while the limit is below this many times what the pipe holds (+1)
 MIN_WINDOW_S = 0.1  # a window lasts at least this long: on a near link `limit` answers take a few ms, too noisy to judge
 
 
@@ -81,8 +82,10 @@ class ConcurrencyController:
                     self._settling = False
                 else:
                     rate, latency = window.bytes / (now - window.started), statistics.median(window.latencies)
-                    logger.debug("window: limit %d, %.0f KB/s, latency %.1f ms", self._limit, rate / 1e3, 1e3 * latency)
-                    self._decide(rate, latency)
+                    pipe = len(window.latencies) / (now - window.started) * min(window.latencies)
+                    logger.debug("window: limit %d, %.0f KB/s, latency %.1f ms, pipe %.1f", self._limit, rate / 1e3,
+                                 1e3 * latency, pipe)
+                    self._decide(rate, latency, self._limit >= PIPE_HEADROOM * pipe + 1)
                 self._window = _Window(now)
             return self._limit
 
@@ -111,13 +114,18 @@ class ConcurrencyController:
             self._best_limit = min(self._best_limit, self._limit)
             return self._limit
 
-    def _decide(self, rate: float, latency: float) -> None:
+    def _decide(self, rate: float, latency: float, full: bool) -> None:
+        """`full`: the requests in flight already cover the pipe (Little's law: answers a second x the
+        quickest answer's latency, with headroom); more would only queue (a near link, our CPU)."""
         self._base_latency = min(self._base_latency, latency)
         probed, self._probing = self._probing, False
         if rate > self._best_rate * RISE:  # rising: double in slow start or after a probe that paid
             self._best_rate, self._best_limit, self._flat = rate, self._limit, 0
             if probed:
                 self.ceiling = self.maximum  # the server served one more than before: no ceiling known
+            if full:
+                self._slow_start = False
+                return
             self._set(self._limit * 2 if self._slow_start or probed else self._limit + max(1, self._limit // 4))
             return
         self._slow_start = False
@@ -133,7 +141,7 @@ class ConcurrencyController:
         if rate * 2 < self._best_rate:  # the link changed (farther, or shared): probe now
             self._flat = PROBE_EVERY
         self._best_rate = max(rate, self._best_rate * DECAY) if rate * 2 >= self._best_rate else rate
-        if self._flat >= PROBE_EVERY:  # one step up now and then: it stays only if it pays
+        if self._flat >= PROBE_EVERY and not full:  # one step up now and then: it stays only if it pays
             self._flat, self._probing = 0, True
             self.ceiling = max(self.ceiling, min(self._limit + 1, self.maximum))  # it may serve one more now
             self._set(self._limit + 1)
