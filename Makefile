@@ -31,7 +31,7 @@ bench: setup
 # (root; ~2.5 minutes); results in Testing/benchmarks/results/in_plane.md.
 .PHONY: bench-previews
 bench-previews: setup
-	$(PYTHON) Testing/benchmarks/in_plane_stages.py --rates 30mbit,100mbit $(BENCH_ARGS)
+	$(PYTHON) Testing/benchmarks/in_plane_stages.py --rates 30mbit,100mbit,loopback $(BENCH_ARGS)
 
 # The focus boost's coverage floor and visible set on a 100 Mbit/s tbf link against Orthanc
 # (root; ~4 minutes); figures in docs/focus.md.

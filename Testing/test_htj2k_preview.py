@@ -115,3 +115,20 @@ def test_ranges_on_nginx_are_exact_and_a_lying_range_is_refused(static_server, s
         get_range(server, path, "*/*", len(whole) + 10, None)  # 416
     with pytest.raises(ValueError):
         get_range(server, path, "*/*", 10, 5)
+
+
+@needs_decoder
+@pytest.mark.parametrize("side, reduction", [(128, 2), (512, 4)])
+def test_the_prefix_size_comes_with_the_preview_reduction_the_ladder_rule_uses(side, reduction):
+    """The 128x128 level of a 512x512 frame is a 1/4-size preview (it yields to exact neighbours,
+    volume/fill.py); the 64x64 level of a 128x128 one is 1/2 size (it does not)."""
+    import imagecodecs
+
+    from ProgressiveDicomFetchLib.previews.htj2k_prefixes import prefix_length
+
+    y, x = np.mgrid[0:side, 0:side]
+    image = (1000 * np.sin(x / 17.0) * np.cos(y / 23.0)).astype(np.int16)
+    codestream = imagecodecs.htj2k_encode(image, reversible=True)
+    length, note, found = prefix_length(codestream, len(codestream), whole=True)
+    assert found == reduction and 0 < length < len(codestream)
+    assert f"for {side // reduction}x{side // reduction}" in note

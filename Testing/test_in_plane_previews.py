@@ -12,6 +12,7 @@ import numpy as np
 import pydicom
 import pytest
 from fixtures_servers import NO_ALTERNATES_KEY
+from servers.fault_relay import STALL, Fault
 
 from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
 from ProgressiveDicomFetchLib.dicomweb.metadata import series_metadata
@@ -38,8 +39,8 @@ class WriteLog:
     def _wrap(self, index, volume):
         original = volume.write_slice
 
-        def write_slice(k, data, quality=Quality.FULL):
-            written = original(k, data, quality)
+        def write_slice(k, data, quality=Quality.FULL, reduction=1):
+            written = original(k, data, quality, reduction)
             with self._lock:
                 self.writes.append((index, k, Quality(quality), written))
             return written
@@ -138,6 +139,36 @@ def test_orthanc_ignores_range_and_the_series_loads_by_full_frames(orthanc_relay
     assert "ignores Range" in engine._series[info.series_uid].preview_note
 
 
+@pytest.mark.parametrize("known", [False, True])
+def test_on_a_server_ignoring_range_the_probes_frame_shows_before_the_alternates_answer(orthanc_relay, sample_small,
+                                                                                        known):
+    """The probe's whole frame (the middle slice) is written at once: the first view comes one
+    frame request after the metadata, not after the alternates' answers (held back 4 s here by
+    the relay). `known`: the server's Range answer is learnt already, so the probe asks the whole
+    frame first. Nothing is fetched twice and the volume is exact at the end."""
+    info = sample_small.series("ct_thick")
+    orthanc_relay.add(Fault(STALL, path="jlsThumbnail", times=1, fraction=0.0, stall_s=4.0))
+    server = DicomwebServer(orthanc_relay.dicomweb_url)
+    if known:
+        server.traits.learn_ranges(server, False)
+    engine = ProgressiveFetchEngine(server, connections=3)
+    events = []
+    try:
+        engine.add_series(info.study_uid, info.series_uid)
+        assert engine.run_until_finished(lambda update: events.extend(update.events), timeout=120)
+    finally:
+        assert engine.close()
+    first = next(e.t for e in events if e.event == "first_slice")
+    covered = next(e.t for e in events if e.event == "covered")
+    complete = next(e.t for e in events if e.event == "complete")
+    assert orthanc_relay.fired()["stall"] >= 1 and complete >= 4.0  # the alternates' probe waited
+    assert first <= covered < 3.0, f"first view at {covered:.2f} s"
+    (load,) = engine.loads(info.series_uid)
+    np.testing.assert_array_equal(load.volume.array, sample_small.load_truth("ct_thick"))
+    answered = [r.path for r in orthanc_relay.requests_to(f"{info.series_uid}/.*/frames/") if r.status == 200]
+    assert len(answered) == len(set(answered)) == info.num_slices  # the probe's frame was not fetched again
+
+
 def sample_small_frames(sample, key):
     return [frame for path in sample.files(key) for frame in split_frames(pydicom.dcmread(str(path)))]
 
@@ -178,3 +209,53 @@ def test_a_series_without_alternates_loads_by_full_frames(static_server_alternat
     engine, events, log, (load,) = run(static_server_alternates.dicomweb_url, info)
     assert {q for _, _, q in log.accepted()} == {Quality.FULL}
     np.testing.assert_array_equal(load.volume.array, sample_small.load_truth(NO_ALTERNATES_KEY))
+
+
+
+class StateLog(WriteLog):
+    """WriteLog that also keeps, after every accepted write, the qualities and the slices between
+    two exact neighbours with their pixels (one worker: nothing else writes meanwhile)."""
+
+    def __init__(self, loads):
+        self.states = []
+        super().__init__(loads)
+
+    def _wrap(self, index, volume):
+        original = volume.write_slice
+
+        def write_slice(k, data, quality=Quality.FULL, reduction=1):
+            written = original(k, data, quality, reduction)
+            if written:
+                qualities = volume.qualities()
+                exact = qualities == Quality.FULL
+                between = [j for j in range(1, len(qualities) - 1) if exact[j - 1] and exact[j + 1] and not exact[j]]
+                self.states.append((qualities, {j: volume.array[j - 1:j + 2].copy() for j in between}))
+            return written
+        volume.write_slice = write_slice
+
+
+@pytest.mark.parametrize("rule, yields", [(((2, 2),), True), (None, False)])
+def test_previews_yield_to_exact_neighbours_by_the_reduction_the_probe_found(rule, yields, static_server,
+                                                                            sample_small, monkeypatch):
+    """The probe's reduction reaches the volume through the engine: with a rule that yields 1/2-size
+    previews (those of this 128x128 series), a slice whose neighbours are both exact shows their
+    interpolation (FILLED) from that write on, never its preview; with the measured rule (1/4 size
+    and smaller) these previews stay until their exact frame. Checked after every write."""
+    from ProgressiveDicomFetchLib.volume import fill
+
+    if rule is not None:
+        monkeypatch.setattr(fill, "YIELD_RULE", rule)
+    info = sample_small.series(HTJ2K_KEY)
+    engine, events, log, (load,) = run(static_server.dicomweb_url, info, connections=1, log_type=StateLog)
+    assert (load.volume.qualities() == Quality.FULL).all()
+    checked = 0
+    for qualities, between in log.states:
+        for j, (low, middle, high) in between.items():
+            if yields:
+                assert qualities[j] == Quality.FILLED, f"slice {j} kept its preview between exact neighbours"
+                expected = np.rint((low.astype(np.float32) + high.astype(np.float32)) / 2)
+                np.testing.assert_array_equal(middle, expected.astype(middle.dtype))
+            else:
+                assert qualities[j] == Quality.SUBRESOLUTION
+            checked += 1
+    assert checked > 20  # the rest stage puts every odd slice between exact ones

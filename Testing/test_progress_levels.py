@@ -107,9 +107,9 @@ def test_previews_show_their_own_level_until_the_exact_slices_are_finer(static_s
     (load,) = prepared_loads(DicomwebServer(static_server.dicomweb_url), info)
     texts, lock, original = [], threading.Lock(), load.volume.write_slice
 
-    def write_slice(k, data, quality=Quality.FULL):  # the real write, then the level it left
+    def write_slice(k, data, quality=Quality.FULL, reduction=1):  # the real write, then the level it left
         with lock:
-            written = original(k, data, quality)
+            written = original(k, data, quality, reduction)
             if written:
                 texts.append(describe(load.volume.coarseness()))
         return written

@@ -52,8 +52,8 @@ class PreviewLog(WriteLog):
         original = volume.write_slice
         lock = threading.Lock()
 
-        def write_slice(k, data, quality=Quality.FULL):
-            written = original(k, data, quality)
+        def write_slice(k, data, quality=Quality.FULL, reduction=1):
+            written = original(k, data, quality, reduction)
             with lock:
                 self.writes.append((index, k, Quality(quality), written))
                 if written and quality < Quality.FULL:

@@ -59,16 +59,17 @@ class VolumeLoad:
         stored = decode_frame(frame.data, frame.transfer_syntax_uid, self.geometry.pixels, frame.content_type)
         return self.write_stored(k, stored, quality)
 
-    def write_stored(self, k: int, stored: np.ndarray, quality: Quality) -> bool:
-        """Write slice k from (rows, columns) STORED values, e.g. a preview, or (rows, columns, 3)
-        RGB (False: not better). PALETTE COLOR indices go through the palette."""
+    def write_stored(self, k: int, stored: np.ndarray, quality: Quality, reduction: int = 1) -> bool:
+        """Write slice k from (rows, columns) STORED values, e.g. a preview reduced `reduction` times
+        per side before it was brought to full size, or (rows, columns, 3) RGB (False: not taken).
+        PALETTE COLOR indices go through the palette."""
         geometry = self._slice(k)
         if self.geometry.pixels.photometric_interpretation == "PALETTE COLOR":
             if self.palette is None:
                 raise ValueError(f"series {self.geometry.series_uid}: PALETTE COLOR image without its palette")
-            return self.volume.write_slice(k, self.palette.apply(stored), quality)
+            return self.volume.write_slice(k, self.palette.apply(stored), quality, reduction)
         values = stored_to_modality(stored, geometry.slope, geometry.intercept, self.volume.dtype)
-        return self.volume.write_slice(k, values, quality)
+        return self.volume.write_slice(k, values, quality, reduction)
 
     def _slice(self, k: int):
         geometry = self.geometry.slices[k]

@@ -15,6 +15,9 @@ MB = 1e6
 PREVIEWS, PLAIN = "previews", "plain"
 COVERED_TARGET = 1 / 20  # issue 10: covered <= 1/20 of the complete time (200-slice HTJ2K series)
 EXTRA_BYTES_TARGET = 0.03  # issue 10: the in-plane stage costs <= 3 % more bytes
+ALL_PREVIEWED_TARGETS = {"100mbit": 0.12, "30mbit": 0.13}  # issue 22: every slice previewed / complete
+LIMIT_TARGET = 1.05  # issue 22: complete <= 1.05 x (frame bytes / rate), previews on
+LOOPBACK_COST_TARGET = 1.10  # issue 22: on plain loopback previews cost <= 10 % of complete
 
 
 def _ratio(value: Optional[float], reference: Optional[float]) -> Optional[float]:
@@ -68,7 +71,11 @@ def summarise(raw: Mapping) -> Dict[str, object]:
     extra = {key: _ratio(None if ours.get(key) is None or plain.get(key) is None else ours[key] - plain[key],
                          plain.get(key)) for key in ("body_MB", "wire_MB", "tbf_MB")}
     frames_mb = raw["series"]["frame_bytes"] / MB
-    return {"plans": plans, "extra_bytes": extra,
+    limit_s = raw["series"]["frame_bytes"] * 8 / raw["rate_bps"] if raw.get("rate_bps") else None
+    for entry in plans.values():
+        entry["median"]["complete_vs_limit"] = _ratio(entry["median"].get("complete_s"), limit_s)
+    return {"plans": plans, "extra_bytes": extra, "limit_s": limit_s,
+            "complete_vs_plain": _ratio(ours.get("complete_s"), plain.get("complete_s")),
             "body_vs_frames": _ratio(ours.get("body_MB"), frames_mb),
             "covered_speedup": _ratio(plain.get("covered_s"), ours.get("covered_s"))}
 
@@ -79,7 +86,13 @@ def targets(rate: str, summary: Mapping) -> List[Target]:
     return [Target(rate, "covered / complete with the in-plane stage <= 1/20", ours.get("covered_vs_complete"),
                    COVERED_TARGET),
             Target(rate, "extra body bytes of the in-plane stage <= 3 %", extra["body_MB"], EXTRA_BYTES_TARGET),
-            Target(rate, "extra wire bytes of the in-plane stage <= 3 %", extra["wire_MB"], EXTRA_BYTES_TARGET)]
+            Target(rate, "extra wire bytes of the in-plane stage <= 3 %", extra["wire_MB"], EXTRA_BYTES_TARGET)] + [
+            Target(rate, f"every slice previewed / complete <= {goal}", ours.get("all_previewed_vs_complete"), goal)
+            for goal in [ALL_PREVIEWED_TARGETS.get(rate)] if goal is not None] + ([
+            Target(rate, f"complete / (frame bytes / rate) with previews <= {LIMIT_TARGET}",
+                   ours.get("complete_vs_limit"), LIMIT_TARGET)] if summary.get("limit_s") else [
+            Target(rate, f"complete with previews / without <= {LOOPBACK_COST_TARGET}",
+                   summary.get("complete_vs_plain"), LOOPBACK_COST_TARGET)])
 
 
 def _plan_row(label: str, entry: Mapping) -> str:
@@ -87,6 +100,7 @@ def _plan_row(label: str, entry: Mapping) -> str:
     return (f"| {label} `{entry['plan']}` | {_cell(m.get('first_slice_s'), 1)} | {_cell(m.get('covered_s'), 1)} | "
             f"{_cell(m.get('all_previewed_s'), 1)} | {_cell(m.get('complete_s'), 1)} | "
             f"{_cell(m.get('covered_vs_complete'), 1, 3)} | {_cell(m.get('all_previewed_vs_complete'), 1, 3)} | "
+            f"{_cell(m.get('complete_vs_limit'), 1, 2)} | "
             f"{_cell(m.get('body_MB'), 1)} | {_cell(m.get('wire_MB'), 1)} | {_cell(m.get('covered_mae'), 1, 1)} / "
             f"{_cell(m.get('covered_psnr'), 1, 1)} | {_cell(m.get('preview_mae'), 1, 1)} / "
             f"{_cell(m.get('preview_psnr'), 1, 1)} |")
@@ -107,9 +121,9 @@ def table(rate: str, raw: Mapping, summary: Mapping) -> List[str]:
              f"{series['frame_bytes'] / MB:.1f} MB of frames ({series['native_bytes'] / MB:.0f} MB native); "
              f"medians of {runs} run(s)", "",
              "| plan | first slice s | covered s | all previewed s | complete s | covered / complete | "
-             "all previewed / complete | body MB | wire MB | at covered: MAE HU / PSNR dB | "
+             "all previewed / complete | complete / limit | body MB | wire MB | at covered: MAE HU / PSNR dB | "
              "at all previewed: MAE HU / PSNR dB |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
              _plan_row("with previews", plans[PREVIEWS]), _plan_row("without", plans[PLAIN]), ""]
     extra = summary["extra_bytes"]
     lines.append(f"Extra bytes of the in-plane stage: body {_percent(extra['body_MB'])}, wire "
@@ -125,6 +139,8 @@ def table(rate: str, raw: Mapping, summary: Mapping) -> List[str]:
             line += f", {use:.0%} of the link's capacity over those {ours['all_previewed_s']:.2f} s"
         slower = _ratio(ours.get("complete_s"), plans[PLAIN]["median"].get("complete_s"))
         lines.append(f"{line}; complete {_percent(None if slower is None else slower - 1)} vs the plan without previews.")
+    if summary.get("limit_s"):
+        lines.append(f"Limit = the frames' bytes / the rate = {summary['limit_s']:.2f} s.")
     lines.append("Covered = no slice MISSING: the fill from loaded neighbours covers the volume with the first slice, "
                  "so covered is about the first slice in both plans and the in-plane stage shows in the error. "
                  "The plan without previews is judged at the moment the previews plan had every slice previewed "
@@ -144,5 +160,28 @@ def table(rate: str, raw: Mapping, summary: Mapping) -> List[str]:
             wire = None if row["wire_bytes"] is None else row["wire_bytes"] / MB
             lines.append(f"| {label} | {row['stage']} | {_cell(row['end_s'], 1)} | {_cell(wire, 1)} | "
                          f"{_cell(row['mae'], 1, 1)} | {_cell(row['psnr_db'], 1, 1)} |")
+    lines += breakdown_table(raw)
     lines += [""] + [f"- {t.line().strip()}" for t in targets(rate, summary)]
+    return lines
+
+
+def breakdown_table(raw: Mapping) -> List[str]:
+    """Per step of a frame (step_timers.py), medians over the previews runs: calls, and milliseconds
+    of wall and of thread CPU per call; CPU per slice of the series sums a frame's steps."""
+    runs = [run for run in raw["runs"] if run["label"] == PREVIEWS and run.get("breakdown")]
+    if not runs:
+        return []
+    slices = raw["series"]["slices"]
+    lines = ["", "Per-frame breakdown with previews (medians; wall - CPU of a step without I/O is waiting for the "
+             "GIL or a core):", "", "| step | calls | wall ms / call | CPU ms / call | CPU ms / slice |",
+             "|---|---:|---:|---:|---:|"]
+    for step in runs[0]["breakdown"]:
+        cells = [run["breakdown"].get(step, {}) for run in runs]
+        calls = median([c.get("calls") for c in cells])
+        if not calls:
+            continue
+        wall = median([1e3 * c["wall_s"] / c["calls"] for c in cells if c.get("calls")])
+        cpu = median([1e3 * c["cpu_s"] / c["calls"] for c in cells if c.get("calls")])
+        per_slice = median([1e3 * c["cpu_s"] / slices for c in cells if c.get("calls")])
+        lines.append(f"| {step} | {calls:.0f} | {wall:.2f} | {cpu:.2f} | {per_slice:.2f} |")
     return lines

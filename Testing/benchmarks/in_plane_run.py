@@ -9,7 +9,8 @@ with the truth only after the run, so judging them does not slow the fetch.
     python in_plane_run.py --plan preview-4,anchors,8,4,2 --url URL --study UID --series UID \
         --truth truth.npy --out run.json [--snapshot-at SECONDS]
 
-Times are seconds from the run's start (imports done); bytes are the engine's body bytes.
+Times are seconds from the run's start (imports done); bytes are the engine's body bytes; the
+per-frame breakdown (step_timers.py) is summed over the run.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from step_timers import StepTimers
 from wire_meter import WireMeter
 
 POLL_S = 0.01  # main-loop tick, like a 10 ms QTimer
@@ -61,6 +63,7 @@ class PlanRun:
     errors: List[str] = field(default_factory=list)
     snapshots: Dict[str, Snapshot] = field(default_factory=dict)
     wire: List[List[float]] = field(default_factory=list)  # WireMeter samples: [t, loopback bytes]
+    breakdown: Dict[str, Dict[str, float]] = field(default_factory=dict)  # StepTimers: per step calls, wall, CPU
     preview_note: str = ""  # what the probe found (the preview source, or why none)
 
 
@@ -94,6 +97,7 @@ def run_plan(plan: str, url: str, study: str, series: str, connections: int = 4,
     stage_plan = StagePlan.parse(plan)
     record = PlanRun(str(stage_plan))
     copies: Dict[str, np.ndarray] = {}
+    timers = StepTimers().install()
     started = time.monotonic()
     with WireMeter(started) as meter:
         engine = ProgressiveFetchEngine(DicomwebServer(url), connections=connections, plan=stage_plan,
@@ -136,6 +140,8 @@ def run_plan(plan: str, url: str, study: str, series: str, connections: int = 4,
                 time.sleep(POLL_S)
         finally:
             engine.close()
+            timers.uninstall()
+        record.breakdown = timers.record()
         record.total_s = time.monotonic() - started
         record.body_bytes = sum(p.bytes for p in engine.progress() if p.series_uid == series)
         record.preview_note = engine._series[series].preview_note

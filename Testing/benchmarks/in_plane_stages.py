@@ -4,14 +4,17 @@ table; not a test.
 
     .venv/bin/python Testing/benchmarks/in_plane_stages.py                 # 30mbit, 3 runs per plan
     .venv/bin/python Testing/benchmarks/in_plane_stages.py --quick         # 1 run per plan
-    .venv/bin/python Testing/benchmarks/in_plane_stages.py --rates 30mbit,100mbit
+    .venv/bin/python Testing/benchmarks/in_plane_stages.py --rates 30mbit,100mbit,loopback   # make bench-previews
 
 Data: sample_full's ct_thin (240 x 512 x 512) transcoded to HTJ2K lossless RPCL, cached under the
 test cache (in_plane_data.py). Each rate re-runs this script in a private network namespace
 (`unshare -n`, root) with its own nginx; every run is its own process (in_plane_run.py). Per
 repetition the previews plan runs first, then the plain plan, which is also judged at the previews
-run's all-previewed moment. Writes to --out: in_plane_<rate>.json (summary, targets, runs),
-in_plane.md (the tables), raw/in_plane_<rate>.json (the runs as measured).
+run's all-previewed moment. Every run also records a per-frame breakdown (step_timers.py: wall and
+CPU per step), and the report judges issue 22's targets (every slice previewed / complete,
+complete / (frame bytes / rate), and on loopback the cost of previews). Writes to --out:
+in_plane_<rate>.json (summary, targets, runs), in_plane.md (the tables), raw/in_plane_<rate>.json
+(the runs as measured).
 """
 from __future__ import annotations
 

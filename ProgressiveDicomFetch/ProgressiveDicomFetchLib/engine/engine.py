@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import contextlib
 import threading
 import time
 from collections import deque
@@ -19,6 +20,7 @@ from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..cache import FrameCache
 from ..dicomweb.errors import DicomwebError
+from ..dicomweb.frames import FrameData
 from ..dicomweb.server import DicomwebServer
 from ..loading import SliceTask, VolumeLoad
 from ..previews import PreviewSource, Probe, RenderedPreviews, SliceFetch, find_preview_source
@@ -30,7 +32,7 @@ from .link_follower import LinkFollower
 from .events import EngineEvent, EventKind, SeriesProgress, SeriesStatus
 from .package_advice import PackageAdvice, package_advice
 from .focus_policy import FocusPolicy, Shown
-from .scheduler import BREADTH_FIRST, Assignment, Scheduler
+from .scheduler import BREADTH_FIRST, DEPTH_FIRST, Assignment, Scheduler
 from .series_state import SeriesState
 from .stage_plan import Part, StagePlan
 from .wait_loop import run_until
@@ -354,11 +356,14 @@ class ProgressiveFetchEngine:
 
     def _probe(self, state: SeriesState) -> Optional[Probe]:
         """Find the series' preview source (one request; see previews/probe.py)."""
-        if state.fetcher.traits.ranges(self.server) is None:  # the first probes ask about Range one at a time
-            with self._probe_lock:
-                probe = find_preview_source(state.fetcher, state.loads[0], self.rendered)
-        else:
-            probe = find_preview_source(state.fetcher, state.loads[0], self.rendered)
+        def write_at_once(task: SliceTask, frame: FrameData) -> None:
+            self._write_probe_frame(state, task, frame)
+
+        # depth-first shows the series in the order given: their probes' frames wait for their turn
+        at_once = write_at_once if self.scheduler.strategy != DEPTH_FIRST else None
+        unknown = state.fetcher.traits.ranges(self.server) is None  # the first probes ask about Range one at a time
+        with self._probe_lock if unknown else contextlib.nullcontext():
+            probe = find_preview_source(state.fetcher, state.loads[0], self.rendered, at_once)
         logger.info("series %s: %s", state.series_uid, probe.reason)
         state.preview_note = probe.reason
         if probe.preview is not None:  # the probe's slice: its preview (or its whole short frame)
@@ -370,6 +375,22 @@ class ProgressiveFetchEngine:
                             state.series_uid, task.k, error)
                 probe.preview = None
         return probe
+
+    def _write_probe_frame(self, state: SeriesState, task: SliceTask, frame: FrameData) -> None:
+        """The probe's whole frame (the middle slice), written exact at once: the first view. It is
+        still kept for its turn in the plan, which writes it again (no second request)."""
+        try:
+            write_fetched(state.loads[0], state.fetcher, task, frame)
+        except ValueError as error:  # the slice still comes in its turn, which reports it
+            logger.info("series %s: the probe's frame of slice %d does not decode (%s)", state.series_uid, task.k, error)
+            return
+        with self._wake:
+            if state.state in (SeriesStatus.CANCELLED, SeriesStatus.FAILED) or state.first_slice:
+                return
+            state.first_slice = True
+            self._emit(state.series_uid, EventKind.FIRST_SLICE)
+            if state.check_covered():
+                self._emit(state.series_uid, EventKind.COVERED)
 
     def _take_loads(self, state: SeriesState, loads: List[VolumeLoad], announce: bool) -> None:
         """The series' volumes are known (with the engine's lock held): nodes may be made for them."""
@@ -397,7 +418,7 @@ class ProgressiveFetchEngine:
             state.prefetched[(0, task.k)] = (frame, size)
         if probe is not None:
             state.bytes += probe.bytes
-        if probe is not None and probe.preview is not None:
+        if probe is not None and probe.preview is not None and not state.first_slice:
             state.first_slice = True
             self._emit(state.series_uid, EventKind.FIRST_SLICE)
 
@@ -444,7 +465,8 @@ class ProgressiveFetchEngine:
             kept = state.prefetched.pop((volume, task.k), None)
         if kept is None:
             return None
-        write_fetched(load, state.fetcher, task, kept[0])
+        if load.volume.quality(task.k) < Quality.FULL:  # (the probe's frame may be written already)
+            write_fetched(load, state.fetcher, task, kept[0])
         return kept[1]
 
     def _load_part(self, source: PreviewSource, load: VolumeLoad, fetcher: FrameFetcher, task: SliceTask,
@@ -471,7 +493,7 @@ class ProgressiveFetchEngine:
         if got.frame is not None:
             write_fetched(load, fetcher, task, got.frame)
         elif got.preview is not None:
-            load.write_stored(task.k, got.preview, source.quality)
+            load.write_stored(task.k, got.preview, source.quality, source.reduction)
 
     def _slices_failed(self, state: SeriesState, batch: List[Assignment], error: Exception, started: float) -> None:
         """Retry the slices first in line, or fail the series: after MAX_CONSECUTIVE_FAILURES failure

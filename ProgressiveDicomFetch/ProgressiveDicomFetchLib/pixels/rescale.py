@@ -51,14 +51,24 @@ def stored_to_modality(stored: np.ndarray, slope: float, intercept: float, out_d
     if out_dtype.kind in "iu":
         if not (_integral(slope) and _integral(intercept)):
             raise ValueError(f"slope {slope} / intercept {intercept} are not integral: use float32, not {out_dtype}")
-        values = stored.astype(np.int64)
-        if slope != 1:
-            values *= int(slope)
-        if intercept != 0:
-            values += int(intercept)
+        # The range is checked on the stored values' ends (two passes in their own dtype); the
+        # arithmetic then runs in int32 where every step fits it (half the memory of int64).
+        slope, intercept = int(slope), int(intercept)
+        low, high = (int(stored.min()), int(stored.max())) if stored.size else (0, 0)
+        ends = sorted((low * slope + intercept, high * slope + intercept))
         limits = np.iinfo(out_dtype)
-        if values.size and (values.min() < limits.min or values.max() > limits.max):
-            raise ValueError(f"rescaled values {values.min()}..{values.max()} do not fit {out_dtype}")
+        if ends[0] < limits.min or ends[1] > limits.max:
+            raise ValueError(f"rescaled values {ends[0]}..{ends[1]} do not fit {out_dtype}")
+        steps = (low, high, low * slope, high * slope, ends[0], ends[1])
+        work = np.int32 if INT32.min <= min(steps) and max(steps) <= INT32.max else np.int64
+        if out is not None and slope == 1 and intercept == 0:
+            out[...] = stored
+            return out
+        values = stored.astype(work)
+        if slope != 1:
+            values *= slope
+        if intercept != 0:
+            values += intercept
     elif out_dtype.kind == "f":
         values = stored.astype(np.float64)
         if slope != 1:

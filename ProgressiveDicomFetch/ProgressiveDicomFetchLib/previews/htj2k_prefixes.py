@@ -45,9 +45,10 @@ def probe_length(pixels: PixelDescription) -> int:
     return max(PROBE_MIN, pixels.native_frame_bytes // 8)
 
 
-def prefix_length(body: bytes, total: int, whole: bool) -> Tuple[int, str]:
+def prefix_length(body: bytes, total: int, whole: bool) -> Tuple[int, str, int]:
     """The prefix to ask for frames like this one, measured on its first bytes (`whole`: all of
-    them), bare or in a multipart wrapper; ValueError when such frames give no previews."""
+    them), bare or in a multipart wrapper, a note, and the preview's reduction per side (2**levels
+    skipped); ValueError when such frames give no previews."""
     offset = find_codestream(body)
     if offset < 0:
         raise ValueError("the frames are not JPEG 2000 codestreams")
@@ -65,16 +66,18 @@ def prefix_length(body: bytes, total: int, whole: bool) -> Tuple[int, str]:
         end = level_end(codestream, skip)
     length = max(MIN_PREFIX, offset + int(math.ceil(end * PREFIX_MARGIN)))
     side = (math.ceil(layout.rows / 2 ** skip), math.ceil(layout.columns / 2 ** skip))
-    return length, f"{length} of {total} bytes ({100.0 * length / total:.1f} %) for {side[0]}x{side[1]}"
+    return (length, f"{length} of {total} bytes ({100.0 * length / total:.1f} %) for {side[0]}x{side[1]}",
+            2 ** skip)
 
 
 class HTJ2KPrefixes(PreviewSource):
     name = "htj2k-prefix"
     quality = Quality.SUBRESOLUTION
 
-    def __init__(self, length: int, accept: str) -> None:
+    def __init__(self, length: int, accept: str, reduction: int = 1) -> None:
         self.length = length
         self.accept = accept
+        self.reduction = reduction  # the level the prefix was sized for (more detail may come along)
         self._prefixes: Dict[Tuple[str, int], _Prefix] = {}
         self._lock = threading.Lock()
 

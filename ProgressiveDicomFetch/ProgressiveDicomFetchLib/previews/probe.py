@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Optional, Tuple, Union
+from typing import Callable, Optional, Tuple, Union
 
 from .. import transfer_syntax as ts
 from ..dicomweb.errors import DicomwebError, NotFound
@@ -59,7 +59,8 @@ def probe_task(fetcher: DicomwebFrameFetcher, load: VolumeLoad) -> Optional[Slic
 
 
 def find_preview_source(fetcher: DicomwebFrameFetcher, load: VolumeLoad,
-                        rendered: Union[bool, str, RenderedPreviews] = RenderedPreviews.OFF) -> Probe:
+                        rendered: Union[bool, str, RenderedPreviews] = RenderedPreviews.OFF,
+                        on_frame: Optional[Callable[[SliceTask, FrameData], None]] = None) -> Probe:
     """A server known to ignore Range (its traits, learnt by the probe of an earlier series) is
     only asked for alternates (and `/rendered` unless `rendered` is off: in `auto` only where the
     link makes them pay, rendered_link.py); a server is asked once, and series after the first
@@ -69,11 +70,13 @@ def find_preview_source(fetcher: DicomwebFrameFetcher, load: VolumeLoad,
     if task is None:
         return Probe(None, reason="every frame is in the cache")
     if fetcher.traits.ranges(fetcher.server) is False:
-        found = Probe(None, reason="no prefixes: the server ignores Range")
+        found = _whole_frame(fetcher, task, "no prefixes: the server ignores Range")
     else:
         found = _probe_prefixes(fetcher, load, task)
     if found.source is not None:
         return found
+    if found.frame is not None and on_frame is not None:
+        on_frame(found.frame[0], found.frame[1])
     alternate = _probe_alternates(fetcher, load, task)
     alternate.bytes += found.bytes
     alternate.preview = found.preview if alternate.preview is None else alternate.preview
@@ -88,6 +91,16 @@ def find_preview_source(fetcher: DicomwebFrameFetcher, load: VolumeLoad,
     if rendered.source is None:
         rendered.reason = f"{alternate.reason}; {rendered.reason}"
     return rendered
+
+
+def _whole_frame(fetcher: DicomwebFrameFetcher, task: SliceTask, reason: str) -> Probe:
+    """The probe slice's exact frame, timed (the plan fetches it anyway: kept for its turn)."""
+    try:
+        started = time.perf_counter()
+        exact = fetcher.fetch([task])[0]
+    except (DicomwebError, ValueError) as error:  # the ordinary requests will meet (and report) it again
+        return Probe(None, reason=f"{reason}; the probe's frame failed ({error})")
+    return Probe(None, frame=(task, exact, len(exact.data)), frame_s=time.perf_counter() - started, reason=reason)
 
 
 def _probe_prefixes(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: SliceTask) -> Probe:
@@ -122,11 +135,11 @@ def _probe_prefixes(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: Slice
         probe.reason = "no prefixes: no ETag or Last-Modified to match a frame's two halves"
     else:
         try:
-            length, description = prefix_length(answer.data, answer.total or len(answer.data), answer.whole)
+            length, description, reduction = prefix_length(answer.data, answer.total or len(answer.data), answer.whole)
         except ValueError as error:
             probe.reason = f"no prefixes: {error}"
         else:
-            probe.source, probe.reason = HTJ2KPrefixes(length, accept), f"HTJ2K prefixes of {description}"
+            probe.source, probe.reason = HTJ2KPrefixes(length, accept, reduction), f"HTJ2K prefixes of {description}"
             if not answer.whole:
                 probe.preview = (task, probe.source.take(fetcher, task, answer, load.geometry.pixels))
     if probe.source is None and answer.partial and not answer.whole:

@@ -33,6 +33,7 @@ class PreviewSource:
 
     name = "none"
     quality = Quality.SUBRESOLUTION  # what a preview is on the quality ladder
+    reduction = 1  # how many times smaller per side its previews are (the ladder's rule: volume/fill.py)
 
     def fetch_preview(self, fetcher: DicomwebFrameFetcher, task: SliceTask, pixels: PixelDescription) -> SliceFetch:
         raise NotImplementedError

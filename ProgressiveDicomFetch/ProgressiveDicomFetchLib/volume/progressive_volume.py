@@ -5,18 +5,24 @@ Why it looks like this:
   node can show it (or *be* it: pass the node's array view as `buffer`) from the first slice on;
 - each slice carries a `Quality`; a write of worse or equal data is refused, so a late lossy
   preview can never overwrite the exact pixels;
-- slices that have not arrived are filled from the loaded ones (see fill.py), and refilled,
-  O(gap), each time a neighbour arrives, so MPR and 3D look right early;
+- slices that have not arrived are filled from the sources around them (see fill.py), and
+  refilled, O(gap), when a source arrives or changes, so MPR and 3D look right early;
+- the better estimate wins: a reduced preview whose exact neighbours are close enough for its
+  reduction (fill.YIELD_RULE, linear fill) is replaced by the interpolation between them and
+  becomes FILLED again (a late preview there is refused); exact slices are never replaced;
 - `take_dirty()` tells the main thread which slices changed since it last looked.
 
 Threads: any number of worker threads may call `write_slice` while the main thread reads. Writes
-and fills are serialised by one lock; the dirty set has its own lock, held only for a set update,
-so the main thread's `take_dirty()` never waits for a fill. Readers of `array` take no lock: a
-slice being written or refilled may be seen half old, half new until its dirty notice arrives
-(fine for display: the next notice redraws it); once all writers are done the buffer is exact.
-Pixels are written before the quality is raised and before the dirty notice is posted.
-`quality`, `qualities`, `covered` and `complete` read without a lock; qualities only ever rise,
-so `covered` / `complete` are never reported early.
+and fills are serialised by one lock. Refills are coalesced: a write marks its slice stale and one
+writer at a time (the drainer) refills every stale neighbourhood, so a burst of arrivals costs one
+refill per gap, not one per arrival, and a writer that finds a drainer at work returns at once.
+The dirty set has its own lock, held only for a set update, so the main thread's `take_dirty()`
+never waits for a fill. Readers of `array` take no lock: a slice being written or refilled may be
+seen half old, half new until its dirty notice arrives (fine for display: the next notice redraws
+it); once all writers are done the buffer is exact. Pixels are written before the quality is
+raised and before the dirty notice is posted. `quality`, `qualities`, `covered` and `complete`
+read without a lock; qualities only ever rise, except a yielding preview's (SUBRESOLUTION ->
+FILLED), so `covered` / `complete` are never reported early.
 """
 from __future__ import annotations
 
@@ -30,9 +36,12 @@ import numpy as np
 
 from .casting import prepare_slice
 from .coarseness import Coarseness, coarseness
-from .fill import check_mode, dependents, fill_between
+from .fill import check_mode, dependents, fill_chunks, yield_reach
 from .memory import VolumeTooLargeError, check_fits, format_bytes
 from .quality import LOADED, Quality
+
+#: Preview qualities that yield to the interpolation between close exact slices (fill.py).
+YIELDING = (Quality.SUBRESOLUTION,)
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +83,12 @@ class ProgressiveVolume:
             self._array = self._allocate()
         num_slices = self._shape[0]
         self._quality = np.zeros(num_slices, np.int8)
-        self._loaded: List[int] = []  # sorted indices of slices with quality >= LOADED
+        self._loaded: List[int] = []  # sorted sources of the fill: the slices with quality >= LOADED
+        self._reach = np.zeros(num_slices, np.int8)  # per preview: exact slices this far apart replace it
         self._write_lock = threading.Lock()
+        self._stale: Set[int] = set()  # sources added, changed or removed since the last refill (write lock)
+        self._drain_guard = threading.Lock()
+        self._draining = False
         self._dirty_lock = threading.Lock()
         self._dirty: Set[int] = set()
 
@@ -141,10 +154,12 @@ class ProgressiveVolume:
             raise IndexError(f"slice index {index} is outside the volume's 0..{self.num_slices - 1}")
         return index
 
-    def write_slice(self, k: int, data: np.ndarray, quality: Quality = Quality.FULL) -> bool:
-        """Write slice k unless it already has `quality` or better; refill its neighbours.
+    def write_slice(self, k: int, data: np.ndarray, quality: Quality = Quality.FULL, reduction: int = 1) -> bool:
+        """Write slice k unless it already has `quality` or better, or is a reduced preview that
+        yields to the exact slices around it; refill its neighbours (coalesced, see above).
 
-        Returns True when written. Raises on a wrong index, shape or quality, and on values
+        `reduction`: how many times smaller per side the data was before it was brought to full
+        size (a preview's; 1: full size). Returns True when written. Raises on a wrong index, shape or quality, and on values
         the volume dtype cannot hold (`casting.PixelRangeError`), writing nothing.
         """
         index = self._index(k)
@@ -159,31 +174,121 @@ class ProgressiveVolume:
         data = prepare_slice(data, self._dtype)
         with self._write_lock:
             previous = Quality(int(self._quality[index]))
-            if previous >= level:
+            reach = self._reach_of(level, reduction)
+            if previous >= level or self._yields(index, reach):
                 return False
             np.copyto(self._array[index], data, casting="unsafe")
             self._quality[index] = level
+            self._reach[index] = reach
             if previous < LOADED:
                 bisect.insort(self._loaded, index)
-            changed = self._refill_around(index)
-        self._mark_dirty(index, changed)
+            self._stale.add(index)
+            if level == Quality.FULL:
+                self._stale.update(self._demote_around(index))
+        self._mark_dirty([(index,)])
+        self._drain()
         return True
 
-    def _refill_around(self, k: int) -> List[range]:
-        """Recompute the FILLED slices that depend on loaded slice k (call with the write lock)."""
-        position = bisect.bisect_left(self._loaded, k)
-        below = self._loaded[position - 1] if position > 0 else None
-        above = self._loaded[position + 1] if position + 1 < len(self._loaded) else None
-        low, high = dependents(k, below, above, self.num_slices, self._fill)
-        fill_between(self._array, low, below, k, self._fill)
-        fill_between(self._array, high, k, above, self._fill)
-        for targets in (low, high):
-            self._quality[targets.start:targets.stop] = Quality.FILLED
-        return [low, high]
+    def _reach_of(self, level: Quality, reduction: int) -> int:
+        return yield_reach(operator.index(reduction)) if level in YIELDING and self._fill == "linear" else 0
 
-    def _mark_dirty(self, k: int, ranges: List[range]) -> None:
+    def _yields(self, k: int, reach: int) -> bool:
+        """The ladder's rule: exact slices below and above k at most `reach` apart."""
+        if reach < 2:
+            return False
+        low = max(0, k - reach + 1)
+        below = np.flatnonzero(self._quality[low:k] == Quality.FULL)
+        above = np.flatnonzero(self._quality[k + 1:k + reach] == Quality.FULL)
+        return bool(below.size and above.size and (k + 1 + above[0]) - (low + below[-1]) <= reach)
+
+    def _demote_around(self, k: int) -> List[int]:
+        """Previews near a new exact slice k that now yield: FILLED again, no longer sources (write lock)."""
+        reach = int(self._reach.max())
+        if reach < 2:
+            return []
+        window = range(max(0, k - reach + 1), min(self.num_slices, k + reach))
+        demoted = [j for j in window if self._quality[j] in YIELDING and self._yields(j, int(self._reach[j]))]
+        for j in demoted:
+            self._quality[j] = Quality.FILLED
+            self._reach[j] = 0
+            del self._loaded[bisect.bisect_left(self._loaded, j)]
+        return demoted
+
+    def _drain(self) -> None:
+        """Refill around every stale slice until none is left; one writer at a time does it. The
+        fill values are computed without the lock, which is held only to store each chunk."""
+        with self._drain_guard:
+            if self._draining:
+                return  # the drainer at work takes this write's refill too
+            self._draining = True
+        stale: Set[int] = set()
+        try:
+            while True:
+                with self._write_lock:
+                    stale, self._stale = self._stale, set()
+                    if not stale:  # a writer adds under the write lock: none can slip in now
+                        with self._drain_guard:
+                            self._draining = False
+                        return
+                    gaps = self._gaps(stale)
+                for (below, above), targets in gaps.items():
+                    self._refill(below, above, targets)
+        except BaseException:  # e.g. MemoryError: the next write refills what this round left
+            with self._write_lock:
+                self._stale.update(stale)
+            with self._drain_guard:
+                self._draining = False
+            raise
+
+    def _gaps(self, stale: Set[int]) -> Dict[Tuple[Optional[int], Optional[int]], range]:
+        """The FILLED slices whose nearest sources are among `stale`, per gap between consecutive
+        sources (write lock held): each gap once, however many of its ends changed."""
+        loaded, n, mode = self._loaded, self.num_slices, self._fill
+        gaps: Dict[Tuple[Optional[int], Optional[int]], range] = {}
+
+        def add(below: Optional[int], above: Optional[int], targets: range) -> None:
+            if targets:
+                known = gaps.get((below, above), targets)
+                gaps[(below, above)] = range(min(known.start, targets.start), max(known.stop, targets.stop))
+
+        for k in stale:
+            position = bisect.bisect_left(loaded, k)
+            is_source = position < len(loaded) and loaded[position] == k
+            below = loaded[position - 1] if position > 0 else None
+            after = position + 1 if is_source else position
+            above = loaded[after] if after < len(loaded) else None
+            if is_source:
+                low, high = dependents(k, below, above, n, mode)
+                add(below, k, low)
+                add(k, above, high)
+            elif below is not None or above is not None:  # a source removed: its whole gap
+                add(below, above, range(0 if below is None else below + 1, n if above is None else above))
+        return gaps
+
+    def _refill(self, below: Optional[int], above: Optional[int], targets: range) -> None:
+        """Store the fill of one gap chunk by chunk while the gap still exists: a source that came
+        into it or left it is stale, and the next round refills around it."""
+        for start, stop, values in fill_chunks(self._array, targets, below, above, self._fill):
+            with self._write_lock:
+                if not self._consecutive(below, above):
+                    return
+                np.copyto(self._array[start:stop], values, casting="unsafe")
+                self._quality[start:stop] = Quality.FILLED
+            self._mark_dirty([range(start, stop)])
+
+    def _consecutive(self, below: Optional[int], above: Optional[int]) -> bool:
+        """`below` and `above` are sources with none between them (None: the end; write lock held)."""
+        loaded = self._loaded
+        position = 0
+        if below is not None:
+            position = bisect.bisect_left(loaded, below)
+            if position == len(loaded) or loaded[position] != below:
+                return False
+            position += 1
+        return (loaded[position] if position < len(loaded) else None) == above
+
+    def _mark_dirty(self, ranges: Sequence[Sequence[int]]) -> None:
         with self._dirty_lock:
-            self._dirty.add(k)
             for targets in ranges:
                 self._dirty.update(targets)
 
