@@ -88,6 +88,13 @@ def orthanc(_server_reaper, sample_small) -> Iterator[OrthancServer]:
 
 
 @pytest.fixture(scope="module")
+def orthanc_few_threads(_server_reaper, sample_small) -> Iterator[OrthancServer]:
+    """Orthanc serving only 5 HTTP connections at once (`HttpThreadsCount`; a thread per keep-alive
+    connection, one more waits unanswered until one idles), holding `sample_small`."""
+    yield from _start_orthanc(_server_reaper, sample_small, threads=5)
+
+
+@pytest.fixture(scope="module")
 def orthanc_empty(_server_reaper) -> Iterator[OrthancServer]:
     """An Orthanc of the test module's own, empty: data a module uploads stays out of the shared one."""
     require_orthanc()

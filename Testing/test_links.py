@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Dict, Optional
 
+from servers.latency_relay import LatencyRelay
 from test_engine import STUDY_SERIES, assert_bit_exact, no_worker_threads, run_engine, times
 
 from ProgressiveDicomFetchLib.engine import ADAPTIVE_MAX_CONNECTIONS, DEFAULT_CONNECTIONS, DEPTH_FIRST, ProgressiveFetchEngine
@@ -64,3 +65,19 @@ def test_a_focus_change_takes_effect_within_about_a_round_trip_and_a_frame(laten
     assert delay <= 1.5 * (RTT_S + frame_s) + 0.15, f"the focused series' first slice came {delay:.2f} s after the focus"
     complete = times(events, "complete")
     assert complete[target] == min(complete.values())
+
+
+def test_a_server_that_serves_few_connections_caps_the_limit_before_a_slice_waits(orthanc_few_threads, sample_small):
+    """Orthanc gives each keep-alive connection a thread (5 here): a request on a 6th connection
+    would wait unanswered until one idles. The far link asks for more requests in flight than
+    that; a worker on a new (or idle) connection gives its job back and asks the server first, so
+    the limit stops at what the server serves (a probe one above now and then) and no slice is
+    sent on a connection the server left unanswered."""
+    threads = 5
+    with LatencyRelay(orthanc_few_threads.port, 0.1, lifetime_s=120.0) as relay:
+        engine, events = load(relay, sample_small)
+    assert set(times(events, "complete")) == {sample_small.series(k).series_uid for k in STUDY_SERIES}
+    assert_bit_exact(engine, sample_small)
+    assert DEFAULT_CONNECTIONS <= engine.controller.ceiling <= threads + 1, engine.controller.ceiling  # +1: a probe
+    assert engine.scheduler.connections <= threads + 1
+    assert relay.counters["connections"] > threads  # it did try more connections than the server serves

@@ -82,9 +82,9 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--strategy", choices=STRATEGIES, default="breadth-first")
     parser.add_argument("--connections", type=int, default=DEFAULT_CONNECTIONS,
                         help="requests in flight at the start (default %(default)s)")
-    parser.add_argument("--max-connections", type=int, default=None,
-                        help="let the requests in flight follow the link, up to this many (e.g. "
-                             f"{ADAPTIVE_MAX_CONNECTIONS}; default: --connections, fixed)")
+    parser.add_argument("--max-connections", type=int, default=ADAPTIVE_MAX_CONNECTIONS,
+                        help="the requests in flight follow the link, up to this many (default %(default)s; "
+                             "--connections or less: a fixed pool of --connections, e.g. --max-connections 4)")
     parser.add_argument("--focus", action="append", default=[], metavar="SECONDS:SERIES_UID[,SERIES_UID...][:SLICE]",
                         help="move the focus to a series (and slice) this many seconds after the start; several "
                              "series: all on screen, the first touched last (it gets the largest share)")

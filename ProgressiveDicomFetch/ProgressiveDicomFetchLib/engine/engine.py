@@ -28,6 +28,7 @@ from ..retrieve import FrameFetcher, fetcher_for, load_slices, prepare_series, w
 from ..transport import is_dimse, offers_previews
 from ..volume import Quality
 from .concurrency import ConcurrencyController
+from .link_follower import LinkFollower
 from .events import EngineEvent, EventKind, SeriesProgress, SeriesStatus
 from .package_advice import PackageAdvice, package_advice
 from .focus_policy import FocusPolicy, Shown
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CONNECTIONS = 4  # best throughput on loopback and LAN in our measurements (docs/benchmarks.md)
 ADAPTIVE_MAX_CONNECTIONS = 32  # the most requests in flight the controller may ask for (docs/links.md)
+STALE_CONNECTION_S = 0.5  # a connection idle this long may have been closed by the server (Orthanc: after 1 s)
 FRAMES_PER_REQUEST = 8  # frames of one multi-frame object per request: 28 -> 1.6 ms a frame, ~12 ms a request (measured)
 MAX_CONSECUTIVE_FAILURES = 4  # rounds: with the default retries, a server may be gone ~15 s
 MAX_SLICE_ATTEMPTS = 5  # more than the rounds: an outage fails the same slice each round
@@ -78,8 +80,8 @@ class ProgressiveFetchEngine:
         `focus_share` as its connection cap). `rendered` (off/auto/on, or a bool): previews from
         `/rendered` where a series has no other source; `auto`: where the link makes them pay.
         `max_connections` above `connections`: the requests in flight follow the link between 1
-        and it, starting from `connections` or what paid on this server before; None: always
-        `connections`."""
+        and it, starting from `connections` or what paid on this server before; None, or a DIMSE
+        server (a PACS counts associations): always `connections`."""
         self.server = server
         self.cache = cache  # frames found there are not fetched (resume after a kill or a cancel)
         self.scheduler = Scheduler(connections, strategy, focus_share, plan, policy)
@@ -93,19 +95,22 @@ class ProgressiveFetchEngine:
         self._events: "queue.SimpleQueue[EngineEvent]" = queue.SimpleQueue()
         self._new_volumes: "queue.SimpleQueue[Tuple[str, int, VolumeLoad]]" = queue.SimpleQueue()
         self._probe_lock = threading.Lock()
-        self._wake = threading.Condition()
+        self._join_lock = threading.Lock()  # a worker asking the server on a new connection (_connection_served)
+        lock = threading.RLock()
+        self._wake = threading.Condition(lock)  # workers within the limit wait here for work
+        self._parked = threading.Condition(lock)  # workers above it wait here for it to grow
         self._paused = False
         self._closed = False
         self._busy = 0  # workers between taking a job and finishing it
-        self.controller: Optional[ConcurrencyController] = None
-        self._traits = getattr(server, "traits", None)  # DICOMweb servers learn; DIMSE ones have none
-        if max_connections is not None and max_connections > connections:
-            start = (self._traits.concurrency(server) if self._traits is not None else None) or connections
-            self.controller = ConcurrencyController(start, 1, max_connections, floor=connections)
+        self._link = LinkFollower(server, connections, max_connections)
+        self.controller: Optional[ConcurrencyController] = self._link.controller
+        if self.controller is not None:
             self.scheduler.connections = self.controller.limit
-        self._push_backs = self._traits.push_backs(server) if self._traits is not None else 0
-        self._workers = [threading.Thread(target=self._work, name=f"pdf-worker-{n}", daemon=True)
-                         for n in range(max(connections, max_connections or connections))]
+        workers = self._link.workers or connections
+        now = time.monotonic()
+        self._used = [now if n < connections else 0.0 for n in range(workers)]  # when each worker last had an answer
+        self._workers = [threading.Thread(target=self._work, args=(n,), name=f"pdf-worker-{n}", daemon=True)
+                         for n in range(workers)]
         for worker in self._workers:
             worker.start()
 
@@ -171,6 +176,7 @@ class ProgressiveFetchEngine:
         with self._wake:
             self._closed = True
             self._wake.notify_all()
+            self._parked.notify_all()
         if not self.finished() and hasattr(self.server, "abort"):
             self.server.abort()  # DIMSE: A-ABORT the associations, requests in flight end now
         deadline = time.monotonic() + timeout
@@ -252,12 +258,14 @@ class ProgressiveFetchEngine:
         return self._clock() - self.started_at
 
     # -- workers --------------------------------------------------------------------------------
-    def _work(self) -> None:
+    def _work(self, index: int) -> None:
         try:
             while True:
-                job = self._next_job()
+                job = self._next_job(index)
                 if job is None:
                     return
+                if not self._connection_served(index, job):
+                    continue
                 try:
                     if isinstance(job, str):
                         self._load_metadata(job)
@@ -269,24 +277,61 @@ class ProgressiveFetchEngine:
                 finally:
                     with self._wake:
                         self._busy -= 1
+                        self._used[index] = time.monotonic()
                         self._wake.notify_all()
         finally:
             self.server.close()  # this thread's HTTP connection
 
-    def _next_job(self):
-        with self._wake:
-            while True:
+    def _next_job(self, index: int):
+        """Worker `index`'s next job (None once closed). Only workers below the limit work, always
+        the same ones (the server sees a steady set of keep-alive connections); one above it parks
+        with its connection closed (a server may hold a thread per open connection)."""
+        while True:
+            with self._wake:
+                while not self._closed and index < self.scheduler.connections:
+                    if not self._paused and self._busy < self.scheduler.connections:
+                        job = self._metadata_jobs.popleft() if self._metadata_jobs else \
+                            self.scheduler.next_batch(FRAMES_PER_REQUEST)
+                        if job:
+                            self._busy += 1
+                            return job
+                    self._wake.wait(0.5)
                 if self._closed:
                     return None
-                if not self._paused and self._busy < self.scheduler.connections:
-                    if self._metadata_jobs:
-                        self._busy += 1
-                        return self._metadata_jobs.popleft()
-                    batch = self.scheduler.next_batch(FRAMES_PER_REQUEST)
-                    if batch:
-                        self._busy += 1
-                        return batch
-                self._wake.wait(0.5)
+            self.server.close()  # outside the lock: a DIMSE association is released over the network
+            with self._wake:
+                self._used[index] = 0.0  # no connection any more
+                while not self._closed and index >= self.scheduler.connections:
+                    self._parked.wait(1.0)
+
+    def _connection_served(self, index: int, job) -> bool:
+        """A job on a new or idle connection (the server may have closed it) goes back at once and
+        the server is asked on the connection first (link_follower.py); answered, the worker takes
+        the next job, else the limit stays at the connections answered lately (the others')."""
+        if self.controller is None or time.monotonic() - self._used[index] < STALE_CONNECTION_S:
+            return True
+        with self._wake:
+            self._busy -= 1
+            if isinstance(job, str):
+                self._metadata_jobs.appendleft(job)
+            else:
+                for assignment in reversed(job):
+                    self.scheduler.retry(assignment)
+            self._wake.notify_all()
+        with self._join_lock:  # one new connection at a time: a flood of them takes the threads of a server's live ones
+            with self._wake:
+                if index >= self.scheduler.connections:  # a join before it failed: the limit is lower now
+                    return False
+            served = self._link.served()
+        with self._wake:
+            now = time.monotonic()
+            if served:
+                self._used[index] = now
+                return False
+            live = sum(1 for n, used in enumerate(self._used) if n != index and now - used < STALE_CONNECTION_S)
+            self._follow_limit(self._link.cap(live))
+        self.server.close()
+        return False
 
     def _load_metadata(self, series_uid: str) -> None:
         """Metadata (unless the caller gave the volumes), then the preview probe, then the slices."""
@@ -397,34 +442,22 @@ class ProgressiveFetchEngine:
                 for index, size in zip(wanted, fetched):
                     sizes[index] = size  # network bytes, 0 if cached
         except (DicomwebError, ValueError) as error:
-            self._follow_link(started, 0)
+            self._follow_limit(self._link.answered(started, 0))  # a push-back, if any
             self._slices_failed(state, batch, error, started)
             return
-        self._follow_link(started, sum(sizes))
+        self._follow_limit(self._link.answered(started, sum(sizes)))
         for assignment, size in zip(batch, sizes):
             self._slice_done(state, assignment, size)
 
-    def _follow_link(self, started: float, nbytes: int) -> None:
-        """Tell the concurrency controller about one answered request (and any push-back since);
-        the scheduler hands out work up to its limit, which is remembered for this server."""
-        if self.controller is None:
-            return
-        now = time.monotonic()
-        push_backs = self._traits.push_backs(self.server) if self._traits is not None else 0
+    def _follow_limit(self, limit: Optional[int]) -> None:
+        """Work is handed out up to the controller's limit (None: unchanged), remembered per server."""
         with self._wake:
-            pushed, self._push_backs = push_backs > self._push_backs, push_backs
-            if pushed:
-                limit = self.controller.push_back()
-            elif nbytes > 0:  # nothing on the wire (cached, or already good enough) says nothing
-                limit = self.controller.sample(now, nbytes, now - started)
-            else:
-                return
-            if limit != self.scheduler.connections:
+            if limit is not None and limit != self.scheduler.connections:
                 logger.info("requests in flight: %d -> %d", self.scheduler.connections, limit)
                 self.scheduler.connections = limit
-                if self._traits is not None:
-                    self._traits.remember_concurrency(self.server, limit)
+                self._link.remember(limit)
                 self._wake.notify_all()
+                self._parked.notify_all()
 
     def _take_prefetched(self, state: SeriesState, load: VolumeLoad, volume: int, task: SliceTask) -> Optional[int]:
         """Write the frame the probe got for this slice, if any; its bytes (None: not prefetched)."""

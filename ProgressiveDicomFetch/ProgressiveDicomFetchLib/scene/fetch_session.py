@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from ..cache import FrameCache
 from ..dicomweb.search import SearchResult
 from ..dicomweb.server import DicomwebServer
-from ..engine import BREADTH_FIRST, DEFAULT_CONNECTIONS, EngineUpdate, ProgressiveFetchEngine, SeriesProgress
+from ..engine import ADAPTIVE_MAX_CONNECTIONS, BREADTH_FIRST, DEFAULT_CONNECTIONS, EngineUpdate, ProgressiveFetchEngine, SeriesProgress
 from ..engine.events import EngineEvent, EventKind, SeriesStatus
 from ..engine.scheduler import STRATEGIES
 from ..pixels.codecs import retry_missing
@@ -185,7 +185,8 @@ class FetchSession:
             self._retire(server.url)
         strategy, connections, boost_focus = settings
         retry_missing()  # a decoder installed since the last loads is used from this one on
-        engine = ProgressiveFetchEngine(server, connections=connections, strategy=strategy, cache=self.cache)
+        engine = ProgressiveFetchEngine(server, connections=connections, strategy=strategy, cache=self.cache,
+                                        max_connections=ADAPTIVE_MAX_CONNECTIONS)  # from `connections`, following the link
         self._loaders[server.url] = SceneLoader(engine, self.scene, watch_focus=boost_focus)
         self._loader_settings[server.url] = settings
         return self._loaders[server.url]
