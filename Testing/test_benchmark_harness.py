@@ -245,5 +245,9 @@ def test_in_plane_run_catches_the_all_previewed_moment(in_plane_series, tmp_path
     assert run["body_bytes"] == in_plane_series.frame_bytes
     assert 0 < run["covered_s"] <= run["all_previewed_s"] == run["stages"]["preview-rest"] < run["complete_s"]
     previewed = run["snapshots"]["stage:preview-rest"]
-    assert previewed["counts"]["MISSING"] == previewed["counts"]["FILLED"] == 0
+    assert previewed["counts"]["MISSING"] == 0
+    # No slice is a fill when every one has its preview, but the snapshot is copied when the main
+    # loop sees the event: once exact slices are 2 apart (after every-4), reduced previews between
+    # them yield to their interpolation (FILLED; docs/previews.md, the ladder rule).
+    assert previewed["counts"]["FILLED"] == 0 or previewed["t"] > run["stages"]["every-4"], previewed
     assert previewed["counts"]["SUBRESOLUTION"] > 0 and 0 < previewed["mae"] < run["snapshots"]["covered"]["mae"]

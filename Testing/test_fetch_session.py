@@ -101,7 +101,8 @@ def test_pause_holds_the_transfers_and_resume_finishes(session, sample_small):
     assert paused.full_fraction < 1.0
     time.sleep(0.5)  # nothing may land meanwhile (a longer wait could only catch more)
     session.process()
-    assert session.progress()[0].counts == paused.counts and session.busy()
+    landed = ("SUBRESOLUTION", "LOSSY", "FULL")  # real pixels; fills may still settle around them
+    assert [session.progress()[0].counts[q] for q in landed] == [paused.counts[q] for q in landed] and session.busy()
     session.resume()
     assert session.wait(timeout=60)
     assert session.progress()[0].full_fraction == 1.0
