@@ -9,7 +9,7 @@ import pytest
 
 from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
 from ProgressiveDicomFetchLib.engine import ProgressiveFetchEngine
-from ProgressiveDicomFetchLib.engine.engine import YIELD_PER_JOB_MS, pump_yield_ms
+from ProgressiveDicomFetchLib.engine.wait_loop import YIELD_PER_JOB_MS, pump_yield_ms
 from ProgressiveDicomFetchLib.panel import changed_rows, progress_row
 
 

@@ -36,7 +36,7 @@ from servers.orthanc import OrthancServer  # noqa: E402
 
 from ProgressiveDicomFetchLib.dicomweb import DicomwebServer  # noqa: E402
 from ProgressiveDicomFetchLib.engine import ProgressiveFetchEngine  # noqa: E402
-from ProgressiveDicomFetchLib.engine.engine import pump_yield_ms  # noqa: E402
+from ProgressiveDicomFetchLib.engine.wait_loop import pump_yield_ms  # noqa: E402
 
 SERIES = ("ct_thin", "ct_thick", "ct_sagittal")
 INTERVAL_MS = 2.0  # the QTimer interval

@@ -9,13 +9,12 @@ alone touches MRML/Qt (docs/architecture.md, "The main-thread tick"). Each worke
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
-import contextlib
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..cache import FrameCache
@@ -23,19 +22,20 @@ from ..dicomweb.errors import DicomwebError
 from ..dicomweb.frames import FrameData
 from ..dicomweb.server import DicomwebServer
 from ..loading import SliceTask, VolumeLoad
-from ..previews import PreviewSource, Probe, RenderedPreviews, SliceFetch, find_preview_source
-from ..retrieve import FrameFetcher, fetcher_for, load_slices, prepare_series, write_cached, write_fetched
+from ..previews import PreviewSource, Probe, RenderedPreviews, find_preview_source
+from ..retrieve import fetcher_for, load_slices, prepare_series, write_fetched
 from ..transport import is_dimse, offers_previews
 from ..volume import Quality
 from .concurrency import ConcurrencyController
 from .link_follower import LinkFollower
-from .events import EngineEvent, EventKind, SeriesProgress, SeriesStatus
+from .events import EngineEvent, EngineUpdate, EventKind, SeriesProgress, SeriesStatus
 from .package_advice import PackageAdvice, package_advice
 from .focus_policy import FocusPolicy, Shown
 from .scheduler import BREADTH_FIRST, DEPTH_FIRST, Assignment, Scheduler
 from .series_state import SeriesState
-from .stage_plan import Part, StagePlan
-from .wait_loop import run_until
+from .slice_parts import load_part, write_got
+from .stage_plan import StagePlan
+from .wait_loop import pump_yield_ms, run_until
 
 logger = logging.getLogger(__name__)
 
@@ -45,29 +45,6 @@ STALE_CONNECTION_S = 0.5  # a connection idle this long may have been closed by 
 FRAMES_PER_REQUEST = 8  # frames of one multi-frame object per request: 28 -> 1.6 ms a frame, ~12 ms a request (measured)
 MAX_CONSECUTIVE_FAILURES = 4  # rounds: with the default retries, a server may be gone ~15 s
 MAX_SLICE_ATTEMPTS = 5  # more than the rounds: an outage fails the same slice each round
-
-
-YIELD_PER_JOB_MS = 2.0  # GIL-free sleep per job in flight in pump() (chosen by pump_designs.py)
-
-
-def pump_yield_ms(in_flight: int, paused: bool, cap_ms: float) -> float:
-    """How long a main-thread tick sleeps for the workers: nothing when none is working or the
-    engine is paused (the GUI stays quick), else YIELD_PER_JOB_MS per job, at most `cap_ms`."""
-    if paused or in_flight <= 0 or cap_ms <= 0:
-        return 0.0
-    return min(cap_ms, YIELD_PER_JOB_MS * in_flight)
-
-
-@dataclass
-class EngineUpdate:
-    """What changed since the last `process_events()`: for the main thread to apply."""
-
-    events: List[EngineEvent] = field(default_factory=list)
-    new_volumes: List[Tuple[str, int, VolumeLoad]] = field(default_factory=list)  # geometry known, no pixel yet
-    dirty: Dict[Tuple[str, int], List[int]] = field(default_factory=dict)  # (series, volume) -> slices k
-
-    def __bool__(self) -> bool:
-        return bool(self.events or self.new_volumes or self.dirty)
 
 
 class ProgressiveFetchEngine:
@@ -369,7 +346,7 @@ class ProgressiveFetchEngine:
         if probe.preview is not None:  # the probe's slice: its preview (or its whole short frame)
             task, got = probe.preview
             try:
-                self._write(state.loads[0], state.fetcher, probe.source or PreviewSource(), task, got)
+                write_got(state.loads[0], state.fetcher, probe.source or PreviewSource(), task, got)
             except ValueError as error:  # the slice still comes in its turn
                 logger.info("series %s: the probe's preview of slice %d does not decode (%s)",
                             state.series_uid, task.k, error)
@@ -435,7 +412,7 @@ class ProgressiveFetchEngine:
             sizes = [self._take_prefetched(state, load, batch[0].volume, task) for task in tasks]
             wanted = [i for i, size in enumerate(sizes) if size is None]
             if state.preview is not None:
-                sizes = [self._load_part(state.preview, load, state.fetcher, tasks[0], batch[0].part)
+                sizes = [load_part(state.preview, load, state.fetcher, tasks[0], batch[0].part)
                          if wanted else sizes[0]]
             else:
                 fetched = load_slices(load, state.fetcher, [tasks[i] for i in wanted])
@@ -468,32 +445,6 @@ class ProgressiveFetchEngine:
         if load.volume.quality(task.k) < Quality.FULL:  # (the probe's frame may be written already)
             write_fetched(load, state.fetcher, task, kept[0])
         return kept[1]
-
-    def _load_part(self, source: PreviewSource, load: VolumeLoad, fetcher: FrameFetcher, task: SliceTask,
-                   part: Part) -> int:
-        """A slice's preview, or its whole frame (the cache first); nothing when the slice is already
-        that good (the probe wrote it, or a short frame came whole with its preview)."""
-        quality = load.volume.quality(task.k)
-        if part is Part.PREVIEW:
-            if quality >= source.quality or write_cached(load, fetcher, task):
-                return 0
-            got = source.fetch_preview(fetcher, task, load.geometry.pixels)
-        else:
-            if quality >= Quality.FULL:
-                return 0
-            got = source.fetch_whole(fetcher, task)
-            if got is None:  # an ordinary frame request
-                return load_slices(load, fetcher, [task])[0]
-        self._write(load, fetcher, source, task, got)
-        return got.size
-
-    @staticmethod
-    def _write(load: VolumeLoad, fetcher: FrameFetcher, source: PreviewSource, task: SliceTask, got: SliceFetch) -> None:
-        """Write what a preview source brought: a whole frame exact (and kept), a preview at its quality."""
-        if got.frame is not None:
-            write_fetched(load, fetcher, task, got.frame)
-        elif got.preview is not None:
-            load.write_stored(task.k, got.preview, source.quality, source.reduction)
 
     def _slices_failed(self, state: SeriesState, batch: List[Assignment], error: Exception, started: float) -> None:
         """Retry the slices first in line, or fail the series: after MAX_CONSECUTIVE_FAILURES failure

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
+from ..loading import VolumeLoad
 from ..volume import Coarseness, describe
 
 
@@ -125,3 +126,15 @@ class SeriesProgress:
     @property
     def full_fraction(self) -> float:
         return self.counts.get("FULL", 0) / self.total_slices if self.total_slices else 0.0
+
+
+@dataclass
+class EngineUpdate:
+    """What changed since the last `process_events()`: for the main thread to apply."""
+
+    events: List[EngineEvent] = field(default_factory=list)
+    new_volumes: List[Tuple[str, int, VolumeLoad]] = field(default_factory=list)  # geometry known, no pixel yet
+    dirty: Dict[Tuple[str, int], List[int]] = field(default_factory=dict)  # (series, volume) -> slices k
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.new_volumes or self.dirty)
