@@ -116,8 +116,10 @@ def reference(path: Path, dataset: Optional[pydicom.Dataset] = None) -> Optional
         if photometric == "PALETTE COLOR":
             array = apply_color_lut(array, ds)
         elif photometric.startswith("YBR_FULL") and int(pydicom.__version__[0]) < 3 and \
-                not str(ds.file_meta.TransferSyntaxUID).startswith("1.2.840.10008.1.2.4.5"):
-            array = convert_color_space(array, "YBR_FULL", "RGB")  # pydicom 2.4 leaves YBR as it is
+                str(ds.PhotometricInterpretation).upper().startswith("YBR_FULL"):
+            # pydicom 2.4 leaves YBR as it is (JPEG too, with its Pillow handler, which keeps the
+            # Photometric Interpretation; a handler that converts sets it to RGB)
+            array = convert_color_space(array, "YBR_FULL", "RGB")
         elif int(ds.get("SamplesPerPixel", 1)) == 1:
             array = apply_modality_lut(array, ds)
     if frames == 1:

@@ -115,3 +115,27 @@ def test_every_corpus_frame_decodes_like_pydicom(tmp_path):
         print(f"decode {kind}: {1e3 * ours:.3f} ms per frame, pydicom {1e3 * theirs:.3f} ms "
               f"(x{theirs / ours:.1f}; median of {len(values)} files)")
     assert checked >= 40  # the shipped set has ~55 decodable image files; a lost loader shows here
+
+
+@pytest.mark.compat
+def test_jpeg_colour_frames_come_out_rgb_whichever_decoder_runs():
+    """A YBR_FULL_422 JPEG baseline frame decodes to RGB on every stack: pydicom 2.4's Pillow
+    handler (Slicer 5.8 without imagecodecs or pylibjpeg) keeps JPEG's YCbCr, the other decoders
+    convert; the frame is judged against the RGB image it was encoded from (an independent truth)."""
+    import io
+
+    from PIL import Image
+
+    rows, columns = 64, 96
+    y, x = np.mgrid[0:rows, 0:columns]
+    truth = np.stack([x * 255 // (columns - 1), y * 255 // (rows - 1), np.full_like(x, 128)], -1).astype(np.uint8)
+    truth[:16, :32] = (255, 0, 0)  # saturated red: YCbCr (76, 85, 255) if left unconverted
+    encoded = io.BytesIO()
+    Image.fromarray(truth, "RGB").save(encoded, "JPEG", quality=95, subsampling=1)  # 4:2:2, YCbCr in the stream
+    ds = pydicom.Dataset()
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = rows, columns, 3, "YBR_FULL_422"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation, ds.PlanarConfiguration = 8, 8, 7, 0, 0
+    decoded = np.asarray(decode_frame(encoded.getvalue(), "1.2.840.10008.1.2.4.50", PixelDescription.from_dataset(ds)))
+    assert decoded.shape == (rows, columns, 3)
+    error = np.abs(decoded.astype(int) - truth.astype(int))
+    assert error.mean() < 3 and error[4:12, 4:24].max() < 12, (error.mean(), decoded[8, 8])  # inside the red block

@@ -144,7 +144,8 @@ def _pydicom(family: str) -> Backend:
         ds = Dataset()
         ds.file_meta = FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = _pydicom_syntax(family, pixels)
-        if int(pydicom.__version__.split(".")[0]) < 3:
+        legacy = int(pydicom.__version__.split(".")[0]) < 3
+        if legacy:
             ds.is_little_endian, ds.is_implicit_VR = True, False
         ds.Rows, ds.Columns = pixels.rows, pixels.columns
         ds.SamplesPerPixel = pixels.samples_per_pixel
@@ -155,9 +156,18 @@ def _pydicom(family: str) -> Backend:
         ds.PixelRepresentation = pixels.pixel_representation
         ds.PixelData = encapsulate([bytes(data)])
         try:
-            return ds.pixel_array
+            values = ds.pixel_array
         except (NotImplementedError, RuntimeError) as error:  # no handler for this syntax here
             raise BackendUnavailable(f"pydicom: {error}") from None
+        if family == ts.JPEG and legacy and str(ds.PhotometricInterpretation) in ("YBR_FULL", "YBR_FULL_422"):
+            # pydicom 2.4's Pillow handler keeps JPEG's YCbCr and says so by leaving the Photometric
+            # Interpretation as it was (its GDCM handler converts and sets it to RGB); the other JPEG
+            # decoders, and pydicom 3, give RGB, which colour.py expects of this family: converted
+            # here, exactly as pydicom does.
+            from .compat import convert_color_space
+
+            values = np.ascontiguousarray(convert_color_space(values, "YBR_FULL", "RGB")).astype(values.dtype, copy=False)
+        return values
     return decode
 
 
