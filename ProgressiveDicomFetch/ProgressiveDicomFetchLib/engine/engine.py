@@ -362,12 +362,8 @@ class ProgressiveFetchEngine:
             logger.info("series %s: the probe's frame of slice %d does not decode (%s)", state.series_uid, task.k, error)
             return
         with self._wake:
-            if state.state in (SeriesStatus.CANCELLED, SeriesStatus.FAILED) or state.first_slice:
-                return
-            state.first_slice = True
-            self._emit(state.series_uid, EventKind.FIRST_SLICE)
-            if state.check_covered():
-                self._emit(state.series_uid, EventKind.COVERED)
+            if state.state not in (SeriesStatus.CANCELLED, SeriesStatus.FAILED):
+                self._first_views(state)
 
     def _take_loads(self, state: SeriesState, loads: List[VolumeLoad], announce: bool) -> None:
         """The series' volumes are known (with the engine's lock held): nodes may be made for them."""
@@ -473,11 +469,7 @@ class ProgressiveFetchEngine:
             finished = self.scheduler.done(assignment)
             if state.state in (SeriesStatus.CANCELLED, SeriesStatus.FAILED):
                 return
-            if not state.first_slice:
-                state.first_slice = True
-                self._emit(state.series_uid, EventKind.FIRST_SLICE)
-            if state.check_covered():
-                self._emit(state.series_uid, EventKind.COVERED)
+            self._first_views(state)
             for level in state.new_levels():
                 self._emit(state.series_uid, EventKind.COARSE, level=level)
             stage_ids = self.plan.stage_ids()
@@ -487,6 +479,15 @@ class ProgressiveFetchEngine:
                 if stage == len(stage_ids) - 1:
                     state.complete, state.state = True, SeriesStatus.COMPLETE
                     self._emit(state.series_uid, EventKind.COMPLETE)
+
+    def _first_views(self, state: SeriesState) -> None:
+        """After a slice is written (engine lock held): the series' first slice and its being
+        covered, each announced once."""
+        if not state.first_slice:
+            state.first_slice = True
+            self._emit(state.series_uid, EventKind.FIRST_SLICE)
+        if state.check_covered():
+            self._emit(state.series_uid, EventKind.COVERED)
 
     def _abandon(self, job, error: Exception) -> None:
         """Give back what an unexpected error left in flight and fail its series."""

@@ -4,10 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
-
 from ..loading import VolumeLoad
-from ..volume import COARSEST, LEVELS, Coarseness, Quality, coarsest, coarseness
+from ..volume import COARSEST, LEVELS, Coarseness, Quality, coarsest, coarseness, quality_counts
 from .events import SeriesProgress, SeriesStatus
 
 
@@ -60,9 +58,8 @@ class SeriesState:
         if self._measured is None or self._measured[0] != key:
             counts = {q.name: 0 for q in Quality}
             for values in qualities:
-                tally = np.bincount(values, minlength=len(Quality))
-                for quality in Quality:
-                    counts[quality.name] += int(tally[quality])
+                for quality, count in quality_counts(values).items():
+                    counts[quality.name] += count
             level = coarsest(coarseness(values, [f is not None for f in load.geometry.slices])
                              for load, values in zip(self.loads, qualities))
             self._measured = (key, counts, level)

@@ -93,14 +93,20 @@ def find_preview_source(fetcher: DicomwebFrameFetcher, load: VolumeLoad,
     return rendered
 
 
+def _timed_frame(fetcher: DicomwebFrameFetcher, task: SliceTask) -> Tuple[Tuple[SliceTask, FrameData, int], float]:
+    """The probe slice's exact frame (the plan fetches it anyway: kept for its turn) and how long
+    its request took (the link as measured)."""
+    started = time.perf_counter()
+    exact = fetcher.fetch([task])[0]
+    return (task, exact, len(exact.data)), time.perf_counter() - started
+
+
 def _whole_frame(fetcher: DicomwebFrameFetcher, task: SliceTask, reason: str) -> Probe:
-    """The probe slice's exact frame, timed (the plan fetches it anyway: kept for its turn)."""
     try:
-        started = time.perf_counter()
-        exact = fetcher.fetch([task])[0]
+        frame, seconds = _timed_frame(fetcher, task)
     except (DicomwebError, ValueError) as error:  # the ordinary requests will meet (and report) it again
         return Probe(None, reason=f"{reason}; the probe's frame failed ({error})")
-    return Probe(None, frame=(task, exact, len(exact.data)), frame_s=time.perf_counter() - started, reason=reason)
+    return Probe(None, frame=frame, frame_s=seconds, reason=reason)
 
 
 def _probe_prefixes(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: SliceTask) -> Probe:
@@ -184,9 +190,7 @@ def _probe_rendered(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: Slice
         return probe
     try:
         if probe.frame is None:
-            started = time.perf_counter()
-            exact = fetcher.fetch([task])[0]
-            probe.frame, probe.frame_s = (task, exact, len(exact.data)), time.perf_counter() - started
+            probe.frame, probe.frame_s = _timed_frame(fetcher, task)
         timing = FrameTiming(probe.frame[2], probe.frame_s) if probe.frame_s is not None else None
         skip = None if mode is RenderedPreviews.ON else (
             too_quick_to_render(timing) if timing is not None else "the link was not measured (no whole frame timed)")

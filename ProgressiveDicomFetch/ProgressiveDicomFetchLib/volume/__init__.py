@@ -10,7 +10,7 @@ from .coarseness import COARSEST, LEVELS, Coarseness, coarseness, coarsest, desc
 from .fill import FILL_MODES
 from .memory import AvailableMemory, VolumeTooLargeError, available_memory, check_fits, format_bytes
 from .progressive_volume import ProgressiveVolume
-from .quality import LOADED, Quality
+from .quality import LOADED, Quality, quality_counts
 
 __all__ = [
     "COARSEST",
@@ -27,6 +27,7 @@ __all__ = [
     "PixelRangeError",
     "ProgressiveVolume",
     "Quality",
+    "quality_counts",
     "VolumeTooLargeError",
     "available_memory",
     "check_fits",

@@ -40,7 +40,7 @@ from .casting import prepare_slice
 from .coarseness import Coarseness, coarseness
 from .fill import check_mode, dependents, fill_chunks, yield_reach
 from .memory import VolumeTooLargeError, check_fits, format_bytes
-from .quality import LOADED, Quality
+from .quality import LOADED, Quality, quality_counts
 
 #: Preview qualities that yield to the interpolation between close exact slices (fill.py).
 YIELDING = (Quality.SUBRESOLUTION,)
@@ -315,8 +315,7 @@ class ProgressiveVolume:
 
     def counts(self) -> Dict[Quality, int]:
         """How many slices are at each quality (every level present, zeros included)."""
-        tally = np.bincount(self._quality, minlength=len(Quality))
-        return {level: int(tally[level]) for level in Quality}
+        return quality_counts(self._quality)
 
     @property
     def covered(self) -> bool:

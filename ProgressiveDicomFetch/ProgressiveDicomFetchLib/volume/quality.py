@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Dict
+
+import numpy as np
 
 
 class Quality(IntEnum):
@@ -16,3 +19,9 @@ class Quality(IntEnum):
 
 #: The lowest quality that counts as loaded: a source for filling its neighbours.
 LOADED = Quality.SUBRESOLUTION
+
+
+def quality_counts(qualities: np.ndarray) -> Dict[Quality, int]:
+    """How many slices of per-slice `qualities` are at each quality (every level, zeros included)."""
+    tally = np.bincount(qualities, minlength=len(Quality))
+    return {level: int(tally[level]) for level in Quality}
