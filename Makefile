@@ -28,7 +28,7 @@ bench: setup
 	$(PYTHON) Testing/benchmarks/compare_alternatives.py $(BENCH_ARGS)
 
 # The in-plane preview stage (HTJ2K prefixes by Range on nginx) with and without, 30 and 100 Mbit/s
-# (root; ~2.5 minutes); results in Testing/benchmarks/results/in_plane.md.
+# and plain loopback (root; ~3 minutes); results in Testing/benchmarks/results/in_plane.md.
 .PHONY: bench-previews
 bench-previews: setup
 	$(PYTHON) Testing/benchmarks/in_plane_stages.py --rates 30mbit,100mbit,loopback $(BENCH_ARGS)
