@@ -92,6 +92,37 @@ def test_upsample_keeps_constants_and_block_centres():
         upsample(np.zeros(5), (4, 4))
 
 
+def _gathered(image: np.ndarray, shape) -> np.ndarray:
+    """The bilinear resampling written out per output pixel (pixel centres aligned, edges clamped)."""
+    def axis(size_in, size_out):
+        position = np.clip((np.arange(size_out) + 0.5) * size_in / size_out - 0.5, 0, size_in - 1)
+        low = np.floor(position).astype(int)
+        return low, np.minimum(low + 1, size_in - 1), position - low
+    (r0, r1, rw), (c0, c1, cw) = axis(image.shape[0], shape[0]), axis(image.shape[1], shape[1])
+    rows = image[r0] * (1 - rw)[:, None] + image[r1] * rw[:, None]
+    return rows[:, c0] * (1 - cw) + rows[:, c1] * cw
+
+
+@pytest.mark.compat
+@pytest.mark.parametrize("small, shape", [((256, 256), (512, 512)), ((128, 128), (512, 512)), ((3, 5), (9, 20)),
+                                          ((1, 4), (3, 8)), ((100, 60), (300, 180)), ((64, 64), (96, 100))])
+def test_upsample_whole_factors_take_the_sliced_path_with_the_same_values(small, shape):
+    """Whole factors (a 256² rendering of a 512² frame) go through strided slices instead of
+    gathers (~4x quicker): same bilinear values as the general path, edges clamped alike."""
+    image = np.random.default_rng(7).normal(0, 1000, small).astype(np.float32)
+    result = upsample(image, shape)
+    assert result.dtype == np.float32 and result.shape == shape
+    np.testing.assert_allclose(result, _gathered(image.astype(np.float64), shape), rtol=0, atol=2e-3)
+
+
+@pytest.mark.compat
+def test_clip_to_stored_leaves_the_callers_estimate_as_it_was():
+    pixels = PixelDescription(rows=1, columns=3, bits_allocated=16, bits_stored=12, high_bit=11, pixel_representation=0)
+    estimate = np.array([[-7.6, 100.4, 9000.0]], np.float32)
+    assert clip_to_stored(estimate, pixels).tolist() == [[0, 100, 4095]]
+    assert estimate.tolist() == [[pytest.approx(-7.6), pytest.approx(100.4), 9000.0]]
+
+
 @pytest.mark.compat
 def test_preview_packages_are_named_only_for_htj2k_without_a_prefix_decoder():
     assert preview_packages([ts.EXPLICIT_VR_LITTLE_ENDIAN, None]) == []

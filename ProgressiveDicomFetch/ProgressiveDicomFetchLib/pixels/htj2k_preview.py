@@ -175,7 +175,9 @@ def clip_to_stored(values: np.ndarray, pixels: PixelDescription) -> np.ndarray:
     bits = pixels.bits_stored
     low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if pixels.signed else (0, (1 << bits) - 1)
     if array.dtype.kind == "f":
-        array = np.rint(array)
-    elif not (np.iinfo(array.dtype).min <= low and high <= np.iinfo(array.dtype).max):
+        array = np.rint(array)  # a new array: the caller's stays as it was, and the clip goes in place
+        np.clip(array, low, high, out=array)
+        return array.astype(pixels.stored_dtype, copy=False)
+    if not (np.iinfo(array.dtype).min <= low and high <= np.iinfo(array.dtype).max):
         array = array.astype(np.int64)  # clip where both bounds fit (in place of the decoder's dtype: fast)
     return np.clip(array, low, high).astype(pixels.stored_dtype, copy=False)
