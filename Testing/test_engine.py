@@ -241,3 +241,23 @@ def test_an_unexpected_worker_error_fails_its_series_and_never_hangs(orthanc, sa
     errors = [e for e in events if e.event == "error"]
     assert [e.series_uid for e in errors] == [broken] and "simulated bug" in errors[0].message
     assert set(times(events, "complete")) == {sample_small.series(k).series_uid for k in STUDY_SERIES} - {broken}
+
+
+def test_each_new_volume_is_touched_once_on_a_thread_of_its_own(orthanc, sample_small, monkeypatch):
+    """The buffers' pages are mapped in while the probe waits on the network (the first fill would
+    otherwise pay for them inside the first view): once per volume, on a 'pdf-touch' thread, and
+    the volumes are exact at the end all the same."""
+    from ProgressiveDicomFetchLib.volume import ProgressiveVolume
+
+    touched, original = [], ProgressiveVolume.touch_memory
+
+    def spy(volume, *args, **kwargs):
+        touched.append((id(volume), threading.current_thread().name))
+        return original(volume, *args, **kwargs)
+
+    monkeypatch.setattr(ProgressiveVolume, "touch_memory", spy)
+    engine, _ = run_engine(orthanc, sample_small)
+    volumes = {id(load.volume) for key in STUDY_SERIES for load in engine.loads(sample_small.series(key).series_uid)}
+    assert sorted(v for v, _ in touched) == sorted(volumes)
+    assert {name for _, name in touched} == {"pdf-touch"}
+    assert_bit_exact(engine, sample_small)

@@ -440,3 +440,33 @@ def test_preview_psnr_uses_the_given_range():
     # anchors 2, 0, 3 loaded; slice 1 (100) interpolated between 0 and 0: error 100 on 1/4 of the voxels
     assert first.mae == pytest.approx(25.0)
     assert first.psnr_db == pytest.approx(10 * np.log10(100.0 ** 2 / 2500.0))
+
+
+def test_touch_memory_zeroes_only_slices_nothing_has_reached():
+    """The buffer's pages are mapped in ahead of the first fill: MISSING slices get zeros (their
+    content means nothing), written and filled slices keep their values, the count says how many."""
+    buffer = np.full((12, 4, 5), 77, np.int16)  # a node's uninitialised array, say
+    volume = ProgressiveVolume.adopt(buffer, fill="nearest")
+    volume.write_slice(3, np.full((4, 5), 5, np.int16))
+    volume.write_slice(9, np.full((4, 5), 9, np.int16))
+    before = buffer.copy()
+    assert volume.touch_memory() == 0  # every slice is written or filled: nothing to touch
+    assert np.array_equal(buffer, before)
+
+    untouched = ProgressiveVolume.adopt(np.full((12, 4, 5), 77, np.int16))
+    assert untouched.touch_memory(chunk_bytes=3 * 40) == 12  # several chunks
+    assert not untouched.array.any() and untouched.counts()[Quality.MISSING] == 12
+
+
+def test_touch_memory_never_clobbers_a_slice_written_meanwhile():
+    """Writers and the toucher share the write lock: a slice written while the toucher runs keeps
+    its pixels, whatever the interleaving."""
+    truth = np.arange(64 * 16 * 16, dtype=np.int16).reshape(64, 16, 16)
+    for _ in range(5):
+        volume = ProgressiveVolume((64, 16, 16), np.int16, fill="linear")
+        toucher = threading.Thread(target=volume.touch_memory, kwargs={"chunk_bytes": 2 * 16 * 16 * 2})
+        toucher.start()
+        for k in random.sample(range(64), 64):
+            volume.write_slice(k, truth[k])
+        toucher.join()
+        assert np.array_equal(volume.array, truth)

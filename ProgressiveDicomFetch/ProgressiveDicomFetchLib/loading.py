@@ -86,3 +86,13 @@ class VolumeLoad:
         for task in self.tasks():
             counts[task.sop_instance_uid] = counts.get(task.sop_instance_uid, 0) + 1
         return {task.k: task.sop_instance_uid for task in self.tasks() if counts[task.sop_instance_uid] > 1}
+
+
+def touch_memory(loads: Sequence[VolumeLoad]) -> None:
+    """Map the volumes' new buffers in before the first fill needs them (ProgressiveVolume.touch_memory);
+    run in its own thread. Not needed for correctness: a failure is only logged."""
+    try:
+        for load in loads:
+            load.volume.touch_memory()
+    except Exception:  # noqa: BLE001 -- a daemon thread's error would otherwise vanish
+        logger.exception("touching the buffers of series %s failed", loads[0].geometry.series_uid if loads else "?")

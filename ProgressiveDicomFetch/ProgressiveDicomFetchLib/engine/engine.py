@@ -21,7 +21,7 @@ from ..cache import FrameCache
 from ..dicomweb.errors import DicomwebError
 from ..dicomweb.frames import FrameData
 from ..dicomweb.server import DicomwebServer
-from ..loading import SliceTask, VolumeLoad
+from ..loading import SliceTask, VolumeLoad, touch_memory
 from ..previews import PreviewSource, Probe, RenderedPreviews, find_preview_source
 from ..retrieve import fetcher_for, load_slices, prepare_series, write_fetched
 from ..transport import is_dimse, offers_previews
@@ -324,6 +324,7 @@ class ProgressiveFetchEngine:
                 if state.state == SeriesStatus.CANCELLED or self._closed:
                     return
                 self._take_loads(state, loads, announce=True)
+        threading.Thread(target=touch_memory, args=(state.loads,), name="pdf-touch", daemon=True).start()
         probe = self._probe(state) if self.plan.has_previews and offers_previews(self.server) else None
         with self._wake:
             if state.state == SeriesStatus.CANCELLED or self._closed:

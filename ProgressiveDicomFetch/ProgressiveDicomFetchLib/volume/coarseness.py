@@ -23,10 +23,16 @@ LEVELS: Tuple[int, ...] = (1, 2, 4, 8)
 COARSEST = LEVELS[-1]
 
 
+def run_bounds(mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(starts, stops) of the runs of True in a 1-D boolean array."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], np.asarray(mask).astype(np.int8), [0]))))
+    return edges[0::2], edges[1::2]
+
+
 def _runs(mask: np.ndarray) -> np.ndarray:
     """Lengths of the runs of True in a 1-D boolean array."""
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
-    return edges[1::2] - edges[0::2]
+    starts, stops = run_bounds(mask)
+    return stops - starts
 
 
 def level_of(gap: int) -> Optional[int]:

@@ -37,13 +37,15 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 import numpy as np
 
 from .casting import prepare_slice
-from .coarseness import Coarseness, coarseness
+from .coarseness import Coarseness, coarseness, run_bounds
 from .fill import check_mode, dependents, fill_chunks, yield_reach
 from .memory import VolumeTooLargeError, check_fits, format_bytes
 from .quality import LOADED, Quality, quality_counts
 
 #: Preview qualities that yield to the interpolation between close exact slices (fill.py).
 YIELDING = (Quality.SUBRESOLUTION,)
+
+TOUCH_CHUNK_BYTES = 8 << 20  # touch_memory: the write lock is held for about this much at a time
 
 log = logging.getLogger(__name__)
 
@@ -303,6 +305,26 @@ class ProgressiveVolume:
         with self._dirty_lock:
             dirty, self._dirty = self._dirty, set()
         return sorted(dirty)
+
+    def touch_memory(self, chunk_bytes: int = TOUCH_CHUNK_BYTES) -> int:
+        """Write zeros into the slices nothing has reached yet (MISSING: their content means
+        nothing), a few MB at a time under the write lock; returns the slices touched.
+
+        Why: the OS maps a new buffer's pages at their first write, and the first fill (one
+        slice copied into all others) pays for the whole buffer at once -- measured ~0.3 s for a
+        120 MB volume on the test machines, inside the first view. The engine runs this in a
+        thread while the first requests wait on the network; numpy releases the GIL while it
+        writes, so the other threads go on."""
+        per_slice = max(1, self.nbytes // self.num_slices)
+        step = max(1, chunk_bytes // per_slice)
+        touched = 0
+        for start in range(0, self.num_slices, step):
+            with self._write_lock:
+                firsts, stops = run_bounds(self._quality[start:start + step] == Quality.MISSING)
+                for first, stop in zip(firsts + start, stops + start):
+                    self._array[first:stop].fill(0)
+                    touched += int(stop - first)
+        return touched
 
     # --- state ----------------------------------------------------------------------------
 
