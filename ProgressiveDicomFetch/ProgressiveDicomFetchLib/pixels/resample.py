@@ -27,26 +27,27 @@ def _stretch(array: np.ndarray, factor: int, axis: int) -> np.ndarray:
     """Bilinear by a whole factor along `axis` (0 or 1) with plain slices instead of gathers: the
     output's phase r of each input pixel always takes the same two neighbours and the same weight,
     so each phase is one strided multiply-add (edges clamped by repeating the end pixels)."""
+    def along(image: np.ndarray, part: slice) -> np.ndarray:
+        return image[part] if axis == 0 else image[:, part]
+
     n = array.shape[axis]
-    ends = (array[:1], array[-1:]) if axis == 0 else (array[:, :1], array[:, -1:])
-    padded = np.concatenate([ends[0], array, ends[1]], axis=axis)
+    padded = np.concatenate([along(array, slice(0, 1)), array, along(array, slice(-1, None))], axis=axis)
     shape = list(array.shape)
     shape[axis] = n * factor
     out = np.empty(shape, dtype=np.float32)
     for phase in range(factor):
         offset = (phase + 0.5) / factor - 0.5  # where this phase sits from its input pixel's centre
         start, weight = (0, np.float32(1 + offset)) if offset < 0 else (1, np.float32(offset))
-        low, high = (slice(start, start + n), slice(start + 1, start + 1 + n))
-        take = (lambda s: padded[s]) if axis == 0 else (lambda s: padded[:, s])
-        target = out[phase::factor] if axis == 0 else out[:, phase::factor]
-        np.multiply(take(low), np.float32(1) - weight, out=target)
-        target += take(high) * weight
+        low, high = along(padded, slice(start, start + n)), along(padded, slice(start + 1, start + 1 + n))
+        target = along(out, slice(phase, None, factor))
+        np.multiply(low, np.float32(1) - weight, out=target)
+        target += high * weight
     return out
 
 
 def upsample(image: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
     """`image` (h, w) resampled to `shape` (rows, columns) as float32, bilinear. Whole factors (a
-    256² rendering of a 512² frame) take a slice-based path about 4x quicker than the gathers."""
+    256² rendering of a 512² frame) take the sliced path: 2.5 ms -> 0.5-1.6 ms a slice here."""
     array = np.asarray(image, dtype=np.float32)
     if array.ndim != 2 or min(array.shape) < 1:
         raise ValueError(f"a reduced image must be 2-D and not empty, not of shape {array.shape}")

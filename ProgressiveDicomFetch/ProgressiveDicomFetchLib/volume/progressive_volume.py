@@ -13,7 +13,8 @@ Why it looks like this:
 - `take_dirty()` tells the main thread which slices changed since it last looked.
 
 Threads: any number of worker threads may call `write_slice` while the main thread reads. Writes
-and fills are serialised by one lock. Refills are coalesced: a write marks its slice stale and one
+and fills are serialised by one lock (so is `touch_memory`, which the engine runs on its own
+thread to map a new buffer's pages in before the first fill). Refills are coalesced: a write marks its slice stale and one
 writer at a time (the drainer) refills every stale neighbourhood, so a burst of arrivals costs one
 refill per gap, not one per arrival; a writer that finds a drainer at work leaves its refill to it
 and waits for it, so the fill is current when `write_slice` returns (the engine's covered and
