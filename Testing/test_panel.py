@@ -172,7 +172,9 @@ def test_progress_rows_and_messages_follow_a_real_engine(orthanc, sample_small):
             row = progress_row(now)
             assert row.full_percent <= row.bar_percent <= row.covered_percent <= 100
             assert row.bar_text.split(" · ")[0] == now.level_text
-            seen_partial |= row.level == 8 and row.bar_percent == 100 and row.full_percent < 100 and row.can_cancel
+            # a whole volume, still coarse: any level before exact (every 8th, 4th or 2nd slice), as
+            # one level alone may pass between two ticks on loopback (1/8 lasts ~10 slices' time)
+            seen_partial |= row.level in (8, 4, 2) and row.bar_percent == 100 and row.full_percent < 100 and row.can_cancel
 
         engine.run_until_finished(on_update, timeout=60)
     finally:
@@ -183,7 +185,7 @@ def test_progress_rows_and_messages_follow_a_real_engine(orthanc, sample_small):
         (100, 100, 100, "complete", False)
     assert row.bar_text.startswith("exact · full 100% · ") and row.level == 1
     assert row.label == f"{info.series_number}: {info.description}"
-    assert seen_partial, "a whole volume at 1/8, not yet exact, should have been shown"
+    assert seen_partial, "a whole volume, coarse and not yet exact, should have been shown"
     labels = {info.series_uid: "CT thin"}
     messages = [m for m in (status_message(e, labels) for e in events) if m]
     assert [m.split(" after ")[0] for m in messages if "slice exact" in m] == [
