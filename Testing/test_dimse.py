@@ -199,3 +199,42 @@ def test_c_move_to_our_listener_when_the_peer_has_no_c_get(orthanc_dimse, peers,
     finally:
         server.shutdown()
     assert server.peer.live() == 0
+
+
+def test_an_abort_during_a_release_leaves_that_release_to_end_at_once(orthanc_dimse, peers):
+    """Cancel while a worker releases its association (e.g. the metadata's C-FIND just ended): the
+    abort must leave that association to its A-RELEASE. Aborting it kills the association's
+    reader, and pynetdicom then waits its whole ACSE timeout for a release answer that never comes
+    (seen as a worker alive 30 s after close)."""
+    import threading
+    import time
+
+    from ProgressiveDicomFetchLib.dimse.association import Peer
+    from ProgressiveDicomFetchLib.dimse.server import EXPLICIT_LE, IMPLICIT_LE, VERIFICATION
+
+    peer = Peer(DimseAddress.parse(orthanc_dimse.dimse_address, "PDFTEST"), timeout=5.0)
+    link = peer.open([(VERIFICATION, [EXPLICIT_LE, IMPLICIT_LE])])
+    releasing, aborted = threading.Event(), threading.Event()
+    original = link.assoc.acse.negotiate_release  # inside pynetdicom's release, past its own checks
+
+    def release_once_the_abort_came():
+        releasing.set()
+        aborted.wait(10)
+        original()
+
+    link.assoc.acse.negotiate_release = release_once_the_abort_came
+    took = []
+
+    def worker():
+        started = time.monotonic()
+        peer.release(link)
+        took.append(time.monotonic() - started)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    assert releasing.wait(10)
+    peer.abort_all()  # the cancel, from another thread, while that release is under way
+    aborted.set()
+    thread.join(15)
+    assert took and took[0] < 2.0, f"the release took {took} s after the abort (its ACSE timeout is 5 s)"
+    assert peer.live() == 0

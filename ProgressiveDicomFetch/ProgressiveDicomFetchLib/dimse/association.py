@@ -107,9 +107,15 @@ class Peer:
             raise ContextRefused(f"{self.url} refused the presentation context {_names([abstract])}{role}", self.url)
 
     def release(self, link: Link) -> None:
-        """A-RELEASE (a clean end); an association already gone is only forgotten."""
+        """A-RELEASE (a clean end); an association already gone (aborted) is only forgotten. It is
+        claimed first, under the lock `abort_all` holds while it aborts: an abort in the middle of a
+        release stops the association's reader, and pynetdicom would then wait its whole ACSE
+        timeout for the release answer."""
+        with self._lock:
+            mine = link.assoc in self._live
+            self._live.discard(link.assoc)
         try:
-            if link.assoc.is_established:
+            if mine and link.assoc.is_established:
                 link.assoc.release()
         finally:
             self._forget(link.assoc)
@@ -121,11 +127,13 @@ class Peer:
             self._forget(link.assoc)
 
     def abort_all(self) -> int:
-        """A-ABORT every association still open (cancel, from any thread); returns how many."""
+        """A-ABORT every association still open (cancel, from any thread); returns how many. One
+        being released is left to end by its A-RELEASE (see `release`)."""
         with self._lock:
-            live = list(self._live)
+            live, self._live = list(self._live), set()
+            for assoc in live:
+                _abort(assoc)
         for assoc in live:
-            _abort(assoc)
             self._forget(assoc)
         return len(live)
 
