@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -206,9 +208,6 @@ def test_an_abort_during_a_release_leaves_that_release_to_end_at_once(orthanc_di
     abort must leave that association to its A-RELEASE. Aborting it kills the association's
     reader, and pynetdicom then waits its whole ACSE timeout for a release answer that never comes
     (seen as a worker alive 30 s after close)."""
-    import threading
-    import time
-
     from ProgressiveDicomFetchLib.dimse.association import Peer
     from ProgressiveDicomFetchLib.dimse.server import EXPLICIT_LE, IMPLICIT_LE, VERIFICATION
 

@@ -39,11 +39,11 @@ def server_cpu_per_request(pid: int, pool: ThreadPoolExecutor, calls: Sequence[C
 
 
 def bisection(items: List) -> List:
-    """The engine's order within a stage (scheduler.py): 0, n/2, n/4, 3n/4, ... (bit-reversed
-    positions), so each write halves a gap and each refill stays small."""
-    bits = max(1, (len(items) - 1).bit_length())
-    rank = {i: int(format(i, f"0{bits}b")[::-1], 2) for i in range(len(items))}
-    return [items[i] for i in sorted(range(len(items)), key=rank.get)]
+    """`items` in the engine's order within a stage (scheduler.bisection_ranks)."""
+    from ProgressiveDicomFetchLib.engine.scheduler import bisection_ranks
+
+    ranks = bisection_ranks(len(items))
+    return [items[i] for i in sorted(range(len(items)), key=ranks.__getitem__)]
 
 
 def client_steps(source, fetcher, load, tasks) -> Dict[str, float]:

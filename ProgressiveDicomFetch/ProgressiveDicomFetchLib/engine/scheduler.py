@@ -115,10 +115,15 @@ def _spread_ranks(stage_of: Dict[Key, int], anchor_stages: Set[int]) -> Dict[Key
             middle = keys[len(keys) // 2][1]
             ranks.update({key: rank for rank, key in enumerate(sorted(keys, key=lambda k: (k[1] != middle, k[1])))})
             continue
-        bits = max(1, (len(keys) - 1).bit_length())
-        for position, key in enumerate(keys):
-            ranks[key] = int(format(position, f"0{bits}b")[::-1], 2)
+        ranks.update(zip(keys, bisection_ranks(len(keys))))
     return ranks
+
+
+def bisection_ranks(count: int) -> List[int]:
+    """The rank of each of `count` positions in bisection order 0, n/2, n/4, 3n/4, ... (its
+    bit-reversed position): taken in rank order, every new position halves a gap."""
+    bits = max(1, (count - 1).bit_length())
+    return [int(format(position, f"0{bits}b")[::-1], 2) for position in range(count)]
 
 
 class Scheduler:
