@@ -279,12 +279,29 @@ def test_slower_links_get_smaller_renderings(mbit, expected):
 
 @pytest.mark.compat
 def test_the_pay_rule_compares_the_rendering_with_the_frame():
-    from ProgressiveDicomFetchLib.previews.rendered_link import does_not_pay, too_quick_to_render
+    from ProgressiveDicomFetchLib.previews.rendered_link import BESIDE_MAX_SHARE, does_not_pay, too_quick_to_render
     frame = FrameTiming(524288, 0.048)  # ~100 Mbit/s
+    small, link_filling = 8300, int(0.6 * frame.rate() * 0.2 * frame.seconds)  # 256 q90; bytes for 60 % of its time
     assert too_quick_to_render(frame) is None
-    assert does_not_pay(frame, 0.8 * MAX_PREVIEW_SHARE * frame.seconds) is None
-    assert "not worth it" in does_not_pay(frame, 1.2 * MAX_PREVIEW_SHARE * frame.seconds)
+    assert does_not_pay(frame, 0.8 * MAX_PREVIEW_SHARE * frame.seconds, link_filling) is None
+    # between the two shares they pay only where whole frames can flow beside them
+    assert does_not_pay(frame, 0.2 * frame.seconds, small) is None
+    assert "with whole frames beside" in does_not_pay(frame, 0.2 * frame.seconds, link_filling)
+    assert "not worth it" in does_not_pay(frame, 1.1 * BESIDE_MAX_SHARE * frame.seconds, small)
     assert "not worth it" in too_quick_to_render(FrameTiming(524288, 0.006))  # loopback
+
+
+@pytest.mark.compat
+def test_frames_flow_beside_where_the_previews_leave_the_link_idle_on_windows_of_one_renderings_bytes():
+    from ProgressiveDicomFetchLib.previews.rendered_link import (BESIDE_CONNECTIONS, MIN_BESIDE_WINDOW,
+                                                                 FramesBeside, frames_beside)
+    frame = FrameTiming(524288, 0.0436)  # 100 Mbit/s, as the benchmark's probe measured it
+    beside = frames_beside(frame, 0.0059, 8300)
+    assert beside == FramesBeside(BESIDE_CONNECTIONS, int(frame.rate() * 0.0059 / BESIDE_CONNECTIONS))
+    assert 30_000 < beside.window < 40_000 and "2 connections, 35 KB windows" in beside.describe()
+    assert frames_beside(FrameTiming(524288, 0.0053), 0.0118, 8300) is None  # loopback: frames are quicker
+    assert frames_beside(FrameTiming(33000, 0.52), 0.035, 1500) is None  # 0.5 Mbit/s: renderings fill the link
+    assert frames_beside(FrameTiming(524288, 0.0436), 0.0005, 10).window == MIN_BESIDE_WINDOW
 
 
 COLOUR_FRAMES, COLOUR_SIDE = 12, 320  # a 320² frame is rendered at 256² (rendered_link.py) and upsampled

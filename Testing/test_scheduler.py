@@ -308,6 +308,52 @@ def test_a_failed_preview_is_retried_before_its_whole_frame_and_cancel_clears_th
     assert scheduler.next() is None
 
 
+def test_frames_beside_previews_go_in_stage_order_and_replace_previews_not_yet_asked():
+    """Connections beside the previews take whole parts in the series' order (anchors, then every
+    8th...), never one whose preview is in flight; a preview still queued is dropped (its whole frame
+    comes now); the preview stages still end, and the ordinary connections never get a whole part
+    before them."""
+    scheduler = Scheduler(2)
+    scheduler.add("A", [(33, range(33))], previews=True, beside=True)
+    scheduler.add("B", [(9, range(9))], previews=True)  # did not ask: nothing of it beside
+    assert scheduler.wants_beside()
+    first = scheduler.next()  # an ordinary connection: a preview (A's slice 0, bisection order)
+    assert (first.series, first.k, first.part) == ("A", 0, Part.PREVIEW)
+    beside = [scheduler.next_beside() for _ in range(4)]
+    # anchors first (the middle, then the ends: 0's preview is in flight), then every 8th in bisection order
+    assert [(a.series, a.k, a.part) for a in beside] == [("A", 16, Part.WHOLE), ("A", 32, Part.WHOLE),
+                                                        ("A", 8, Part.WHOLE), ("A", 24, Part.WHOLE)]
+    for assignment in beside:
+        scheduler.done(assignment)
+    handed = [first]
+    scheduler.done(first)
+    while True:
+        assignment = scheduler.next()
+        if assignment is None:
+            break
+        if assignment.series == "A":
+            assert assignment.part is Part.PREVIEW or scheduler.current_stage("A") >= 2, assignment
+            assert assignment.k not in (8, 16, 24, 32) or assignment.part is Part.WHOLE  # their previews dropped
+        handed.append(assignment)
+        scheduler.done(assignment)
+    assert scheduler.idle() and not scheduler.wants_beside() and scheduler.next_beside() is None
+    a_parts = sorted((a.k, a.part) for a in handed + beside if a.series == "A")
+    assert a_parts == sorted([(k, Part.WHOLE) for k in range(33)] +
+                             [(k, Part.PREVIEW) for k in range(33) if k not in (8, 16, 24, 32)])
+
+
+def test_nothing_goes_beside_once_the_previews_are_done_or_for_a_series_that_did_not_ask():
+    scheduler = Scheduler(1)
+    scheduler.add("B", [(5, range(5))], previews=True)
+    assert not scheduler.wants_beside() and scheduler.next_beside() is None
+    scheduler = Scheduler(1)
+    scheduler.add("A", [(5, range(5))], previews=True, beside=True)
+    for _ in range(5):
+        scheduler.done(scheduler.next())
+    assert not scheduler.wants_beside() and scheduler.next_beside() is None
+    assert scheduler.next().part is Part.WHOLE  # the ordinary connections take the wholes now
+
+
 def take(scheduler, count):
     """`count` assignments through one connection (each done before the next)."""
     handed = []

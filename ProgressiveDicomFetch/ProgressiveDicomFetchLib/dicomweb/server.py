@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -17,7 +18,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
+from urllib3.connection import HTTPConnection
 
 from .urls import redact_url, validate_base_url
 from .auth import BasicAuth, TokenProvider
@@ -33,6 +36,20 @@ QUERY_SAFE = "-._~*?,:"
 Params = Union[Mapping[str, Any], Sequence[Tuple[str, Any]]]
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 5
+
+
+class _BoundedWindow(HTTPAdapter):
+    """Connections whose TCP receive buffer is `size` bytes (the kernel's autotuning off): the
+    server may have only about that much of an answer on its way at a time."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["socket_options"] = HTTPConnection.default_socket_options + [
+            (socket.SOL_SOCKET, socket.SO_RCVBUF, self.size)]
+        super().init_poolmanager(*args, **kwargs)
 
 
 def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -147,9 +164,21 @@ class DicomwebServer:
             connection.headers.update(self.headers)
             connection.verify = self.verify
             connection.trust_env = False  # the environment is read once per origin: `_environment`
+            window = getattr(self._local, "receive_window", None)
+            if window is not None:
+                for scheme in ("http://", "https://"):
+                    connection.mount(scheme, _BoundedWindow(window))
             self._local.connection = connection
             self._local.environment = {}
         return connection
+
+    def set_receive_window(self, size: Optional[int]) -> None:
+        """This thread's connections get a TCP receive buffer of `size` bytes (None: the system's,
+        autotuned). A bulk answer on a small window cannot fill the link's queue ahead of the small
+        answers other connections wait for (frames beside previews, previews/rendered_link.py)."""
+        if getattr(self._local, "receive_window", None) != size:
+            self.close()
+            self._local.receive_window = size
 
     def _environment(self, url: str) -> Tuple[Dict[str, Any], Any]:
         """What requests takes from the environment for this URL's origin (proxies and NO_PROXY,

@@ -26,6 +26,7 @@ from ..previews import PreviewSource, Probe, RenderedPreviews, find_preview_sour
 from ..retrieve import fetcher_for, load_slices, prepare_series, write_fetched
 from ..transport import is_dimse, offers_previews
 from ..volume import Quality
+from .beside_workers import BesideWorkers
 from .concurrency import ConcurrencyController
 from .link_follower import LinkFollower
 from .events import EngineEvent, EngineUpdate, EventKind, SeriesProgress, SeriesStatus
@@ -90,6 +91,7 @@ class ProgressiveFetchEngine:
                          for n in range(workers)]
         for worker in self._workers:
             worker.start()
+        self._beside = BesideWorkers(server, self.scheduler, self._wake, self._beside_gate, self._run_job)
 
     # -- requests from any thread ---------------------------------------------------------------
     def add_series(self, study_uid: str, series_uid: str, loads: Optional[List[VolumeLoad]] = None) -> None:
@@ -157,9 +159,10 @@ class ProgressiveFetchEngine:
         if not self.finished() and hasattr(self.server, "abort"):
             self.server.abort()  # DIMSE: A-ABORT the associations, requests in flight end now
         deadline = time.monotonic() + timeout
-        for worker in self._workers:
+        workers = self._workers + self._beside.threads
+        for worker in workers:
             worker.join(max(0.0, deadline - time.monotonic()))
-        alive = [w.name for w in self._workers if w.is_alive()]
+        alive = [w.name for w in workers if w.is_alive()]
         if alive:
             logger.warning("engine closed; %d workers still finish their request: %s", len(alive), alive)
         return not alive
@@ -241,23 +244,31 @@ class ProgressiveFetchEngine:
                 job = self._next_job(index)
                 if job is None:
                     return
-                if not self._connection_served(index, job):
-                    continue
-                try:
-                    if isinstance(job, str):
-                        self._load_metadata(job)
-                    else:
-                        self._load_slices(job)
-                except Exception as error:  # a bug or MemoryError: fail that series, never hang the engine
-                    logger.exception("worker error")
-                    self._abandon(job, error)
-                finally:
-                    with self._wake:
-                        self._busy -= 1
-                        self._used[index] = time.monotonic()
-                        self._wake.notify_all()
+                if self._connection_served(index, job):
+                    self._run_job(job, index)
         finally:
             self.server.close()  # this thread's HTTP connection
+
+    def _run_job(self, job, index: Optional[int] = None) -> None:
+        """Metadata or slices; worker `index` is free again after (None: a connection beside)."""
+        try:
+            if isinstance(job, str):
+                self._load_metadata(job)
+            else:
+                self._load_slices(job)
+        except Exception as error:  # a bug or MemoryError: fail that series, never hang the engine
+            logger.exception("worker error")
+            self._abandon(job, error)
+        finally:
+            with self._wake:
+                if index is not None:
+                    self._busy -= 1
+                    self._used[index] = time.monotonic()
+                self._wake.notify_all()
+
+    def _beside_gate(self) -> Optional[bool]:
+        """For the connections beside the previews (lock held): None once closed, False while paused."""
+        return None if self._closed else not self._paused
 
     def _next_job(self, index: int):
         """Worker `index`'s next job (None once closed). Only workers below the limit work, always
@@ -334,8 +345,9 @@ class ProgressiveFetchEngine:
 
     def _probe(self, state: SeriesState) -> Optional[Probe]:
         """Find the series' preview source (one request; see previews/probe.py)."""
-        def write_at_once(task: SliceTask, frame: FrameData) -> None:
-            self._write_probe_frame(state, task, frame)
+        def write_at_once(task: SliceTask, frame: FrameData) -> None:  # the probe goes on meanwhile
+            threading.Thread(target=self._write_probe_frame, args=(state, task, frame), name="pdf-first-view",
+                             daemon=True).start()
 
         # depth-first shows the series in the order given: their probes' frames wait for their turn
         at_once = write_at_once if self.scheduler.strategy != DEPTH_FIRST else None
@@ -384,7 +396,9 @@ class ProgressiveFetchEngine:
         previews = state.preview is not None
         self.scheduler.add(state.series_uid, [(load.volume.num_slices, [t.k for t in load.tasks()]) for load in loads],
                            groups=None if previews else [load.multiframe_groups(is_dimse(self.server)) for load in loads],
-                           previews=previews)
+                           previews=previews, beside=previews and probe.beside is not None)
+        if previews and probe.beside is not None:
+            self._beside.start(probe.beside)
         current = self.scheduler.current_stage(state.series_uid)
         state.stage = None if current is None else self.plan.stage_ids()[current]
         if probe is not None and probe.frame is not None:

@@ -12,7 +12,10 @@ Pure bookkeeping under one lock, no threads or I/O, so every decision is unit-te
 A slice with an in-plane preview is fetched in two parts (stage_plan.Part.PREVIEW, Part.WHOLE); its
 whole part waits until its preview is done (an HTJ2K rest continues the preview's bytes), and until
 the series' preview stages are, so every slice shows its preview before any is exact (the slice in
-view excepted: it gets its preview, then its whole frame, first).
+view excepted: it gets its preview, then its whole frame, first). A series may ask for whole frames
+beside its previews (`add(beside=True)`): connections of their own then take, through
+`next_beside()`, whole parts in the series' order, while the other connections fetch the previews;
+a slice whose preview was not asked yet gets only its whole frame.
 """
 from __future__ import annotations
 
@@ -52,6 +55,7 @@ class _Series:
     group_of: Dict[Key, str] = field(default_factory=dict)  # slices whose frames one request can carry
     blocked: Set[Key] = field(default_factory=set)  # queued whole parts whose preview is not done
     preview_stages: int = 0  # stages of previews (0: this series has none)
+    beside: bool = False  # whole frames may come beside its previews (next_beside)
     in_flight: int = 0
     pending: bool = False  # announced, slices not known yet (metadata on its way)
     finished_stages: int = 0  # stages 0..finished_stages-1 are complete
@@ -83,10 +87,30 @@ class _Series:
     def first_ready_stage(self) -> int:
         return min(stage for key, stage in self.queued.items() if not self.waits(key))
 
-    def next_key(self) -> Optional[Key]:
+    def sorted_order(self) -> List[Key]:
+        """Queued keys, last in line first (pop() takes from the end); may hold keys handed out since."""
         if self.stale:
-            self.order = sorted(self.queued, key=self.rank, reverse=True)  # pop() takes from the end
+            self.order = sorted(self.queued, key=self.rank, reverse=True)
             self.stale = False
+        return self.order
+
+    def previewing(self) -> bool:
+        return self.finished_stages < self.preview_stages
+
+    def next_beside(self) -> Optional[Key]:
+        """The first whole part in line whose own preview is not under way (left in the order:
+        skipped once handed out). A preview still queued is dropped: its whole frame comes now."""
+        for key in reversed(self.sorted_order()):
+            preview = (key[0], key[1], Part.PREVIEW)
+            if key[2] is Part.WHOLE and key in self.queued and (key not in self.blocked or preview in self.queued):
+                if preview in self.queued:  # its stage ends with the next done() (the whole part's at the latest)
+                    self.outstanding[self.queued.pop(preview)] -= 1
+                    self.blocked.discard(key)
+                return key
+        return None
+
+    def next_key(self) -> Optional[Key]:
+        self.sorted_order()
         waiting = []
         try:
             while self.order:
@@ -159,11 +183,12 @@ class Scheduler:
                                            spread={}, pending=True)
 
     def add(self, series: str, volumes: Sequence[Tuple[int, Sequence[int]]],
-            groups: Optional[Sequence[Dict[int, str]]] = None, previews: bool = False) -> None:
+            groups: Optional[Sequence[Dict[int, str]]] = None, previews: bool = False, beside: bool = False) -> None:
         """A series with its volumes: (slice count K, present slice indices) each, in volume order.
         `groups` (per volume, k -> id) names slices that may share a request: frames of one
         multi-frame instance. Slices without a group are always handed out alone. `previews`: each
-        slice is fetched in two parts, its preview in the plan's preview stages, then the whole."""
+        slice is fetched in two parts, its preview in the plan's preview stages, then the whole.
+        `beside`: its whole parts may also go to `next_beside()` while its previews come."""
         with self._lock:
             announced = self._series.get(series)
             if announced is not None and not announced.pending:
@@ -184,7 +209,8 @@ class Scheduler:
                             spread=_spread_ranks(stage_of, self._anchor_stages),
                             group_of=group_of,
                             blocked={(v, k, Part.WHOLE) for (v, k, part) in stage_of if part is Part.PREVIEW},
-                            preview_stages=self.plan.preview_stages if previews else 0)
+                            preview_stages=self.plan.preview_stages if previews else 0,
+                            beside=previews and beside)
             self._series[series] = entry
             self._point_view(entry, viewed)
             self._advance_stages(entry)
@@ -218,6 +244,23 @@ class Scheduler:
                 batch.append(Assignment(chosen, taken[0], taken[1], entry.queued.pop(taken), taken[2]))
             entry.in_flight += len(batch)
             return batch
+
+    def next_beside(self) -> Optional[Assignment]:
+        """A whole frame for a connection beside the previews: of the first series (in the order
+        added) that asked for them and is still in its preview stages, its first whole part in line
+        whose preview is not in flight. None: nothing of the kind now."""
+        with self._lock:
+            for name, entry in sorted(self._series.items(), key=lambda item: item[1].order_index):
+                key = entry.next_beside() if entry.beside and entry.previewing() else None
+                if key is not None:
+                    entry.in_flight += 1
+                    return Assignment(name, key[0], key[1], entry.queued.pop(key), key[2])
+            return None
+
+    def wants_beside(self) -> bool:
+        """Some series that asked for frames beside is in its preview stages with work queued."""
+        with self._lock:
+            return any(entry.beside and entry.previewing() and entry.queued for entry in self._series.values())
 
     def _choose(self) -> Optional[str]:
         waiting = {name: s for name, s in self._series.items() if s.ready()}

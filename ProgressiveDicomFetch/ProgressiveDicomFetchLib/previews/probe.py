@@ -29,7 +29,8 @@ from .alternates import ALTERNATES, Alternate
 from .htj2k_prefixes import HTJ2KPrefixes, prefix_length, probe_length
 from .rendered import (Rendered, calibrate, calibrate_colour, narrowed_window, rendered_available, same_rescale,
                        value_window, viewport)
-from .rendered_link import FrameTiming, RenderedPreviews, choose_option, does_not_pay, too_quick_to_render
+from .rendered_link import (FramesBeside, FrameTiming, RenderedPreviews, choose_option, does_not_pay, frames_beside,
+                           too_quick_to_render)
 from .source import PreviewSource, SliceFetch
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class Probe:
     reason: str = ""
     frame: Optional[Tuple[SliceTask, FrameData, int]] = None  # a whole frame it got, its network bytes
     frame_s: Optional[float] = None  # how long that frame's request took (the link as measured)
+    beside: Optional[FramesBeside] = None  # whole frames to fetch beside the previews (rendered_link.py)
 
 
 def probe_task(fetcher: DicomwebFrameFetcher, load: VolumeLoad) -> Optional[SliceTask]:
@@ -206,7 +208,7 @@ def _probe_rendered(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: Slice
         started = time.perf_counter()
         grey, probe.bytes = source.fetch_grey(fetcher, task, retry=probe_policy(fetcher.server))
         render_s = time.perf_counter() - started
-        skip = does_not_pay(timing, render_s) if mode is RenderedPreviews.AUTO and timing is not None else None
+        skip = does_not_pay(timing, render_s, probe.bytes) if mode is RenderedPreviews.AUTO and timing is not None else None
         if skip is not None:
             probe.reason = f"no rendered previews: {skip}"
             return probe
@@ -216,5 +218,7 @@ def _probe_rendered(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: Slice
         return probe
     link = "" if timing is None else (f"; the link: frame {timing.bytes / 1e3:.0f} KB in {timing.seconds * 1e3:.1f} ms, "
                                       f"rendering {render_s * 1e3:.1f} ms")
+    probe.beside = frames_beside(timing, render_s, probe.bytes) if timing is not None else None
+    link += f"; {probe.beside.describe()}" if probe.beside is not None else ""
     probe.source, probe.reason = source, f"{source.describe()} on slice {task.k}{link}"
     return probe

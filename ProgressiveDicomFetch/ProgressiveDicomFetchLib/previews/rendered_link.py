@@ -4,10 +4,16 @@ A rendering costs the server more than the raw frame (Orthanc: about the frame's
 viewport, docs/rendered-previews.md), so previews pay only where the link, not the server, is the
 limit. The probe measures one exact frame (bytes, seconds) and one rendering (seconds): the
 preview of every slice takes about n x the rendering's time and the whole series n x the frame's,
-so the source is used when the rendering takes at most MAX_PREVIEW_SHARE of the frame's time.
+so the source is used when the rendering takes at most MAX_PREVIEW_SHARE of the frame's time (or
+BESIDE_MAX_SHARE where whole frames can flow beside the previews, below: the link then stays busy).
 Where the frame itself is so quick that no rendering could be that much quicker, nothing is
 rendered at all. The rendering's size follows the link: the finest that stays a small share of the
 frame's bytes and lets every slice's rendering cross the link within PREVIEW_LINK_S.
+
+While the previews come, the link carries only their small answers: where the probe measured that
+it would idle, whole frames flow beside them (`frames_beside`) on a few connections whose TCP
+receive window is kept near what the link carries in one rendering's time, so their bytes never
+queue far ahead of a rendering's on the link (docs/rendered-previews.md, "Frames beside").
 """
 from __future__ import annotations
 
@@ -30,6 +36,17 @@ PREVIEW_LINK_S = 1.0  # the link time every slice's rendering may take together
 OPTIONS: Tuple[Tuple[int, int], ...] = ((512, 90), (256, 90), (256, 75), (128, 75))
 BYTES_PER_PIXEL = {90: 0.13, 75: 0.075}
 DEFAULT_OPTION = (256, 90)  # when the link was not measured (forced on, frame from elsewhere)
+# Frames beside the previews: only where a rendering takes at most this share of a frame's time
+# (the frames' own CPU, on the client and the server, then stays small beside the previews')...
+BESIDE_MAX_SHARE = 0.25
+# ...and a rendering's bytes take at most this share of its time on the link (else the previews
+# keep the link busy themselves).
+BESIDE_LINK_SHARE = 0.5
+# Two connections: a reader waits for the GIL while preview workers compute (up to Python's 5 ms
+# switch interval) and its small window stalls meanwhile; measured at 100 Mbit/s, one connection
+# kept complete at +4.2 %, two at +2.7 % (docs/rendered-previews.md).
+BESIDE_CONNECTIONS = 2
+MIN_BESIDE_WINDOW = 8 * 1024  # a few segments: below it a connection crawls
 
 
 class RenderedPreviews(enum.Enum):
@@ -65,19 +82,49 @@ class FrameTiming:
 
 
 def too_quick_to_render(frame: FrameTiming) -> Optional[str]:
-    """Why no rendering can pay (the frame came faster than any rendering could beat); None: try."""
-    if frame.seconds * MAX_PREVIEW_SHARE < RENDER_FLOOR_S:
+    """Why no rendering can pay (the frame came faster than any rendering could beat, even with
+    frames beside); None: try."""
+    if frame.seconds * max(MAX_PREVIEW_SHARE, BESIDE_MAX_SHARE) < RENDER_FLOOR_S:
         return (f"not worth it on this link: the exact frame took {frame.seconds * 1e3:.1f} ms, a rendering "
                 f"takes at least ~{RENDER_FLOOR_S * 1e3:.0f} ms")
     return None
 
 
-def does_not_pay(frame: FrameTiming, render_s: float) -> Optional[str]:
-    """Why the measured rendering does not pay against the frame; None: it does."""
-    if render_s > MAX_PREVIEW_SHARE * frame.seconds:
+def does_not_pay(frame: FrameTiming, render_s: float, render_bytes: int) -> Optional[str]:
+    """Why the measured rendering does not pay against the frame; None: it does (below
+    MAX_PREVIEW_SHARE of its time, or below BESIDE_MAX_SHARE where frames flow beside the previews:
+    the link then stays busy and the previews cost about their bytes on complete)."""
+    if render_s > MAX_PREVIEW_SHARE * frame.seconds and frames_beside(frame, render_s, render_bytes) is None:
         return (f"not worth it on this link: a rendering took {render_s * 1e3:.1f} ms, the exact frame "
-                f"{frame.seconds * 1e3:.1f} ms (previews pay below {MAX_PREVIEW_SHARE:.0%} of it)")
+                f"{frame.seconds * 1e3:.1f} ms (previews pay below {MAX_PREVIEW_SHARE:.0%} of it, or "
+                f"{BESIDE_MAX_SHARE:.0%} with whole frames beside)")
     return None
+
+
+@dataclass(frozen=True)
+class FramesBeside:
+    """Whole frames fetched beside the previews: on `connections` extra connections, each with a TCP
+    receive buffer of `window` bytes."""
+
+    connections: int
+    window: int
+
+    def describe(self) -> str:
+        return f"whole frames beside on {self.connections} connections, {self.window / 1024:.0f} KB windows"
+
+
+def frames_beside(frame: FrameTiming, render_s: float, render_bytes: int) -> Optional[FramesBeside]:
+    """Frames beside the previews where they leave the link idle and cost little CPU beside them
+    (BESIDE_MAX_SHARE, BESIDE_LINK_SHARE); the windows together hold what the link carries in one
+    rendering's time (its round trip and the server's time), so a rendering's answer waits behind
+    at most about one more rendering's time of frame bytes. None: not here."""
+    if render_s <= 0 or render_s > BESIDE_MAX_SHARE * frame.seconds:
+        return None
+    rate = frame.rate()
+    if render_bytes / rate > BESIDE_LINK_SHARE * render_s:
+        return None
+    window = max(MIN_BESIDE_WINDOW, int(rate * render_s / BESIDE_CONNECTIONS))
+    return FramesBeside(BESIDE_CONNECTIONS, window)
 
 
 def choose_option(pixels: PixelDescription, slices: int, frame: Optional[FrameTiming]) -> Tuple[int, int]:
