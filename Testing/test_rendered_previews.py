@@ -399,3 +399,39 @@ def test_the_probe_decides_from_the_timed_frame(mode, frame_s, taken, renderings
     assert sum(requested([r.path for r in orthanc_relay.requests], RENDERED).values()) == renderings
     if not taken:
         assert "a rendering takes at least" in probe.reason and probe.bytes == 0
+
+
+def test_a_rendering_timed_near_the_bounds_is_timed_on_a_second_slice_which_keeps_it_as_its_preview(
+        orthanc_relay, sample_small):
+    """The real renderings from Orthanc; the frame's time is set from one rendering's measured here
+    (x4: a share of 0.25, where the rules decide), so the probe times a second one."""
+    from test_in_plane_previews import prepared_loads
+
+    from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
+    from ProgressiveDicomFetchLib.previews.probe import Probe, _probe_rendered, probe_task
+    from ProgressiveDicomFetchLib.retrieve import fetcher_for
+
+    info = sample_small.series(AUTO_KEY)
+    server = DicomwebServer(orthanc_relay.dicomweb_url)
+    load = prepared_loads(server, info)[0]
+    fetcher = fetcher_for(server, load, None)
+    task = probe_task(fetcher, load)
+    frame = fetcher.fetch([task])[0]
+
+    def probe(frame_s):
+        return _probe_rendered(fetcher, load, task, Probe(None, frame=(task, frame, len(frame.data)), frame_s=frame_s),
+                               RenderedPreviews.ON)
+
+    once = probe(10.0)  # far from the bounds: one rendering
+    assert once.preview is None and "quicker of two" not in once.reason
+    rendering_s = float(re.search(r"rendering ([0-9.]+) ms", once.reason).group(1)) / 1e3
+    twice = probe(4 * rendering_s)
+    assert "(the quicker of two)" in twice.reason, twice.reason
+    other, got = twice.preview
+    n = load.volume.num_slices
+    assert other.k == n // 4 != task.k and got.preview.shape == (128, 128) and got.size > 0
+    truth = sample_small.load_truth(AUTO_KEY)[other.k].astype(np.float64)
+    values = got.preview.astype(np.float64) * twice.source.slope + twice.source.intercept  # stored -> modality
+    assert np.abs(values - truth).mean() < 2 * twice.source.calibration.mean_error  # a calibrated preview of that slice
+    rendered = requested([r.path for r in orthanc_relay.requests], RENDERED)
+    assert sum(rendered.values()) == 3 and len(rendered) == 2  # the probe's slice twice (two probes), the other once

@@ -209,7 +209,11 @@ class Rendered(PreviewSource):
         return decode_rendered(response.content, self.channels), len(response.content)
 
     def fetch_preview(self, fetcher: DicomwebFrameFetcher, task: SliceTask, pixels: PixelDescription) -> SliceFetch:
-        grey, size = self.fetch_grey(fetcher, task)
+        return self.preview_of(*self.fetch_grey(fetcher, task), pixels, fetcher, task)
+
+    def preview_of(self, grey: np.ndarray, size: int, pixels: PixelDescription, fetcher: DicomwebFrameFetcher,
+                   task: SliceTask) -> SliceFetch:
+        """A fetched rendering as the slice's preview (none when its greys do not convert)."""
         try:
             return SliceFetch(size, preview=self.to_stored(grey, pixels))
         except DecodeError as error:  # the exact frame still comes: only this preview is lost
