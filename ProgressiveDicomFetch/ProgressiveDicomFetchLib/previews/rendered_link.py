@@ -36,13 +36,8 @@ PREVIEW_LINK_S = 1.0  # the link time every slice's rendering may take together
 OPTIONS: Tuple[Tuple[int, int], ...] = ((512, 90), (256, 90), (256, 75), (128, 75))
 BYTES_PER_PIXEL = {90: 0.13, 75: 0.075}
 DEFAULT_OPTION = (256, 90)  # when the link was not measured (forced on, frame from elsewhere)
-# Frames beside the previews: only where a rendering takes at least this share of a frame's time
-# (below it the previews' phase is short beside the load, and the frames' bytes queued ahead of
-# each rendering slow them more than they save: 30 Mbit/s, share 0.04-0.07, every slice previewed
-# 1.9 -> 2.7-3.7 s for 0.6 s less on a 36 s load)...
-BESIDE_MIN_SHARE = 0.10
-# ...and at most this one (the frames' own CPU, on the client and the server, then stays small
-# beside the previews')...
+# Frames beside the previews: only where a rendering takes at most this share of a frame's time
+# (the frames' own CPU, on the client and the server, then stays small beside the previews')...
 BESIDE_MAX_SHARE = 0.25
 # ...and a rendering's bytes take at most this share of its time on the link (else the previews
 # keep the link busy themselves).
@@ -120,18 +115,18 @@ class FramesBeside:
 
 
 def worth_retiming(frame: FrameTiming, render_s: float) -> bool:
-    """A rendering whose time falls where the rules above decide (between BESIDE_MIN_SHARE and twice
-    BESIDE_MAX_SHARE of the frame's) is timed once more and the quicker counts: one timing on a
-    busy machine may be its noise (seen: 17 ms where renderings take 6)."""
-    return BESIDE_MIN_SHARE * frame.seconds < render_s <= 2 * BESIDE_MAX_SHARE * frame.seconds
+    """A rendering whose time falls where the rules above decide (between half MAX_PREVIEW_SHARE and
+    twice BESIDE_MAX_SHARE of the frame's) is timed once more and the quicker counts: one timing on
+    a busy machine may be its noise (seen: 17 ms where renderings take 6)."""
+    return MAX_PREVIEW_SHARE / 2 * frame.seconds < render_s <= 2 * BESIDE_MAX_SHARE * frame.seconds
 
 
 def frames_beside(frame: FrameTiming, render_s: float, render_bytes: int) -> Optional[FramesBeside]:
-    """Frames beside the previews where these take long enough to matter, leave the link idle and
-    cost little CPU beside them (BESIDE_MIN_SHARE, BESIDE_MAX_SHARE, BESIDE_LINK_SHARE); the windows together hold what the link carries in one
+    """Frames beside the previews where these leave the link idle and cost little CPU beside them
+    (BESIDE_MAX_SHARE, BESIDE_LINK_SHARE); the windows together hold what the link carries in one
     rendering's time (its round trip and the server's time), so a rendering's answer waits behind
     at most about one more rendering's time of frame bytes. None: not here."""
-    if not BESIDE_MIN_SHARE * frame.seconds <= render_s <= BESIDE_MAX_SHARE * frame.seconds:
+    if not 0 < render_s <= BESIDE_MAX_SHARE * frame.seconds:
         return None
     rate = frame.rate()
     if render_bytes / rate > BESIDE_LINK_SHARE * render_s:
