@@ -296,12 +296,12 @@ def test_frames_flow_beside_where_the_previews_leave_the_link_idle_on_windows_of
     from ProgressiveDicomFetchLib.previews.rendered_link import (BESIDE_CONNECTIONS, MIN_BESIDE_WINDOW,
                                                                  FramesBeside, frames_beside)
     frame = FrameTiming(524288, 0.0436)  # 100 Mbit/s, as the benchmark's probe measured it
-    beside = frames_beside(frame, 0.0059, 8300)
-    assert beside == FramesBeside(BESIDE_CONNECTIONS, int(frame.rate() * 0.0059 / BESIDE_CONNECTIONS))
-    assert 30_000 < beside.window < 40_000 and "2 connections, 35 KB windows" in beside.describe()
+    beside = frames_beside(frame, 0.0059, 8300)  # together: the link's bytes in half a rendering's time
+    assert beside == FramesBeside(BESIDE_CONNECTIONS, int(frame.rate() * 0.0059 / 2 / BESIDE_CONNECTIONS))
+    assert 15_000 < beside.window < 20_000 and "2 connections, 17 KB windows" in beside.describe()
     assert frames_beside(FrameTiming(524288, 0.0053), 0.0118, 8300) is None  # loopback: frames are quicker
     thirty = FrameTiming(524288, 0.139)  # 30 Mbit/s: windows of what this link carries in a rendering's time
-    assert frames_beside(thirty, 0.0095, 8300) == FramesBeside(BESIDE_CONNECTIONS, int(thirty.rate() * 0.0095 / 2))
+    assert frames_beside(thirty, 0.0095, 8300) == FramesBeside(BESIDE_CONNECTIONS, int(thirty.rate() * 0.0095 / 4))
     assert frames_beside(FrameTiming(33000, 0.52), 0.035, 1500) is None  # 0.5 Mbit/s: renderings fill the link
     assert frames_beside(FrameTiming(65536, 0.0436), 0.0045, 10).window == MIN_BESIDE_WINDOW  # a slow small frame
 
@@ -436,3 +436,27 @@ def test_a_rendering_timed_near_the_bounds_is_timed_on_a_second_slice_which_keep
     assert np.abs(values - truth).mean() < 2 * twice.source.calibration.mean_error  # a calibrated preview of that slice
     rendered = requested([r.path for r in orthanc_relay.requests], RENDERED)
     assert sum(rendered.values()) == 3 and len(rendered) == 2  # the probe's slice twice (two probes), the other once
+
+
+@pytest.mark.parametrize("mode", [RenderedPreviews.ON, RenderedPreviews.OFF])
+def test_the_probes_first_view_comes_once_after_its_renderings_are_timed(mode, orthanc_relay, sample_small):
+    """The first fill (one slice into all) shares the cores: it must not run while a rendering is timed."""
+    from test_in_plane_previews import prepared_loads
+
+    from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
+    from ProgressiveDicomFetchLib.previews import find_preview_source
+    from ProgressiveDicomFetchLib.retrieve import fetcher_for
+
+    info = sample_small.series(AUTO_KEY)
+    server = DicomwebServer(orthanc_relay.dicomweb_url)
+    load = prepared_loads(server, info)[0]
+    views = []
+
+    def on_frame(task, frame):
+        views.append((task.k, sum(requested([r.path for r in orthanc_relay.requests], RENDERED).values())))
+
+    probe = find_preview_source(fetcher_for(server, load, None), load, mode, on_frame)
+    assert (probe.source is not None) == (mode is RenderedPreviews.ON), probe.reason
+    renderings = sum(requested([r.path for r in orthanc_relay.requests], RENDERED).values())
+    assert (renderings > 0) == (mode is RenderedPreviews.ON)  # one, or two when timed again
+    assert views == [(load.volume.num_slices // 2, renderings)]
