@@ -345,15 +345,22 @@ class ProgressiveFetchEngine:
 
     def _probe(self, state: SeriesState) -> Optional[Probe]:
         """Find the series' preview source (one request; see previews/probe.py)."""
+        writers: List[threading.Thread] = []
+
         def write_at_once(task: SliceTask, frame: FrameData) -> None:  # the probe goes on meanwhile
-            threading.Thread(target=self._write_probe_frame, args=(state, task, frame), name="pdf-first-view",
-                             daemon=True).start()
+            writers.append(threading.Thread(target=self._write_probe_frame, args=(state, task, frame),
+                                            name="pdf-first-view", daemon=True))
+            writers[-1].start()
+
+        def settled() -> None:
+            for writer in writers:
+                writer.join()
 
         # depth-first shows the series in the order given: their probes' frames wait for their turn
         at_once = write_at_once if self.scheduler.strategy != DEPTH_FIRST else None
         unknown = state.fetcher.traits.ranges(self.server) is None  # the first probes ask about Range one at a time
         with self._probe_lock if unknown else contextlib.nullcontext():
-            probe = find_preview_source(state.fetcher, state.loads[0], self.rendered, at_once)
+            probe = find_preview_source(state.fetcher, state.loads[0], self.rendered, at_once, settled)
         logger.info("series %s: %s", state.series_uid, probe.reason)
         state.preview_note = probe.reason
         if probe.preview is not None:  # the probe's slice: its preview (or its whole short frame)

@@ -62,11 +62,13 @@ def probe_task(fetcher: DicomwebFrameFetcher, load: VolumeLoad) -> Optional[Slic
 
 def find_preview_source(fetcher: DicomwebFrameFetcher, load: VolumeLoad,
                         rendered: Union[bool, str, RenderedPreviews] = RenderedPreviews.OFF,
-                        on_frame: Optional[Callable[[SliceTask, FrameData], None]] = None) -> Probe:
+                        on_frame: Optional[Callable[[SliceTask, FrameData], None]] = None,
+                        settled: Callable[[], None] = lambda: None) -> Probe:
     """A server known to ignore Range (its traits, learnt by the probe of an earlier series) is
     only asked for alternates (and `/rendered` unless `rendered` is off: in `auto` only where the
     link makes them pay, rendered_link.py); a server is asked once, and series after the first
-    load as usual."""
+    load as usual. `on_frame` gets the probe's whole frame at once (the first view, which the
+    caller may write on a thread of its own); `settled()` returns once that write is done."""
     mode = RenderedPreviews.parse(rendered)
     task = probe_task(fetcher, load)
     if task is None:
@@ -77,29 +79,18 @@ def find_preview_source(fetcher: DicomwebFrameFetcher, load: VolumeLoad,
         found = _probe_prefixes(fetcher, load, task)
     if found.source is not None:
         return found
-    pending = [found.frame] if found.frame is not None and on_frame is not None else []
-
-    def first_view() -> None:
-        """The probe's frame to `on_frame`, once: where renderings are timed, after them, so the
-        first fill's CPU (one slice copied into all) does not count in their time."""
-        while pending and on_frame is not None:
-            got = pending.pop()
-            on_frame(got[0], got[1])
-
-    if mode is RenderedPreviews.OFF:
-        first_view()
+    if found.frame is not None and on_frame is not None:
+        on_frame(found.frame[0], found.frame[1])
     alternate = _probe_alternates(fetcher, load, task)
     alternate.bytes += found.bytes
     alternate.preview = found.preview if alternate.preview is None else alternate.preview
     alternate.frame, alternate.frame_s = found.frame, found.frame_s
-    if alternate.source is not None or mode is RenderedPreviews.OFF or alternate.preview is not None:
-        first_view()  # (a preview of the probe's slice: no calibration frame)
-        if alternate.source is None:
-            alternate.reason = f"{found.reason}; {alternate.reason}"
+    if alternate.source is not None:
         return alternate
     alternate.reason = f"{found.reason}; {alternate.reason}"
-    rendered = _probe_rendered(fetcher, load, task, alternate, mode, first_view)
-    first_view()
+    if mode is RenderedPreviews.OFF or alternate.preview is not None:  # (a preview of the probe's slice: no calibration frame)
+        return alternate
+    rendered = _probe_rendered(fetcher, load, task, alternate, mode, settled)
     rendered.bytes += alternate.bytes
     if rendered.source is None:
         rendered.reason = f"{alternate.reason}; {rendered.reason}"
@@ -196,11 +187,12 @@ def _probe_alternates(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: Sli
 
 
 def _probe_rendered(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: SliceTask, before: Probe,
-                    mode: RenderedPreviews, timed: Callable[[], None] = lambda: None) -> Probe:
+                    mode: RenderedPreviews, settled: Callable[[], None] = lambda: None) -> Probe:
     """Fetch the probe slice's exact frame (kept for its turn, unless the prefix probe already has
     it), then, where the link may make renderings pay (`auto`) or always (`on`), render it at the
     size the link suits and calibrate; the source only when both hold (rendered.py, rendered_link.py).
-    `timed()` once the renderings are timed."""
+    A rendering timed again (`worth_retiming`) waits for `settled()`: the first view's fill shares
+    the cores and may be what made the first one slow."""
     if not rendered_available():
         return Probe(None, frame=before.frame, frame_s=before.frame_s,
                      reason="no rendered previews: decoding them needs a JPEG decoder (imagecodecs, "
@@ -234,12 +226,13 @@ def _probe_rendered(fetcher: DicomwebFrameFetcher, load: VolumeLoad, task: Slice
         source = Rendered(window, rescale[0], rescale[1], viewport(pixels, side), quality, channels)
         (grey, probe.bytes), render_s = _timed_rendering(source, fetcher, task)
         rendering_bytes, second = probe.bytes, None
-        other = _second_task(fetcher, load, task) if timing is not None and worth_retiming(timing, render_s) else None
+        retime = timing is not None and worth_retiming(timing, render_s, rendering_bytes)
+        other = _second_task(fetcher, load, task) if retime else None
         if other is not None:  # the quicker of two; the second is that slice's preview (none is fetched twice)
+            settled()
             second, again = _timed_rendering(source, fetcher, other)
             render_s = min(render_s, again)
             probe.bytes += second[1]
-        timed()
         skip = does_not_pay(timing, render_s, rendering_bytes) if mode is RenderedPreviews.AUTO and timing is not None else None
         if skip is not None:
             probe.reason = f"no rendered previews: {skip}"

@@ -118,11 +118,13 @@ class FramesBeside:
         return f"whole frames beside on {self.connections} connections, {self.window / 1024:.0f} KB windows"
 
 
-def worth_retiming(frame: FrameTiming, render_s: float) -> bool:
-    """A rendering whose time falls where the rules above decide (between half MAX_PREVIEW_SHARE and
-    twice BESIDE_MAX_SHARE of the frame's) is timed once more and the quicker counts: one timing on
-    a busy machine may be its noise (seen: 17 ms where renderings take 6)."""
-    return MAX_PREVIEW_SHARE / 2 * frame.seconds < render_s <= 2 * BESIDE_MAX_SHARE * frame.seconds
+def worth_retiming(frame: FrameTiming, render_s: float, render_bytes: int) -> bool:
+    """A rendering that does not pay alone (over MAX_PREVIEW_SHARE of the frame's time) and gets no
+    frames beside, but took at most twice BESIDE_MAX_SHARE, is timed once more, and the quicker
+    counts: one timing on a busy machine may be its noise (seen: 13.8 and 17 ms where renderings
+    take ~6, and `auto` skipped them). Elsewhere a second timing could not change the decision."""
+    return (MAX_PREVIEW_SHARE * frame.seconds < render_s <= 2 * BESIDE_MAX_SHARE * frame.seconds
+            and frames_beside(frame, render_s, render_bytes) is None)
 
 
 def frames_beside(frame: FrameTiming, render_s: float, render_bytes: int) -> Optional[FramesBeside]:
