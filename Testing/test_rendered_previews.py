@@ -375,6 +375,21 @@ def test_a_colour_rendering_that_misses_the_frame_is_refused_naming_the_channel(
     np.testing.assert_array_equal(volume_load.volume.array, truth)
 
 
+def probed_slice(orthanc_relay, sample_small):
+    """The small CT's volume, its fetcher, the probe's slice and that slice's real frame from Orthanc."""
+    from test_in_plane_previews import prepared_loads
+
+    from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
+    from ProgressiveDicomFetchLib.previews.probe import probe_task
+    from ProgressiveDicomFetchLib.retrieve import fetcher_for
+
+    server = DicomwebServer(orthanc_relay.dicomweb_url)
+    load = prepared_loads(server, sample_small.series(AUTO_KEY))[0]
+    fetcher = fetcher_for(server, load, None)
+    task = probe_task(fetcher, load)
+    return load, fetcher, task, fetcher.fetch([task])[0]
+
+
 @pytest.mark.parametrize("mode, frame_s, taken, renderings", [
     (RenderedPreviews.AUTO, 0.001, False, 0),  # too quick a frame: nothing rendered
     (RenderedPreviews.AUTO, 10.0, True, 1),  # a frame this slow: the rendering pays
@@ -382,18 +397,9 @@ def test_a_colour_rendering_that_misses_the_frame_is_refused_naming_the_channel(
 ])
 def test_the_probe_decides_from_the_timed_frame(mode, frame_s, taken, renderings, orthanc_relay, sample_small):
     """The real frame and rendering from Orthanc; only the frame's time is given (a link of choice)."""
-    from test_in_plane_previews import prepared_loads
+    from ProgressiveDicomFetchLib.previews.probe import Probe, _probe_rendered
 
-    from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
-    from ProgressiveDicomFetchLib.previews.probe import Probe, _probe_rendered, probe_task
-    from ProgressiveDicomFetchLib.retrieve import fetcher_for
-
-    info = sample_small.series(AUTO_KEY)
-    server = DicomwebServer(orthanc_relay.dicomweb_url)
-    load = prepared_loads(server, info)[0]
-    fetcher = fetcher_for(server, load, None)
-    task = probe_task(fetcher, load)
-    frame = fetcher.fetch([task])[0]
+    load, fetcher, task, frame = probed_slice(orthanc_relay, sample_small)
     probe = _probe_rendered(fetcher, load, task, Probe(None, frame=(task, frame, len(frame.data)), frame_s=frame_s), mode)
     assert isinstance(probe.source, Rendered) is taken, probe.reason
     assert probe.frame[1] is frame  # kept for its turn
@@ -408,18 +414,9 @@ def test_a_rendering_timed_near_the_bounds_is_timed_on_a_second_slice_which_keep
     here, of 2 KB (so the renderings' bytes would fill the link: no frames beside). A rendering
     then does not pay alone by the rule but lies within 2x of it whether it takes half or twice the
     measured time, so the probe times a second one, once the first view's write has settled."""
-    from test_in_plane_previews import prepared_loads
+    from ProgressiveDicomFetchLib.previews.probe import Probe, _probe_rendered
 
-    from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
-    from ProgressiveDicomFetchLib.previews.probe import Probe, _probe_rendered, probe_task
-    from ProgressiveDicomFetchLib.retrieve import fetcher_for
-
-    info = sample_small.series(AUTO_KEY)
-    server = DicomwebServer(orthanc_relay.dicomweb_url)
-    load = prepared_loads(server, info)[0]
-    fetcher = fetcher_for(server, load, None)
-    task = probe_task(fetcher, load)
-    frame = fetcher.fetch([task])[0]
+    load, fetcher, task, frame = probed_slice(orthanc_relay, sample_small)
 
     settled = []
 

@@ -20,7 +20,6 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
-from urllib3.connection import HTTPConnection
 
 from .urls import redact_url, validate_base_url
 from .auth import BasicAuth, TokenProvider
@@ -47,8 +46,8 @@ class _BoundedWindow(HTTPAdapter):
         super().__init__()
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["socket_options"] = HTTPConnection.default_socket_options + [
-            (socket.SOL_SOCKET, socket.SO_RCVBUF, self.size)]
+        kwargs["socket_options"] = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),  # urllib3's default, kept
+                                    (socket.SOL_SOCKET, socket.SO_RCVBUF, self.size)]
         super().init_poolmanager(*args, **kwargs)
 
 
