@@ -87,8 +87,8 @@ class FrameTiming:
 
 def too_quick_to_render(frame: FrameTiming) -> Optional[str]:
     """Why no rendering can pay (the frame came faster than any rendering could beat by
-    MAX_PREVIEW_SHARE; not BESIDE_MAX_SHARE: one slow frame on a fast link must not bring renderings
-    in, and frames beside pay on links ~3x slower than that bound anyway); None: try."""
+    MAX_PREVIEW_SHARE; not BESIDE_MAX_SHARE: one slow frame on a fast link, e.g. loopback, must not
+    bring renderings in); None: try."""
     if frame.seconds * MAX_PREVIEW_SHARE < RENDER_FLOOR_S:
         return (f"not worth it on this link: the exact frame took {frame.seconds * 1e3:.1f} ms, a rendering "
                 f"takes at least ~{RENDER_FLOOR_S * 1e3:.0f} ms")
