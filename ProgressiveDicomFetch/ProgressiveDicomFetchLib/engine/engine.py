@@ -9,7 +9,6 @@ alone touches MRML/Qt (docs/architecture.md, "The main-thread tick"). Each worke
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
@@ -22,7 +21,7 @@ from ..dicomweb.errors import DicomwebError
 from ..dicomweb.frames import FrameData
 from ..dicomweb.server import DicomwebServer
 from ..loading import SliceTask, VolumeLoad, touch_memory
-from ..previews import PreviewSource, Probe, RenderedPreviews, find_preview_source
+from ..previews import Probe, RenderedPreviews
 from ..retrieve import fetcher_for, load_slices, prepare_series, write_fetched
 from ..transport import is_dimse, offers_previews
 from ..volume import Quality
@@ -33,8 +32,9 @@ from .events import EngineEvent, EngineUpdate, EventKind, SeriesProgress, Series
 from .package_advice import PackageAdvice, package_advice
 from .focus_policy import FocusPolicy, Shown
 from .scheduler import BREADTH_FIRST, DEPTH_FIRST, Assignment, Scheduler
+from .series_probe import probe_series
 from .series_state import SeriesState
-from .slice_parts import load_part, write_got
+from .slice_parts import load_part
 from .stage_plan import StagePlan
 from .wait_loop import pump_yield_ms, run_until
 
@@ -344,34 +344,13 @@ class ProgressiveFetchEngine:
             self._wake.notify_all()
 
     def _probe(self, state: SeriesState) -> Optional[Probe]:
-        """Find the series' preview source (one request; see previews/probe.py)."""
-        writers: List[threading.Thread] = []
+        """Find the series' preview source (series_probe.py); depth-first shows the series in the
+        order given, so their probes' frames wait for their turn."""
+        def first_view(task: SliceTask, frame: FrameData) -> None:
+            self._write_probe_frame(state, task, frame)
 
-        def write_at_once(task: SliceTask, frame: FrameData) -> None:  # the probe goes on meanwhile
-            writers.append(threading.Thread(target=self._write_probe_frame, args=(state, task, frame),
-                                            name="pdf-first-view", daemon=True))
-            writers[-1].start()
-
-        def settled() -> None:
-            for writer in writers:
-                writer.join()
-
-        # depth-first shows the series in the order given: their probes' frames wait for their turn
-        at_once = write_at_once if self.scheduler.strategy != DEPTH_FIRST else None
-        unknown = state.fetcher.traits.ranges(self.server) is None  # the first probes ask about Range one at a time
-        with self._probe_lock if unknown else contextlib.nullcontext():
-            probe = find_preview_source(state.fetcher, state.loads[0], self.rendered, at_once, settled)
-        logger.info("series %s: %s", state.series_uid, probe.reason)
-        state.preview_note = probe.reason
-        if probe.preview is not None:  # the probe's slice: its preview (or its whole short frame)
-            task, got = probe.preview
-            try:
-                write_got(state.loads[0], state.fetcher, probe.source or PreviewSource(), task, got)
-            except ValueError as error:  # the slice still comes in its turn
-                logger.info("series %s: the probe's preview of slice %d does not decode (%s)",
-                            state.series_uid, task.k, error)
-                probe.preview = None
-        return probe
+        at_once = first_view if self.scheduler.strategy != DEPTH_FIRST else None
+        return probe_series(state, self.rendered, self._probe_lock, at_once)
 
     def _write_probe_frame(self, state: SeriesState, task: SliceTask, frame: FrameData) -> None:
         """The probe's whole frame (the middle slice), written exact at once: the first view. It is
