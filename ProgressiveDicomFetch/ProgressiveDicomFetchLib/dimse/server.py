@@ -131,7 +131,7 @@ class DimseServer:
                     del self._held[sop]
         missing = list(dict.fromkeys(sop for sop, number in wanted if (sop, number) not in found))
         if missing and self._aborted:
-            raise PeerVanished(f"{self.url}: the load was cancelled (associations aborted)", self.url)
+            raise self._cancelled()
         if missing:
             link = self._link([uid for uid in sop_classes if uid])
             try:
@@ -168,6 +168,9 @@ class DimseServer:
         return self.peer.abort_all()
 
     # -- internals ----------------------------------------------------------------------------
+    def _cancelled(self) -> PeerVanished:
+        return PeerVanished(f"{self.url}: the load was cancelled (associations aborted)", self.url)
+
     def _link(self, sop_classes: Sequence[str]) -> Link:
         """This thread's C-GET association, reopened when it does not cover `sop_classes`."""
         link: Optional[Link] = getattr(self._local, "link", None)
@@ -181,9 +184,14 @@ class DimseServer:
     def _open_retrieve(self, sop_classes: Sequence[str]) -> Link:
         """A C-GET association for these SOP classes, or a C-MOVE one (its listener started)."""
         if self.listener is None:
-            return open_get_link(self.peer, sop_classes)
-        self.listener.start(decodable_syntaxes())
-        return open_move_link(self.peer)
+            link = open_get_link(self.peer, sop_classes)
+        else:
+            self.listener.start(decodable_syntaxes())
+            link = open_move_link(self.peer)
+        if self._aborted:  # abort() ran while it opened: abort_all could not see it yet (it is live now)
+            self.peer.abort(link)
+            raise self._cancelled()
+        return link
 
     def _drop_link(self, abort: bool = True) -> None:
         link: Optional[Link] = getattr(self._local, "link", None)

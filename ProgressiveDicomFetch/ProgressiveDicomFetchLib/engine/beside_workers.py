@@ -2,8 +2,8 @@
 
 While the previews come (small answers, bound by the server's and our CPU), the link would idle;
 where the probe measured so (previews/rendered_link.py: frames_beside), a few extra connections,
-each with a small TCP receive window, fetch whole parts whose own preview is done
-(Scheduler.next_beside). They start with the first series that asks for them and end, closing their
+each with a small TCP receive window, fetch whole parts in the plan's order, any whose preview is
+not in flight (Scheduler.next_beside: a preview not asked yet is dropped). They start with the first series that asks for them and end, closing their
 connections, once no series is in its preview stages; the engine's own workers do the rest.
 """
 from __future__ import annotations

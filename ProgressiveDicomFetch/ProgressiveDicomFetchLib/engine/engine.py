@@ -46,7 +46,6 @@ STALE_CONNECTION_S = 0.5  # a connection idle this long may have been closed by 
 FRAMES_PER_REQUEST = 8  # frames of one multi-frame object per request: 28 -> 1.6 ms a frame, ~12 ms a request (measured)
 MAX_CONSECUTIVE_FAILURES = 4  # rounds: with the default retries, a server may be gone ~15 s
 MAX_SLICE_ATTEMPTS = 5  # more than the rounds: an outage fails the same slice each round
-ABORT_AGAIN_S = 0.5  # close: a DIMSE worker still alive this long had its association open after the abort
 
 
 class ProgressiveFetchEngine:
@@ -157,18 +156,12 @@ class ProgressiveFetchEngine:
             self._closed = True
             self._wake.notify_all()
             self._parked.notify_all()
-        abort = getattr(self.server, "abort", None) if not self.finished() else None
-        if abort is not None:
-            abort()  # DIMSE: A-ABORT the associations, requests in flight end now
+        if not self.finished() and hasattr(self.server, "abort"):
+            self.server.abort()  # DIMSE: A-ABORT the associations, requests in flight end now
         deadline = time.monotonic() + timeout
         workers = self._workers + self._beside.threads
-        while True:
-            for worker in workers:
-                worker.join(max(0.0, min(ABORT_AGAIN_S, deadline - time.monotonic())))
-            if not any(w.is_alive() for w in workers) or time.monotonic() >= deadline:
-                break
-            if abort is not None:  # an association a worker was opening while the abort ran
-                abort()
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
         alive = [w.name for w in workers if w.is_alive()]
         if alive:
             logger.warning("engine closed; %d workers still finish their request: %s", len(alive), alive)
