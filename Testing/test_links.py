@@ -3,12 +3,15 @@ flight follow the link while breadth-first and focus keep their meaning. Speed i
 benchmark's business (Testing/benchmarks/latency_links.py); these check behaviour."""
 from __future__ import annotations
 
+import threading
+import time
 from typing import Dict, Optional
 
 from servers.latency_relay import LatencyRelay
 from test_engine import STUDY_SERIES, assert_bit_exact, no_worker_threads, run_engine, times
 
 from ProgressiveDicomFetchLib.engine import ADAPTIVE_MAX_CONNECTIONS, DEFAULT_CONNECTIONS, DEPTH_FIRST, ProgressiveFetchEngine
+from ProgressiveDicomFetchLib.engine.events import SeriesStatus
 
 RTT_S = 0.2
 RATE_BPS = 40e6
@@ -39,9 +42,10 @@ def test_a_far_link_gets_more_requests_in_flight_and_breadth_first_holds(latency
 
 
 def test_a_focus_change_takes_effect_within_about_a_round_trip_and_a_frame(latency_relay, sample_small):
-    """Depth-first leaves the last series for later; focused while many requests are in flight, a
-    slice asked for after the focus lands about one round trip and one frame later (a freed
-    worker takes it at once: in-flight requests are not cut short)."""
+    """Depth-first leaves the last series for later; focused while many requests are in flight (the
+    first series has a slice) and its own slices wait (its probe is over), a slice asked for after
+    the focus lands about one round trip and one frame later (a freed worker takes it at once:
+    in-flight requests are not cut short)."""
     relay = latency_relay(RTT_S, RATE_BPS)
     target = sample_small.series(STUDY_SERIES[-1]).series_uid
     first = sample_small.series(STUDY_SERIES[0]).series_uid
@@ -51,7 +55,10 @@ def test_a_focus_change_takes_effect_within_about_a_round_trip_and_a_frame(laten
         return next(p.counts["FULL"] for p in engine.progress() if p.series_uid == target)
 
     def watch(engine, update, events):
-        if seen["focus"] is None and any(e.event == "first_slice" and e.series_uid == first for e in events):
+        # the target's probe (a few round trips) must be over: only then are its slices asked at all
+        waiting = next(p.state for p in engine.progress() if p.series_uid == target) == SeriesStatus.LOADING \
+            and engine.scheduler.queued(target) > 0
+        if seen["focus"] is None and waiting and any(e.event == "first_slice" and e.series_uid == first for e in events):
             engine.set_focus(target)
             seen["focus"] = engine.elapsed()
             # what it had and had asked for before the focus does not count
@@ -60,11 +67,51 @@ def test_a_focus_change_takes_effect_within_about_a_round_trip_and_a_frame(laten
             seen["landed"] = engine.elapsed()
 
     engine, events = load(relay, sample_small, DEPTH_FIRST, watch)
+    assert seen["focus"] is not None, "the target's slices never waited while the first series loaded"
     frame_s = sample_small.series(STUDY_SERIES[-1]).rows ** 2 * 2 * 8 / RATE_BPS
     delay = seen["landed"] - seen["focus"]
     assert delay <= 1.5 * (RTT_S + frame_s) + 0.15, f"the focused series' first slice came {delay:.2f} s after the focus"
     complete = times(events, "complete")
     assert complete[target] == min(complete.values())
+
+
+def test_a_studys_probes_wait_for_one_answer_about_range_not_for_whole_probes(latency_relay, sample_small):
+    """Until a server's Range support is known one probe asks it; the other series' probes wait for
+    that answer only (ServerTraits.asking_ranges), then go on together: on a far link the three
+    probes of a study end well before three probes one after another would (each is ~3 round
+    trips on Orthanc: the frame asked with Range, then two alternates)."""
+    from test_in_plane_previews import prepared_loads
+
+    from ProgressiveDicomFetchLib.dicomweb import DicomwebServer
+    from ProgressiveDicomFetchLib.previews import find_preview_source
+    from ProgressiveDicomFetchLib.retrieve import fetcher_for
+
+    relay = latency_relay(RTT_S, RATE_BPS)
+    loads = {key: prepared_loads(DicomwebServer(relay.dicomweb_url), sample_small.series(key))[0] for key in STUDY_SERIES}
+
+    def probed_at_once(keys):
+        server = DicomwebServer(relay.dicomweb_url)  # its traits know nothing of the server yet
+        probes, ends = {}, []
+        start = time.monotonic()
+
+        def probe(key):
+            probes[key] = find_preview_source(fetcher_for(server, loads[key], None), loads[key])
+            ends.append(time.monotonic() - start)
+
+        threads = [threading.Thread(target=probe, args=(key,)) for key in keys]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return max(ends), probes
+
+    alone, _ = probed_at_once(STUDY_SERIES[:1])
+    together, probes = probed_at_once(STUDY_SERIES)
+    assert len(probes) == len(STUDY_SERIES)
+    assert all(p.source is None and "ignores Range" in p.reason for p in probes.values()), [p.reason for p in probes.values()]
+    asked = [p for p in probes.values() if "(it answered 200)" in p.reason]
+    assert len(asked) == 1  # one probe asked the server; the others were told
+    assert together < 2 * alone, f"three probes at once took {together:.2f} s, one alone {alone:.2f} s"
 
 
 def test_a_server_that_serves_few_connections_caps_the_limit_before_a_slice_waits(orthanc_few_threads, sample_small):

@@ -10,10 +10,11 @@ probing. Thread-safe. Servers are told apart by URL, so one traits object may al
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Dict, Optional, Protocol, Tuple
+from typing import Dict, Iterator, Optional, Protocol, Tuple
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class ServerTraits:
         self._concurrency: Dict[str, int] = {}
         self._push_backs: Dict[str, int] = {}
         self._instances: Dict[str, bool] = {}
+        self._asking_ranges: Dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def route(self, server: Located, series_uid: str) -> Optional[FrameRoute]:
@@ -57,6 +59,21 @@ class ServerTraits:
         """True: the server honours Range; False: it ignores it; None: not asked yet."""
         with self._lock:
             return self._ranges.get(server.url)
+
+    @contextlib.contextmanager
+    def asking_ranges(self, server: Located) -> Iterator[Optional[bool]]:
+        """Whether `server` honours Range, once it is this caller's turn: None means ask it (and
+        `learn_ranges` within the block). While it is not known, one caller at a time holds the
+        block, so the probes of a study's other series wait for one answer, not for a whole probe,
+        and then skip asking."""
+        with self._lock:
+            known = self._ranges.get(server.url)
+            asking = self._asking_ranges.setdefault(server.url, threading.Lock())
+        if known is not None:
+            yield known
+            return
+        with asking:
+            yield self.ranges(server)
 
     def learn_ranges(self, server: Located, honoured: bool) -> None:
         with self._lock:

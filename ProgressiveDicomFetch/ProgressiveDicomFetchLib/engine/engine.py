@@ -72,7 +72,6 @@ class ProgressiveFetchEngine:
         self._metadata_jobs: Deque[str] = deque()
         self._events: "queue.SimpleQueue[EngineEvent]" = queue.SimpleQueue()
         self._new_volumes: "queue.SimpleQueue[Tuple[str, int, VolumeLoad]]" = queue.SimpleQueue()
-        self._probe_lock = threading.Lock()
         self._join_lock = threading.Lock()  # a worker asking the server on a new connection (_connection_served)
         lock = threading.RLock()
         self._wake = threading.Condition(lock)  # workers within the limit wait here for work
@@ -350,7 +349,7 @@ class ProgressiveFetchEngine:
             self._write_probe_frame(state, task, frame)
 
         at_once = first_view if self.scheduler.strategy != DEPTH_FIRST else None
-        return probe_series(state, self.rendered, self._probe_lock, at_once)
+        return probe_series(state, self.rendered, at_once)
 
     def _write_probe_frame(self, state: SeriesState, task: SliceTask, frame: FrameData) -> None:
         """The probe's whole frame (the middle slice), written exact at once: the first view. It is

@@ -4,7 +4,6 @@ preview the probe got for one slice written.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from typing import Callable, List, Optional
@@ -18,12 +17,11 @@ from .slice_parts import write_got
 logger = logging.getLogger(__name__)
 
 
-def probe_series(state: SeriesState, rendered: RenderedPreviews, one_at_a_time: threading.Lock,
+def probe_series(state: SeriesState, rendered: RenderedPreviews,
                  first_view: Optional[Callable[[SliceTask, FrameData], None]]) -> Probe:
     """Find the series' preview source (previews/probe.py). `first_view` (None: the frame waits for
     its turn) writes the probe's whole frame; it runs on a `pdf-first-view` thread, and a rendering
-    timed again waits for it (`settled`). Probes whose server's Range support is not known yet go
-    `one_at_a_time`."""
+    timed again waits for it (`settled`)."""
     writers: List[threading.Thread] = []
 
     def write_at_once(task: SliceTask, frame: FrameData) -> None:  # the probe goes on meanwhile
@@ -34,10 +32,8 @@ def probe_series(state: SeriesState, rendered: RenderedPreviews, one_at_a_time: 
         for writer in writers:
             writer.join()
 
-    unknown = state.fetcher.traits.ranges(state.fetcher.server) is None
-    with one_at_a_time if unknown else contextlib.nullcontext():
-        probe = find_preview_source(state.fetcher, state.loads[0], rendered,
-                                    write_at_once if first_view is not None else None, settled)
+    probe = find_preview_source(state.fetcher, state.loads[0], rendered,
+                                write_at_once if first_view is not None else None, settled)
     logger.info("series %s: %s", state.series_uid, probe.reason)
     state.preview_note = probe.reason
     if probe.preview is not None:  # the probe's slice: its preview (or its whole short frame)

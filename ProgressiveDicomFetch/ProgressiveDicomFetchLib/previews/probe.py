@@ -67,16 +67,18 @@ def find_preview_source(fetcher: DicomwebFrameFetcher, load: VolumeLoad,
     """A server known to ignore Range (its traits, learnt by the probe of an earlier series) is
     only asked for alternates (and `/rendered` unless `rendered` is off: in `auto` only where the
     link makes them pay, rendered_link.py); a server is asked once, and series after the first
-    load as usual. `on_frame` gets the probe's whole frame at once (the first view, which the
-    caller may write on a thread of its own); `settled()` returns once that write is done."""
+    load as usual (until it is known, other series' probes wait for this first step only:
+    ServerTraits.asking_ranges). `on_frame` gets the probe's whole frame at once (the first view,
+    which the caller may write on a thread of its own); `settled()` returns once that write is done."""
     mode = RenderedPreviews.parse(rendered)
     task = probe_task(fetcher, load)
     if task is None:
         return Probe(None, reason="every frame is in the cache")
-    if fetcher.traits.ranges(fetcher.server) is False:
-        found = _whole_frame(fetcher, task, "no prefixes: the server ignores Range")
-    else:
-        found = _probe_prefixes(fetcher, load, task)
+    with fetcher.traits.asking_ranges(fetcher.server) as ranges:  # one probe at a time asks a server
+        if ranges is False:
+            found = _whole_frame(fetcher, task, "no prefixes: the server ignores Range")
+        else:
+            found = _probe_prefixes(fetcher, load, task)
     if found.source is not None:
         return found
     if found.frame is not None and on_frame is not None:
