@@ -359,6 +359,9 @@ class ProgressiveFetchEngine:
         except ValueError as error:  # the slice still comes in its turn, which reports it
             logger.info("series %s: the probe's frame of slice %d does not decode (%s)", state.series_uid, task.k, error)
             return
+        except Exception:  # noqa: BLE001 -- a bug on this thread: logged; its turn meets it again and fails the series
+            logger.exception("series %s: writing the probe's frame of slice %d failed", state.series_uid, task.k)
+            return
         with self._wake:
             if state.state not in (SeriesStatus.CANCELLED, SeriesStatus.FAILED):
                 self._first_views(state)
