@@ -115,6 +115,27 @@ def test_focus_switch_makes_the_focused_series_complete_first(orthanc_relay, sam
     assert_bit_exact(engine, sample_small)
 
 
+def test_a_series_focused_before_its_metadata_gets_its_metadata_and_first_view_first(orthanc, sample_small):
+    """One connection: the study's metadata comes one series at a time. The series the user looks
+    at, requested last, gets its metadata and probe first, so its first view is the first shown."""
+    target = sample_small.series(STUDY_SERIES[-1]).series_uid
+    engine = ProgressiveFetchEngine(DicomwebServer(orthanc.dicomweb_url), connections=1)
+    events = []
+    try:
+        engine.pause()  # nothing starts before the focus is set
+        for key in STUDY_SERIES:
+            info = sample_small.series(key)
+            engine.add_series(info.study_uid, info.series_uid)
+        engine.set_focus(target)
+        engine.resume()
+        assert engine.run_until_finished(lambda update: events.extend(update.events), timeout=120)
+    finally:
+        assert engine.close()
+    firsts = [e.series_uid for e in events if e.event == "first_slice"]
+    assert firsts[0] == target, firsts
+    assert_bit_exact(engine, sample_small)
+
+
 def test_cancel_keeps_what_was_loaded_and_the_others_finish(orthanc, sample_small):
     cancelled = sample_small.series("ct_thin").series_uid
 

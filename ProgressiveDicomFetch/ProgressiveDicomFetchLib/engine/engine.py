@@ -118,14 +118,18 @@ class ProgressiveFetchEngine:
 
     def set_visible(self, shown: Sequence[Shown], last_touched: Optional[str] = None) -> None:
         """Every series on screen with the slices its views show, and the one touched last (it gets
-        the largest share; see focus_policy.py). The focus event names them all."""
+        the largest share; see focus_policy.py). The focus event names them all. Their metadata
+        jobs still waiting go first, the last touched first: a study's metadata comes one series
+        per free connection, and the one on screen should not wait behind the others."""
         self.scheduler.set_visible(shown, last_touched)
         visible = self.scheduler.visible
         if visible:
             first = visible.series()[0]
             viewed = visible.slices(first)
             self._emit(first, EventKind.FOCUS, slice=int(round(viewed[0][1])) if viewed else None, visible=visible.series())
+        place = {series_uid: n for n, series_uid in enumerate(visible.series())}
         with self._wake:
+            self._metadata_jobs = deque(sorted(self._metadata_jobs, key=lambda uid: place.get(uid, len(place))))
             self._wake.notify_all()
 
     def cancel(self, series_uid: str) -> None:
