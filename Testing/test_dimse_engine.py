@@ -55,7 +55,7 @@ def test_every_series_of_the_study_bit_exact_over_c_get(peer, sample_small):
         assert state[info.series_uid].state == "complete", (key, state[info.series_uid].error)
         (load,) = engine.loads(info.series_uid)
         np.testing.assert_array_equal(load.volume.array, sample_small.load_truth(key), err_msg=key)
-    assert len(keys) > 5 and no_worker_threads()
+    assert len(keys) > 5 and no_worker_threads(engine)
 
 
 @pytest.mark.compat
@@ -103,7 +103,7 @@ def test_close_mid_load_aborts_the_associations_and_leaves_no_thread(peer, sampl
     # A generous deadline (two shared cores): the speed of close is a benchmark figure, not an assert here;
     # that close aborts rather than waits for the requests in flight is asserted through `aborted` below.
     assert engine.close(timeout=30.0) and live > 0
-    assert no_worker_threads()
+    assert no_worker_threads(engine)
     assert aborted and aborted[0] >= 1  # A-ABORT, not a wait for the requests in flight
     assert server.peer.live() == 0
     deadline = time.monotonic() + 30  # generous: pynetdicom's threads end after the abort, later on a loaded machine

@@ -52,8 +52,10 @@ def assert_bit_exact(engine, sample_small, keys=STUDY_SERIES):
         np.testing.assert_array_equal(load.volume.array, sample_small.load_truth(key), err_msg=key)
 
 
-def no_worker_threads():
-    return not [t for t in threading.enumerate() if t.name.startswith("pdf-worker")]
+def no_worker_threads(engine):
+    """None of `engine`'s own threads is alive (workers, connections beside): a thread another
+    test left behind is that test's failure, not every later test's."""
+    return not [t for t in engine._workers + engine._beside.threads if t.is_alive()]
 
 
 def test_breadth_first_covers_every_series_before_any_completes(orthanc, sample_small):
@@ -65,7 +67,7 @@ def test_breadth_first_covers_every_series_before_any_completes(orthanc, sample_
     stages = [e.stage for e in events if e.event == "stage" and e.series_uid == sample_small.series("ct_thin").series_uid]
     assert stages == ["anchors", "every-8", "every-4", "every-2", "rest"]
     assert_bit_exact(engine, sample_small)
-    assert no_worker_threads()
+    assert no_worker_threads(engine)
     progress = {p.series_uid: p for p in engine.progress()}
     assert all(p.state == "complete" and p.full_fraction == 1.0 and p.bytes > 0 for p in progress.values())
 
@@ -150,7 +152,7 @@ def test_cancel_keeps_what_was_loaded_and_the_others_finish(orthanc, sample_smal
     assert state[cancelled].counts["FULL"] < state[cancelled].total_slices
     assert cancelled not in times(events, "complete")
     assert all(p.state == "complete" for uid, p in state.items() if uid != cancelled)
-    assert no_worker_threads()
+    assert no_worker_threads(engine)
 
 
 def test_close_mid_load_stops_every_worker(orthanc, sample_small):
@@ -162,8 +164,8 @@ def test_close_mid_load_stops_every_worker(orthanc, sample_small):
         engine.add_series(info.study_uid, info.series_uid)
     while not any(u.events for u in [engine.process_events()]):
         pass
-    assert not engine.finished() and not no_worker_threads()  # closed mid-load, workers running
-    assert engine.close(timeout=30.0) and no_worker_threads()
+    assert not engine.finished() and not no_worker_threads(engine)  # closed mid-load, workers running
+    assert engine.close(timeout=30.0) and no_worker_threads(engine)
     total = sum(sample_small.series(k).num_slices for k in STUDY_SERIES)
     assert sum(p.counts.get("FULL", 0) for p in engine.progress()) < total, "close() waited for the load to end"
     with pytest.raises(RuntimeError, match="closed"):

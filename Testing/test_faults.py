@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 
 import numpy as np
@@ -17,6 +16,8 @@ import pytest
 from servers.fault_relay import (
     DRIP, LONG_LENGTH, RESET, SHORT_LENGTH, STALL, STATUS, TRUNCATE, Fault, FaultRelay,
 )
+
+from test_engine import no_worker_threads
 
 from ProgressiveDicomFetchLib.dicomweb import DicomwebServer, RetryPolicy
 from ProgressiveDicomFetchLib.engine import ProgressiveFetchEngine
@@ -34,8 +35,6 @@ def engine_server(url: str, retry: RetryPolicy = FAST_RETRY) -> DicomwebServer:
     return DicomwebServer(url, timeout=(2.0, READ_TIMEOUT), retry=retry)
 
 
-def worker_threads():
-    return [t for t in threading.enumerate() if t.name.startswith("pdf-worker")]
 
 
 def run(url, sample_small, keys=SERIES, connections=3, retry=FAST_RETRY, on_update=None, timeout=90):
@@ -56,7 +55,7 @@ def run(url, sample_small, keys=SERIES, connections=3, retry=FAST_RETRY, on_upda
         assert engine.run_until_finished(collect, timeout=timeout), "the engine did not finish"
     finally:
         assert engine.close(timeout=READ_TIMEOUT + 2.0), "a worker outlived close()"
-    assert not worker_threads()
+    assert no_worker_threads(engine)
     return engine, events, time.monotonic() - started
 
 

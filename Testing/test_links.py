@@ -30,7 +30,7 @@ def test_a_far_link_gets_more_requests_in_flight_and_breadth_first_holds(latency
     assert set(covered) == set(complete) == {sample_small.series(k).series_uid for k in STUDY_SERIES}
     assert max(covered.values()) <= min(complete.values())  # every series covered before any completes
     assert_bit_exact(engine, sample_small)
-    assert no_worker_threads()
+    assert no_worker_threads(engine)
     learnt = server.traits.concurrency(server)
     assert learnt is not None and learnt > DEFAULT_CONNECTIONS, f"the limit stayed at {learnt}"
     assert relay.counters["connections"] > DEFAULT_CONNECTIONS  # on the wire: more connections than before

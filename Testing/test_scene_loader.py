@@ -168,12 +168,13 @@ def test_removing_a_node_cancels_its_series_and_loading_again_reuses(loader, sli
 
 
 def test_closing_the_scene_stops_the_workers(loader, slicer_module, sample_small):
-    import threading
+    from test_engine import no_worker_threads
 
     info = sample_small.series("ct_thin")
     loader.load(info.study_uid, [info.series_uid])
+    engine = loader.engine
     slicer_module.mrmlScene.Clear(False)
-    assert not [t for t in threading.enumerate() if t.name.startswith("pdf-worker")]
+    assert no_worker_threads(engine)
 
 
 def test_the_view_the_user_looks_at_moves_the_engines_focus(slice_views, orthanc, sample_small):
