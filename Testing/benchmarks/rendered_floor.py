@@ -26,19 +26,15 @@ import logging
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # the benchmark helpers next to this file
-sys.path.insert(1, str(HERE.parent))  # Testing/: servers, fixtures_data, support
+from rendered_previews import PLAN_PLAIN, SETTLE_S, run_once, series_on_orthanc  # puts Testing/ on sys.path too
 
-from netns import inside, limit_loopback, rate_bits, run_inside  # noqa: E402
-from rendered_previews import PLAN_PLAIN, SETTLE_S, run_once  # noqa: E402
+from netns import inside, rate_bits, run_inside
 
 logger = logging.getLogger("rendered_floor")
 
@@ -127,22 +123,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if limited and not inside():
         return run_inside([sys.executable, *sys.argv], limited=True)
 
-    import numpy as np
-    from fixtures_data import cached_sample
-    from servers.orthanc import OrthancServer
-
-    sample = cached_sample("full")
-    info = sample.series(args.key)
     figures: Dict[str, List[float]] = {"plain": [], "in hand": [], "converted": [], "cpu in hand": [], "cpu converted": []}
-    with OrthancServer() as orthanc, tempfile.TemporaryDirectory(prefix="pdf-floor-") as scratch:
-        orthanc.upload(sample.files(args.key))
-        if limited:
-            limit_loopback(args.rate)
-        truth = Path(scratch) / "truth.npy"
-        np.save(str(truth), sample.load_truth(args.key))
+    with series_on_orthanc(args.key, args.rate) as (orthanc, info, truth):
         for repeat in range(args.repeats):
             time.sleep(SETTLE_S)
-            record = run_once(PLAN_PLAIN, orthanc.dicomweb_url, info, truth, Path(scratch) / f"{repeat}.json", "off",
+            record = run_once(PLAN_PLAIN, orthanc.dicomweb_url, info, truth, truth.parent / f"{repeat}.json", "off",
                               args.connections)
             figures["plain"].append(record["complete_s"])
             for name, convert in (("in hand", False), ("converted", True)):

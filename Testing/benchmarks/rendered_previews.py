@@ -11,6 +11,7 @@ the previewed volume against the truth (HU, dB), and the cost on complete and on
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import statistics
@@ -19,7 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the benchmark helpers next to this file
@@ -32,6 +33,25 @@ logger = logging.getLogger("rendered_previews")
 PLAN_PREVIEWS = "preview-4,anchors,8,4,2"
 PLAN_PLAIN = "anchors,8,4,2"
 SETTLE_S = 1.5  # between runs: Orthanc closes idle keep-alive connections after 1 s; tbf refills
+
+
+@contextlib.contextmanager
+def series_on_orthanc(key: str, rate: str) -> Iterator[Tuple[object, object, Path]]:
+    """The full profile's series `key` on a fresh Orthanc, the namespace's loopback limited to `rate`
+    after the upload (unless loopback), its truth saved for in_plane_run.py: (orthanc, the series'
+    info, the truth's path), for the `with` block."""
+    import numpy as np
+    from fixtures_data import cached_sample
+    from servers.orthanc import OrthancServer
+
+    sample = cached_sample("full")
+    with OrthancServer() as orthanc, tempfile.TemporaryDirectory(prefix="pdf-rendered-") as scratch:
+        orthanc.upload(sample.files(key))
+        if rate_bits(rate) is not None:
+            limit_loopback(rate)
+        truth = Path(scratch) / "truth.npy"
+        np.save(str(truth), sample.load_truth(key))
+        yield orthanc, sample.series(key), truth
 
 
 def run_once(plan: str, url: str, info, truth: Path, out: Path, mode: str, connections: int) -> Dict:
@@ -85,19 +105,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if limited and not inside():  # re-run this script in a private namespace whose loopback is limited
         return run_inside([sys.executable, *sys.argv], limited=True)
 
-    from fixtures_data import cached_sample
-    from servers.orthanc import OrthancServer
-
-    sample = cached_sample("full")
-    info = sample.series(args.key)
     runs: Dict[str, List[Dict]] = {PLAN_PREVIEWS: [], PLAN_PLAIN: []}
-    with OrthancServer() as orthanc, tempfile.TemporaryDirectory(prefix="pdf-rendered-") as scratch:
-        orthanc.upload(sample.files(args.key))
-        if limited:
-            limit_loopback(args.rate)
-        truth = Path(scratch) / "truth.npy"
-        import numpy as np
-        np.save(str(truth), sample.load_truth(args.key))
+    with series_on_orthanc(args.key, args.rate) as (orthanc, info, truth):
+        scratch = truth.parent
         for repeat in range(args.repeats):
             for plan in (PLAN_PREVIEWS, PLAN_PLAIN):
                 time.sleep(SETTLE_S)
