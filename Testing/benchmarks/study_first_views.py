@@ -1,5 +1,5 @@
 """A whole study through a far link: when does every series show (its first slice), and when is all
-of it complete? The small profile's three-series study (Testing/test_engine.py's STUDY_SERIES)
+of it complete? The small profile's three-series study (the one Testing/test_engine.py loads)
 from a real Orthanc behind the latency relay, breadth-first, requests in flight following the
 link. Give one `--lib` per checkout to compare (e.g. the commit before a change, unpacked with
 `git archive <commit> ProgressiveDicomFetch | tar -x -C /tmp/before`): their runs alternate, each
@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # Testing/: servers, fixtures_data, test_engine's study
+sys.path.insert(0, str(HERE.parent))  # Testing/: servers, fixtures_data
 
 logger = logging.getLogger("study_first_views")
 
 SETTLE_S = 0.5
+STUDY_SERIES = ("ct_thin", "ct_sagittal", "ct_thick")  # 80, 48 and 40 slices
 
 
 def run(url: str, series: List[List[str]], strategy: str) -> Dict:
@@ -71,7 +72,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from fixtures_data import cached_sample
     from servers.latency_relay import LatencyRelay
     from servers.orthanc import OrthancServer
-    from test_engine import STUDY_SERIES
 
     libs = [str(Path(lib).resolve()) for lib in (args.lib or [str(HERE.parent.parent / "ProgressiveDicomFetch")])]
     sample = cached_sample("small")
