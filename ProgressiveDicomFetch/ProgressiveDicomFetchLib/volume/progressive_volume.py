@@ -40,7 +40,7 @@ import numpy as np
 from .casting import prepare_slice
 from .coarseness import Coarseness, coarseness, run_bounds
 from .fill import check_mode, dependents, fill_chunks, yield_reach
-from .memory import VolumeTooLargeError, check_fits, format_bytes
+from .memory import VolumeTooLargeError, check_fits, format_bytes, zeroed_buffer
 from .quality import LOADED, Quality, quality_counts
 
 #: Preview qualities that yield to the interpolation between close exact slices (fill.py).
@@ -107,7 +107,7 @@ class ProgressiveVolume:
         what = "a {} {} volume".format("x".join(map(str, self._shape)), self._dtype)
         check_fits(nbytes, what)
         try:
-            array = np.zeros(self._shape, self._dtype)
+            array = zeroed_buffer(self._shape, self._dtype)
         except MemoryError as error:
             raise VolumeTooLargeError(f"{what} needs {format_bytes(nbytes)}, which could not be allocated") from error
         log.debug("allocated %s for %s", format_bytes(nbytes), what)
