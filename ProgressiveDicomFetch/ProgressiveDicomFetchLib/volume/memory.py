@@ -142,9 +142,10 @@ def check_fits(nbytes: int, what: str, available: Optional[AvailableMemory] = No
 def zeroed_buffer(shape: Sequence[int], dtype) -> np.ndarray:
     """A zero-filled array whose pages are mapped at their first write. On Linux, from
     `ORDINARY_PAGES_BYTES` on, an anonymous private mapping of ordinary pages rather than numpy's
-    allocation, which advises huge pages: where the kernel compacts memory to find them, the first
-    write into a new 120 MB volume cost ~0.3 s of CPU against ~0.08 s (docs/previews.md), within
-    the first second of a load. MemoryError when the system refuses the mapping."""
+    allocation, which advises huge pages (np.zeros does from numpy 2, Slicer 5.10 on): where the
+    kernel compacts memory to find them, the first write into a new 120 MB volume cost ~0.3 s of
+    CPU against ~0.08 s (docs/previews.md), within the first second of a load. MemoryError when
+    the system refuses the mapping."""
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if not sys.platform.startswith("linux") or nbytes < ORDINARY_PAGES_BYTES:
