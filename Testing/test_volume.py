@@ -338,7 +338,7 @@ def _advice(address: int) -> set:
 def test_a_large_buffer_is_mapped_in_ordinary_pages():
     """numpy advises huge pages for large arrays (np.empty; np.zeros too from numpy 2); where the
     kernel compacts memory to find them, the first write into a new volume took ~4x the CPU, even
-    where none was found (docs/previews.md). The volume's own buffer is advised against them;
+    where none was found (docs/architecture.md). The volume's own buffer is advised against them;
     numpy's array beside it shows numpy still advises them here."""
     shape = (64, 512, 512)  # 32 MB
     numpys = np.empty(shape, np.int16)

@@ -144,7 +144,7 @@ def zeroed_buffer(shape: Sequence[int], dtype) -> np.ndarray:
     `ORDINARY_PAGES_BYTES` on, an anonymous private mapping of ordinary pages rather than numpy's
     allocation, which advises huge pages (np.zeros does from numpy 2, Slicer 5.10 on): where the
     kernel compacts memory to find them, the first write into a new 120 MB volume cost ~0.3 s of
-    CPU against ~0.08 s (docs/previews.md), within the first second of a load. MemoryError when
+    CPU against ~0.08 s (docs/architecture.md), within the first second of a load. MemoryError when
     the system refuses the mapping."""
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
