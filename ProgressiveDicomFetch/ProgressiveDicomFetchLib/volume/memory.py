@@ -142,7 +142,7 @@ def check_fits(nbytes: int, what: str, available: Optional[AvailableMemory] = No
 def zeroed_buffer(shape: Sequence[int], dtype) -> np.ndarray:
     """A zero-filled array whose pages are mapped at their first write. On Linux, from
     `ORDINARY_PAGES_BYTES` on, an anonymous private mapping of ordinary pages rather than numpy's
-    allocation, which advises huge pages (np.zeros does from numpy 2, Slicer 5.10 on): where the
+    allocation, which advises huge pages (np.zeros does with numpy 2, as in Slicer 5.12): where the
     kernel compacts memory to find them, the first write into a new 120 MB volume cost ~0.3 s of
     CPU against ~0.08 s (docs/architecture.md), within the first second of a load. MemoryError when
     the system refuses the mapping."""
