@@ -23,29 +23,22 @@ import argparse
 import http.client
 import json
 import logging
-import os
 import statistics
 import sys
 import threading
 import time
 import urllib.parse
-from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from rendered_previews import PLAN_PLAIN, SETTLE_S, run_once, series_on_orthanc  # puts Testing/ on sys.path too
 
 from netns import inside, rate_bits, run_inside
+from preview_cpu import process_cpu_s
 
 logger = logging.getLogger("rendered_floor")
 
 ACCEPT_FRAME = "multipart/related; type=application/octet-stream; transfer-syntax=*"
 TAG_SOP_INSTANCE_UID, TAG_POSITION = "00080018", "00200032"
-
-
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process `pid` so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class LeanClient:
