@@ -35,8 +35,6 @@ def engine_server(url: str, retry: RetryPolicy = FAST_RETRY) -> DicomwebServer:
     return DicomwebServer(url, timeout=(2.0, READ_TIMEOUT), retry=retry)
 
 
-
-
 def run(url, sample_small, keys=SERIES, connections=3, retry=FAST_RETRY, on_update=None, timeout=90):
     """Load `keys` with the engine; returns (engine, events, seconds). Asserts no worker survives."""
     engine = ProgressiveFetchEngine(engine_server(url, retry), connections=connections)

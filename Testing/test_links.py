@@ -111,7 +111,7 @@ def test_a_studys_probes_wait_for_one_answer_about_range_not_for_whole_probes(la
     assert all(p.source is None and "ignores Range" in p.reason for p in probes.values()), [p.reason for p in probes.values()]
     asked = [p for p in probes.values() if "(it answered 200)" in p.reason]
     assert len(asked) == 1  # one probe asked the server; the others were told
-    # measured: 1.6-1.7x one probe alone; one after another (the lock around whole probes) ~3.5x
+    # measured: 1.6-1.7x one probe alone; one after another (the lock around whole probes) ~3x
     assert together < 2.5 * alone, f"three probes at once took {together:.2f} s, one alone {alone:.2f} s"
 
 
