@@ -38,19 +38,19 @@ def run(url: str, series: List[List[str]], strategy: str) -> Dict:
                                     max_connections=ADAPTIVE_MAX_CONNECTIONS)
     first: Dict[str, float] = {}
     complete: Dict[str, float] = {}
+
+    def collect(update) -> None:
+        for event in update.events:
+            if event.event == "first_slice":
+                first.setdefault(event.series_uid, event.t)
+            elif event.event == "complete":
+                complete[event.series_uid] = event.t
+
     try:
         for study_uid, series_uid in series:
             engine.add_series(study_uid, series_uid)
-        while True:
-            done = engine.finished()
-            for event in engine.process_events().events:
-                if event.event == "first_slice":
-                    first.setdefault(event.series_uid, event.t)
-                elif event.event == "complete":
-                    complete[event.series_uid] = event.t
-            if done:
-                break
-            time.sleep(0.01)
+        if not engine.run_until_finished(collect, poll_s=0.01, timeout=600):
+            raise RuntimeError("the load did not finish within 600 s")
     finally:
         engine.close()
     return {"every_series_shown_s": max(first.values()), "complete_s": max(complete.values())}
